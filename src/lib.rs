@@ -9,10 +9,38 @@
 //!   incrementally so a file is never held whole.
 //! - [`merkle`]: RFC 9162 Merkle tree hashing, inclusion and consistency proof verification.
 //!
-//! The exact byte formats are pinned in `docs/formats.md`.
+//! - [`Client`] ([`client`], [`api`]): a method for every operation of the DataPilot API v1,
+//!   with retries ([`retry`]), idempotency keys, cursor paging ([`pagination`]) and one
+//!   [`Error`] type ([`error`]) that says whether a failed request may have been sent.
+//! - [`transport`]: the `Transport` and `Sleep` traits the client runs on (no `Send` bounds,
+//!   so the wasm layer can implement them with `fetch`); [`native`] (feature `native`) is a
+//!   reqwest implementation for Rust programs.
+//! - [`model`]: serde types of every schema, one module per API tag, including the evidence
+//!   bundle's statement, lineage and audit leaf types.
+//! - [`evidence`]: offline verification of an evidence bundle against pinned verifier keys,
+//!   producing a report of named checks.
+//!
+//! The exact byte formats are pinned in `docs/formats.md`; the SDK is described in
+//! `docs/sdk-rust.md`.
 
 pub mod manifest;
 pub mod merkle;
+
+pub mod api;
+pub mod client;
+pub mod error;
+pub mod model;
+#[cfg(feature = "native")]
+pub mod native;
+pub mod pagination;
+pub mod retry;
+pub mod secret;
+pub mod transport;
+
+pub use client::{Client, ClientBuilder, RequestOptions};
+pub use error::{ApiError, Error, Result, Sent};
+pub use pagination::Pager;
+pub use secret::Secret;
 
 #[cfg(target_arch = "wasm32")]
 mod wasm;

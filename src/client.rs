@@ -1,0 +1,699 @@
+//! The DataPilot API client: configuration, authentication, the retry loop and the
+//! request/response plumbing shared by every operation.
+//!
+//! A [`Client`] is cheap to clone (it is an `Rc` plus per-view settings): clones share the
+//! transport, the retry budget and the jitter generator, so one budget limits retries across
+//! everything a process does against one server. [`Client::with_token`] and
+//! [`Client::with_timeout`] make such views, e.g. to act with a run's token.
+//!
+//! Each operation is a method (grouped by contract tag in [`crate::api`]). A call:
+//!
+//! 1. builds the URL from the validated absolute base URL and percent-encoded path segments;
+//! 2. for writes, picks one `Idempotency-Key` (the caller's, or a fresh random one) that is
+//!    sent unchanged on every attempt, so a retry after a lost response cannot apply the write
+//!    twice;
+//! 3. runs attempts through the [`crate::transport::Transport`] under the
+//!    [`crate::retry::RetryConfig`] rules;
+//! 4. decodes a 2xx body, or turns anything else into an [`crate::Error`] (problem+json into
+//!    [`crate::error::ApiError`]).
+//!
+//! Tokens live only in memory, inside [`crate::Secret`], and are redacted from `Debug`.
+
+use std::cell::Cell;
+use std::fmt;
+use std::rc::Rc;
+use std::time::Duration;
+
+use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{redact, ApiError, Error, FieldError, Result, Sent};
+use crate::retry::{parse_retry_after, Jitter, RetryBudget, RetryConfig, DEFAULT_TIMEOUT};
+use crate::secret::Secret;
+use crate::transport::{
+    headers, Body, Headers, Method, Request, Response, Sleep, Transport, TransportError,
+    TransportErrorKind,
+};
+
+/// The SDK's `User-Agent`: `datapilot-sdk-rust/<crate version>`.
+pub const USER_AGENT: &str = concat!("datapilot-sdk-rust/", env!("CARGO_PKG_VERSION"));
+
+/// Content type of JSON request bodies.
+pub const JSON: &str = "application/json";
+/// Content type of raw uploads.
+pub const OCTET_STREAM: &str = "application/octet-stream";
+
+/// Longest accepted `Idempotency-Key` (the contract allows 1–255 visible ASCII characters).
+pub const MAX_IDEMPOTENCY_KEY_LEN: usize = 255;
+
+/// Characters escaped in a path segment: everything but unreserved characters and `:`/`@`,
+/// which are legal in segments and appear in digests (`sha256:…`).
+const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~')
+    .remove(b':')
+    .remove(b'@');
+
+/// Characters escaped in a query component.
+const QUERY: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~')
+    .remove(b':');
+
+/// Per-call options for writes.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RequestOptions {
+    /// The `Idempotency-Key` to send; a fresh random key when `None`. Supply your own to make a
+    /// write safe to repeat across process restarts (e.g. derive it from a CI job id).
+    pub idempotency_key: Option<String>,
+    /// Per-attempt timeout for this call; the client's when `None`.
+    pub timeout: Option<Duration>,
+}
+
+impl RequestOptions {
+    /// Options with this idempotency key.
+    pub fn idempotency_key(key: impl Into<String>) -> Self {
+        Self {
+            idempotency_key: Some(key.into()),
+            timeout: None,
+        }
+    }
+
+    /// Sets the per-attempt timeout.
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = Some(timeout);
+        self
+    }
+}
+
+/// Builds a [`Client`].
+pub struct ClientBuilder {
+    base_url: Option<String>,
+    token: Option<Secret>,
+    timeout: Duration,
+    retry: RetryConfig,
+    user_agent: String,
+    transport: Option<Rc<dyn Transport>>,
+    sleep: Option<Rc<dyn Sleep>>,
+    seed: Option<u64>,
+}
+
+impl fmt::Debug for ClientBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ClientBuilder")
+            .field("base_url", &self.base_url)
+            .field("token", &self.token)
+            .field("timeout", &self.timeout)
+            .field("retry", &self.retry)
+            .field("user_agent", &self.user_agent)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for ClientBuilder {
+    fn default() -> Self {
+        Self {
+            base_url: None,
+            token: None,
+            timeout: DEFAULT_TIMEOUT,
+            retry: RetryConfig::default(),
+            user_agent: USER_AGENT.to_owned(),
+            transport: None,
+            sleep: None,
+            seed: None,
+        }
+    }
+}
+
+impl ClientBuilder {
+    /// The server's absolute root URL (`https://datapilot.corp.example`, optionally with a path
+    /// prefix); the client appends `/v1/…`. Required.
+    pub fn base_url(mut self, url: impl Into<String>) -> Self {
+        self.base_url = Some(url.into());
+        self
+    }
+
+    /// A bearer secret: an API token (`dpt_…`) or a run token (`dpr_…`).
+    pub fn token(mut self, token: impl Into<Secret>) -> Self {
+        self.token = Some(token.into());
+        self
+    }
+
+    /// Per-attempt timeout (default [`DEFAULT_TIMEOUT`]).
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// Retry settings (default [`RetryConfig::default`]).
+    pub fn retry(mut self, retry: RetryConfig) -> Self {
+        self.retry = retry;
+        self
+    }
+
+    /// Appends a product token to the `User-Agent` (`datapilot-sdk-rust/x.y.z <suffix>`), e.g.
+    /// the CLI's or the wasm package's name.
+    pub fn user_agent_suffix(mut self, suffix: &str) -> Self {
+        self.user_agent = format!("{USER_AGENT} {suffix}");
+        self
+    }
+
+    /// The HTTP transport. Required unless the `native` feature provides the default.
+    pub fn transport(mut self, transport: impl Transport + 'static) -> Self {
+        self.transport = Some(Rc::new(transport));
+        self
+    }
+
+    /// The timer/clock. Required unless the `native` feature provides the default.
+    pub fn sleep(mut self, sleep: impl Sleep + 'static) -> Self {
+        self.sleep = Some(Rc::new(sleep));
+        self
+    }
+
+    /// Seed for backoff jitter and generated idempotency keys. Tests pass a constant; the wasm
+    /// layer passes `crypto.getRandomValues` output. Default: OS-seeded hasher keys mixed with
+    /// the clock.
+    pub fn seed(mut self, seed: u64) -> Self {
+        self.seed = Some(seed);
+        self
+    }
+
+    /// Validates the configuration and builds the client.
+    pub fn build(self) -> Result<Client> {
+        let base_url = validate_base_url(
+            self.base_url
+                .as_deref()
+                .ok_or_else(|| Error::build("base URL is required"))?,
+        )?;
+        if self.timeout.is_zero() {
+            return Err(Error::build("timeout must be positive"));
+        }
+        if let Some(token) = &self.token {
+            validate_token(token)?;
+        }
+        let transport = match self.transport {
+            Some(t) => t,
+            None => default_transport()?,
+        };
+        let sleep = match self.sleep {
+            Some(s) => s,
+            None => default_sleep()?,
+        };
+        let seed = self
+            .seed
+            .unwrap_or_else(|| default_seed(sleep.now_unix_millis()));
+        let max_attempts = self.retry.max_attempts.max(1);
+        let retry = RetryConfig {
+            max_attempts,
+            ..self.retry
+        };
+        Ok(Client {
+            inner: Rc::new(Inner {
+                budget: RetryBudget::new(retry.budget),
+                base_url,
+                transport,
+                sleep,
+                retry,
+                jitter: Jitter::new(seed),
+                user_agent: self.user_agent,
+                attempts: Cell::new(0),
+            }),
+            token: self.token.map(Rc::new),
+            timeout: self.timeout,
+        })
+    }
+}
+
+#[cfg(feature = "native")]
+fn default_transport() -> Result<Rc<dyn Transport>> {
+    Ok(Rc::new(crate::native::ReqwestTransport::new()?))
+}
+
+#[cfg(not(feature = "native"))]
+fn default_transport() -> Result<Rc<dyn Transport>> {
+    Err(Error::build(
+        "no transport configured (enable the `native` feature or call ClientBuilder::transport)",
+    ))
+}
+
+#[cfg(feature = "native")]
+fn default_sleep() -> Result<Rc<dyn Sleep>> {
+    Ok(Rc::new(crate::native::TokioSleep))
+}
+
+#[cfg(not(feature = "native"))]
+fn default_sleep() -> Result<Rc<dyn Sleep>> {
+    Err(Error::build(
+        "no timer configured (enable the `native` feature or call ClientBuilder::sleep)",
+    ))
+}
+
+/// A seed with no `getrandom`: std's `RandomState` keys come from the OS where it has one, and
+/// the clock and a heap address add variation where it does not.
+fn default_seed(now: Option<u64>) -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let probe = Box::new(0u8);
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u64(now.unwrap_or(0));
+    h.write_usize(&*probe as *const u8 as usize);
+    h.finish()
+}
+
+fn validate_base_url(url: &str) -> Result<String> {
+    let rest = url
+        .strip_prefix("https://")
+        .or_else(|| url.strip_prefix("http://"))
+        .ok_or_else(|| Error::build("base URL must be absolute http:// or https://"))?;
+    if url.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(Error::build("base URL must not contain whitespace"));
+    }
+    if url.contains(['?', '#']) {
+        return Err(Error::build("base URL must not have a query or fragment"));
+    }
+    let authority = rest.split('/').next().unwrap_or("");
+    if authority.contains('@') {
+        // Credentials in URLs end up in logs and error messages; use a token instead.
+        return Err(Error::build("base URL must not contain credentials"));
+    }
+    let (host, port) = match authority.strip_prefix('[') {
+        // IPv6 literal: `[addr]` or `[addr]:port`.
+        Some(v6) => {
+            let (host, after) = v6
+                .split_once(']')
+                .ok_or_else(|| Error::build("base URL has an unterminated IPv6 host"))?;
+            match after {
+                "" => (host, None),
+                p => (
+                    host,
+                    Some(
+                        p.strip_prefix(':')
+                            .ok_or_else(|| Error::build("base URL has an invalid port"))?,
+                    ),
+                ),
+            }
+        }
+        None => match authority.split_once(':') {
+            Some((h, p)) => (h, Some(p)),
+            None => (authority, None),
+        },
+    };
+    if host.is_empty() {
+        return Err(Error::build("base URL has no host"));
+    }
+    if let Some(port) = port {
+        port.parse::<u16>()
+            .map_err(|_| Error::build("base URL has an invalid port"))?;
+    }
+    Ok(url.trim_end_matches('/').to_owned())
+}
+
+fn validate_token(token: &Secret) -> Result<()> {
+    let t = token.expose();
+    if t.is_empty() || !t.bytes().all(|b| b.is_ascii_graphic()) {
+        // Never echo the token itself.
+        return Err(Error::build("token must be non-empty visible ASCII"));
+    }
+    Ok(())
+}
+
+fn validate_idempotency_key(key: &str) -> Result<()> {
+    if key.is_empty()
+        || key.len() > MAX_IDEMPOTENCY_KEY_LEN
+        || !key.bytes().all(|b| b.is_ascii_graphic())
+    {
+        return Err(Error::build(
+            "idempotency key must be 1-255 visible ASCII characters",
+        ));
+    }
+    Ok(())
+}
+
+struct Inner {
+    base_url: String,
+    transport: Rc<dyn Transport>,
+    sleep: Rc<dyn Sleep>,
+    retry: RetryConfig,
+    budget: RetryBudget,
+    jitter: Jitter,
+    user_agent: String,
+    /// Attempts sent over the client's life (observability and tests).
+    attempts: Cell<u64>,
+}
+
+/// A DataPilot API client. See the module docs.
+#[derive(Clone)]
+pub struct Client {
+    inner: Rc<Inner>,
+    token: Option<Rc<Secret>>,
+    timeout: Duration,
+}
+
+impl fmt::Debug for Client {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Client")
+            .field("base_url", &self.inner.base_url)
+            .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .field("timeout", &self.timeout)
+            .field("retry", &self.inner.retry)
+            .field("retry_budget", &self.inner.budget.available())
+            .field("user_agent", &self.inner.user_agent)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A fully described API call, before retries.
+pub(crate) struct Call {
+    pub method: Method,
+    /// Path below the base URL, starting with `/v1/`, already encoded.
+    pub path: String,
+    pub query: Vec<(&'static str, String)>,
+    pub body: Body,
+    pub content_type: Option<&'static str>,
+    pub accept: &'static str,
+    pub options: RequestOptions,
+}
+
+impl Call {
+    pub fn get(path: String) -> Self {
+        Self {
+            method: Method::Get,
+            path,
+            query: Vec::new(),
+            body: Body::Empty,
+            content_type: None,
+            accept: JSON,
+            options: RequestOptions::default(),
+        }
+    }
+
+    pub fn json<B: Serialize + ?Sized>(
+        method: Method,
+        path: String,
+        body: &B,
+        options: &RequestOptions,
+    ) -> Result<Self> {
+        let bytes = serde_json::to_vec(body)
+            .map_err(|e| Error::build(format!("request body does not serialize: {e}")))?;
+        Ok(Self {
+            method,
+            path,
+            query: Vec::new(),
+            body: Body::Bytes(bytes.into()),
+            content_type: Some(JSON),
+            accept: JSON,
+            options: options.clone(),
+        })
+    }
+
+    pub fn query(mut self, name: &'static str, value: impl ToString) -> Self {
+        self.query.push((name, value.to_string()));
+        self
+    }
+
+    pub fn query_opt(self, name: &'static str, value: Option<impl ToString>) -> Self {
+        match value {
+            Some(v) => self.query(name, v),
+            None => self,
+        }
+    }
+
+    pub fn accept(mut self, accept: &'static str) -> Self {
+        self.accept = accept;
+        self
+    }
+}
+
+/// Joins path segments under `/v1`, percent-encoding each one. Empty, `.` and `..` segments
+/// are refused: URL normalisation would turn them into a different endpoint.
+pub(crate) fn path(segments: &[&str]) -> Result<String> {
+    let mut p = String::from("/v1");
+    for s in segments {
+        if s.is_empty() || *s == "." || *s == ".." {
+            return Err(Error::build(format!("invalid path segment {s:?}")));
+        }
+        p.push('/');
+        p.extend(utf8_percent_encode(s, SEGMENT));
+    }
+    Ok(p)
+}
+
+impl Client {
+    /// Starts configuring a client.
+    pub fn builder() -> ClientBuilder {
+        ClientBuilder::default()
+    }
+
+    /// The validated base URL (no trailing slash).
+    pub fn base_url(&self) -> &str {
+        &self.inner.base_url
+    }
+
+    /// A view of this client that authenticates with `token` (e.g. a run token), sharing the
+    /// transport and retry budget.
+    pub fn with_token(&self, token: impl Into<Secret>) -> Result<Self> {
+        let token = token.into();
+        validate_token(&token)?;
+        Ok(Self {
+            token: Some(Rc::new(token)),
+            ..self.clone()
+        })
+    }
+
+    /// A view of this client with another per-attempt timeout.
+    pub fn with_timeout(&self, timeout: Duration) -> Self {
+        Self {
+            timeout,
+            ..self.clone()
+        }
+    }
+
+    /// Retry budget tokens left (see [`crate::retry::RetryBudget`]).
+    pub fn retry_budget_available(&self) -> u32 {
+        self.inner.budget.available()
+    }
+
+    /// HTTP attempts this client (and its clones) has sent.
+    pub fn attempts_sent(&self) -> u64 {
+        self.inner.attempts.get()
+    }
+
+    /// A fresh random idempotency key: `dp-` and 32 hex characters (128 bits).
+    pub fn new_idempotency_key(&self) -> String {
+        let j = &self.inner.jitter;
+        format!("dp-{:016x}{:016x}", j.next_u64(), j.next_u64())
+    }
+
+    fn url(&self, call: &Call) -> String {
+        let mut url = format!("{}{}", self.inner.base_url, call.path);
+        for (i, (name, value)) in call.query.iter().enumerate() {
+            url.push(if i == 0 { '?' } else { '&' });
+            url.push_str(name);
+            url.push('=');
+            url.extend(utf8_percent_encode(value, QUERY));
+        }
+        url
+    }
+
+    /// Runs `call` with retries and returns the 2xx response.
+    pub(crate) async fn execute(&self, call: Call) -> Result<Response> {
+        let timeout = call.options.timeout.unwrap_or(self.timeout);
+        if timeout.is_zero() {
+            return Err(Error::build("timeout must be positive"));
+        }
+        let mut hdrs = Headers::new();
+        hdrs.set(headers::ACCEPT, call.accept);
+        hdrs.set(headers::USER_AGENT, self.inner.user_agent.clone());
+        if let Some(ct) = call.content_type {
+            hdrs.set(headers::CONTENT_TYPE, ct);
+        }
+        if call.method != Method::Get {
+            // One key per logical call, chosen before the first attempt and reused on every
+            // retry: that is what makes retrying a write safe.
+            let key = match &call.options.idempotency_key {
+                Some(k) => {
+                    validate_idempotency_key(k)?;
+                    k.clone()
+                }
+                None => self.new_idempotency_key(),
+            };
+            hdrs.set(headers::IDEMPOTENCY_KEY, key);
+        }
+        if let Some(token) = &self.token {
+            hdrs.set(headers::AUTHORIZATION, format!("Bearer {}", token.expose()));
+        }
+        let url = self.url(&call);
+        let retry = &self.inner.retry;
+        let mut retries = 0u32;
+        loop {
+            let request = Request {
+                method: call.method,
+                url: url.clone(),
+                headers: hdrs.clone(),
+                body: call.body.clone(),
+                timeout,
+            };
+            self.inner.attempts.set(self.inner.attempts.get() + 1);
+            let err = match self.inner.transport.send(request).await {
+                Ok(resp) if (200..300).contains(&resp.status) => {
+                    self.inner.budget.deposit();
+                    return Ok(resp);
+                }
+                Ok(resp) => api_error(&resp, self.inner.sleep.now_unix_millis()),
+                Err(e) => transport_error(e, timeout),
+            };
+            if !err.is_retryable() {
+                if err.sent() == Sent::Yes {
+                    // The server is answering; let the budget recover.
+                    self.inner.budget.deposit();
+                }
+                return Err(err);
+            }
+            if retries + 1 >= retry.max_attempts || !self.inner.budget.try_withdraw() {
+                return Err(err);
+            }
+            retries += 1;
+            let delay = retry.delay(retries, err.retry_after(), &self.inner.jitter);
+            self.inner.sleep.sleep(delay).await;
+        }
+    }
+
+    /// Runs `call` and decodes a JSON body.
+    pub(crate) async fn json<T: DeserializeOwned>(&self, call: Call) -> Result<T> {
+        let resp = self.execute(call).await?;
+        decode_json(&resp)
+    }
+}
+
+pub(crate) fn decode_json<T: DeserializeOwned>(resp: &Response) -> Result<T> {
+    serde_json::from_slice(&resp.body).map_err(|e| {
+        Error::decode(
+            resp.status,
+            e,
+            resp.headers.get(headers::REQUEST_ID).map(str::to_owned),
+        )
+    })
+}
+
+fn transport_error(e: TransportError, timeout: Duration) -> Error {
+    match e.kind {
+        TransportErrorKind::Timeout => Error::Timeout { after: timeout },
+        TransportErrorKind::Connect => Error::Transport {
+            sent: Sent::No,
+            message: redact(&e.message),
+        },
+        _ => Error::Transport {
+            sent: Sent::Maybe,
+            message: redact(&e.message),
+        },
+    }
+}
+
+#[derive(Deserialize)]
+struct Problem {
+    #[serde(default)]
+    code: Option<String>,
+    #[serde(default)]
+    title: Option<String>,
+    #[serde(default)]
+    detail: Option<String>,
+    #[serde(default)]
+    request_id: Option<String>,
+    #[serde(default)]
+    errors: Vec<FieldError>,
+}
+
+/// Turns a non-2xx response into [`Error::Api`]. Bodies that are not problem documents (a
+/// proxy's HTML page) are not copied into the error: they can be large and say nothing stable.
+pub(crate) fn api_error(resp: &Response, now_unix_millis: Option<u64>) -> Error {
+    let problem: Option<Problem> = serde_json::from_slice(&resp.body).ok();
+    let header_id = resp.headers.get(headers::REQUEST_ID).map(str::to_owned);
+    let retry_after = resp
+        .headers
+        .get(headers::RETRY_AFTER)
+        .and_then(|v| parse_retry_after(v, now_unix_millis));
+    let (code, title, detail, errors, body_id) = match problem {
+        Some(p) => (p.code, p.title, p.detail, p.errors, p.request_id),
+        None => (None, None, None, Vec::new(), None),
+    };
+    let clean = |s: Option<String>| s.map(|s| redact(&s));
+    Error::Api(Box::new(ApiError {
+        status: resp.status,
+        code,
+        title: clean(title),
+        detail: clean(detail),
+        errors: errors
+            .into_iter()
+            .map(|f| FieldError {
+                field: f.field,
+                message: redact(&f.message),
+            })
+            .collect(),
+        request_id: body_id.or(header_id),
+        retry_after,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base_url_validation() {
+        for ok in [
+            "http://127.0.0.1:8080",
+            "https://dp.example/",
+            "https://dp.example/prefix",
+            "http://[::1]:9000",
+            "http://localhost",
+        ] {
+            assert!(validate_base_url(ok).is_ok(), "{ok}");
+        }
+        assert_eq!(
+            validate_base_url("https://dp.example/").unwrap(),
+            "https://dp.example"
+        );
+        for bad in [
+            "",
+            "dp.example",
+            "/v1",
+            "ftp://x",
+            "http://",
+            "http://:80",
+            "http://u:p@host",
+            "http://host?x=1",
+            "http://host#f",
+            "http://host:99999",
+            "http://ho st",
+        ] {
+            assert!(validate_base_url(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn path_segments_are_encoded() {
+        assert_eq!(
+            path(&["datasets", "ds_1", "versions", "sha256:ab"]).unwrap(),
+            "/v1/datasets/ds_1/versions/sha256:ab"
+        );
+        assert_eq!(
+            path(&["runs", "../x y/z"]).unwrap(),
+            "/v1/runs/..%2Fx%20y%2Fz"
+        );
+        assert!(path(&["runs", ".."]).is_err());
+        assert!(path(&["runs", ""]).is_err());
+    }
+
+    #[test]
+    fn idempotency_key_rules() {
+        assert!(validate_idempotency_key("abc-123").is_ok());
+        assert!(validate_idempotency_key("").is_err());
+        assert!(validate_idempotency_key("has space").is_err());
+        assert!(validate_idempotency_key(&"k".repeat(256)).is_err());
+    }
+}

@@ -1,0 +1,280 @@
+//! The SDK's one error type.
+//!
+//! Every failure answers the question a caller must ask before doing anything else: **could
+//! the request have taken effect?** [`Error::sent`] says so ([`Sent::No`] for input that was
+//! rejected before anything left the process, [`Sent::Maybe`] for a connection that broke or
+//! timed out mid-flight, [`Sent::Yes`] when the server answered). Writes carry an
+//! `Idempotency-Key`, so repeating a `Maybe` write with the same key is safe.
+//!
+//! API errors are RFC 9457 problem documents: [`ApiError`] keeps the stable `code`, the HTTP
+//! status, title, detail, field errors, the request id (for the server's logs) and any
+//! `Retry-After`. [`Error::is_retryable`] is the exact rule the client's own retry loop uses.
+//!
+//! Tokens never appear here: the client never copies headers into errors, and text that came
+//! from elsewhere (server details, transport messages) passes through [`redact`] first.
+
+use std::time::Duration;
+
+use serde::Deserialize;
+
+/// Whether a failed request may have reached the server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Sent {
+    /// Nothing was sent (invalid input, connection refused before any byte).
+    No,
+    /// Unknown: the request may have been received and even applied.
+    Maybe,
+    /// The server answered.
+    Yes,
+}
+
+/// A problem+json field error.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[non_exhaustive]
+pub struct FieldError {
+    /// JSON path of the offending field.
+    #[serde(default)]
+    pub field: String,
+    /// What is wrong with it.
+    #[serde(default)]
+    pub message: String,
+}
+
+/// An error response from the server (RFC 9457 problem details).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ApiError {
+    /// HTTP status.
+    pub status: u16,
+    /// Stable problem code (`not_found`, `gate_not_passed`…); `None` when the response was not
+    /// a DataPilot problem document (e.g. a proxy's HTML error page).
+    pub code: Option<String>,
+    /// Short summary.
+    pub title: Option<String>,
+    /// Human explanation of this occurrence.
+    pub detail: Option<String>,
+    /// Per-field validation errors.
+    pub errors: Vec<FieldError>,
+    /// The request id to quote to operators (`X-Request-Id`).
+    pub request_id: Option<String>,
+    /// The server's `Retry-After`, if any.
+    pub retry_after: Option<Duration>,
+}
+
+/// Every way an SDK call can fail.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The call was rejected before sending: bad input or configuration.
+    #[error("invalid request: {message}")]
+    Build {
+        /// What is wrong.
+        message: String,
+    },
+    /// The transport failed (DNS, connect, reset, TLS).
+    #[error("transport error ({sent:?} sent): {message}")]
+    Transport {
+        /// Whether the request may have reached the server.
+        sent: Sent,
+        /// Transport's description, redacted.
+        message: String,
+    },
+    /// No response within the per-attempt timeout.
+    #[error("timed out after {after:?}")]
+    Timeout {
+        /// The timeout that elapsed.
+        after: Duration,
+    },
+    /// The server answered with an error status.
+    #[error("{}", format_api(.0))]
+    Api(Box<ApiError>),
+    /// The server answered with a success status but the body could not be decoded.
+    #[error("could not decode response (HTTP {status}): {message}")]
+    Decode {
+        /// HTTP status of the response.
+        status: u16,
+        /// What failed to parse.
+        message: String,
+        /// Request id of the response, if any.
+        request_id: Option<String>,
+    },
+    /// A cryptographic or integrity check failed (downloaded content, proofs, checkpoints).
+    #[error("verification failed: {0}")]
+    Verification(String),
+}
+
+fn format_api(e: &ApiError) -> String {
+    let mut s = format!("HTTP {}", e.status);
+    if let Some(code) = &e.code {
+        s.push(' ');
+        s.push_str(code);
+    }
+    if let Some(text) = e.detail.as_ref().or(e.title.as_ref()) {
+        s.push_str(": ");
+        s.push_str(text);
+    }
+    if let Some(id) = &e.request_id {
+        s.push_str(" (request id ");
+        s.push_str(id);
+        s.push(')');
+    }
+    s
+}
+
+/// Statuses worth retrying: the request was not processed, or the server asked to come back.
+pub const RETRYABLE_STATUSES: [u16; 5] = [408, 429, 502, 503, 504];
+
+impl Error {
+    pub(crate) fn build(message: impl Into<String>) -> Self {
+        Self::Build {
+            message: message.into(),
+        }
+    }
+
+    pub(crate) fn decode(
+        status: u16,
+        message: impl std::fmt::Display,
+        request_id: Option<String>,
+    ) -> Self {
+        Self::Decode {
+            status,
+            message: redact(&message.to_string()),
+            request_id,
+        }
+    }
+
+    /// Whether the request may have reached the server.
+    pub fn sent(&self) -> Sent {
+        match self {
+            Self::Build { .. } => Sent::No,
+            Self::Transport { sent, .. } => *sent,
+            Self::Timeout { .. } => Sent::Maybe,
+            Self::Api(_) | Self::Decode { .. } => Sent::Yes,
+            // Verification happens on a response the server sent.
+            Self::Verification(_) => Sent::Yes,
+        }
+    }
+
+    /// Whether repeating the same call (with the same idempotency key) could succeed:
+    /// transport failures, timeouts and HTTP 408, 429, 502, 503, 504.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            Self::Transport { .. } | Self::Timeout { .. } => true,
+            Self::Api(api) => RETRYABLE_STATUSES.contains(&api.status),
+            _ => false,
+        }
+    }
+
+    /// HTTP status, when the server answered.
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            Self::Api(api) => Some(api.status),
+            Self::Decode { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
+
+    /// Stable problem code (`not_found`, `run_sealed`…), for API errors.
+    pub fn code(&self) -> Option<&str> {
+        match self {
+            Self::Api(api) => api.code.as_deref(),
+            _ => None,
+        }
+    }
+
+    /// Request id of the failed response, when the server answered.
+    pub fn request_id(&self) -> Option<&str> {
+        match self {
+            Self::Api(api) => api.request_id.as_deref(),
+            Self::Decode { request_id, .. } => request_id.as_deref(),
+            _ => None,
+        }
+    }
+
+    /// The server's `Retry-After`, if it sent one.
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            Self::Api(api) => api.retry_after,
+            _ => None,
+        }
+    }
+
+    /// The problem details, for API errors.
+    pub fn api(&self) -> Option<&ApiError> {
+        match self {
+            Self::Api(api) => Some(api),
+            _ => None,
+        }
+    }
+}
+
+/// A `Result` with [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Replaces anything shaped like a DataPilot secret (`dpt_…`, `dpr_…`) or a bearer credential
+/// in `text` with a redaction marker. Applied to every string that came from outside the SDK
+/// before it is stored in an [`Error`], as defence in depth: a proxy or transport error message
+/// could echo a header.
+pub fn redact(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    loop {
+        let next = ["dpt_", "dpr_", "Bearer ", "bearer "]
+            .iter()
+            .filter_map(|p| rest.find(p).map(|i| (i, *p)))
+            .min_by_key(|(i, _)| *i);
+        let Some((i, prefix)) = next else {
+            out.push_str(rest);
+            return out;
+        };
+        out.push_str(&rest[..i]);
+        out.push_str(prefix);
+        let after = &rest[i + prefix.len()..];
+        let secret_len = after
+            .find(|c: char| !(c.is_ascii_alphanumeric() || "-_.~+/=".contains(c)))
+            .unwrap_or(after.len());
+        if secret_len > 0 {
+            out.push_str("<redacted>");
+        }
+        rest = &after[secret_len..];
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redact_removes_secrets() {
+        assert_eq!(
+            redact("bad token dpt_ABCDEF234567 and Bearer xyz.abc, ok"),
+            "bad token dpt_<redacted> and Bearer <redacted>, ok"
+        );
+        assert_eq!(redact("nothing here"), "nothing here");
+        assert_eq!(redact("dpr_"), "dpr_");
+    }
+
+    #[test]
+    fn retryable_statuses() {
+        for status in [400, 401, 403, 404, 409, 413, 422, 500] {
+            let e = Error::Api(Box::new(ApiError {
+                status,
+                code: None,
+                title: None,
+                detail: None,
+                errors: vec![],
+                request_id: None,
+                retry_after: None,
+            }));
+            assert!(!e.is_retryable(), "{status}");
+            assert_eq!(e.sent(), Sent::Yes);
+        }
+        assert!(Error::Timeout {
+            after: Duration::from_secs(1)
+        }
+        .is_retryable());
+        assert!(!Error::build("x").is_retryable());
+        assert_eq!(Error::build("x").sent(), Sent::No);
+    }
+}

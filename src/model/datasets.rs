@@ -1,0 +1,117 @@
+//! Datasets and their content-addressed versions.
+//!
+//! A dataset is a named container; a dataset version is identified by its DPM-1 digest (see
+//! [`crate::manifest`]), so the same files always give the same version and registering them
+//! again returns the existing version.
+
+use serde::{Deserialize, Serialize};
+
+use super::string_enum;
+
+/// Body of `createDataset`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CreateDatasetRequest {
+    /// `^[a-z0-9][a-z0-9._-]{0,127}$`, unique.
+    pub name: String,
+    /// Free text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+}
+
+/// A dataset.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct Dataset {
+    /// `ds_…`.
+    pub id: String,
+    /// Unique name.
+    pub name: String,
+    /// Free text.
+    #[serde(default)]
+    pub description: Option<String>,
+    /// Creation time.
+    pub created_at: String,
+    /// Subject of the creator.
+    pub created_by: String,
+}
+
+/// One file of a dataset manifest.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct FileEntry {
+    /// Relative `/`-separated NFC path (DPM-1 rules).
+    pub path: String,
+    /// 64 lowercase hex SHA-256 of the content.
+    pub sha256: String,
+    /// Size in bytes.
+    pub size: u64,
+}
+
+/// Body of `registerDatasetVersion`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RegisterDatasetVersionRequest {
+    /// DPM-1 digest `sha256:<hex>`; the server recomputes it from `files`.
+    pub digest: String,
+    /// Every regular file of the version (≤ 100 000).
+    pub files: Vec<FileEntry>,
+    /// Free text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+}
+
+string_enum! {
+    /// Aggregate quality gate status of a dataset version under the current policy.
+    pub enum GateStatus {
+        /// Some required gate has no result yet.
+        Pending => "pending",
+        /// The latest result of every required gate passed.
+        Passed => "passed",
+        /// The latest result of some required gate failed.
+        Failed => "failed",
+    }
+}
+
+/// A registered dataset version.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct DatasetVersion {
+    /// Owning dataset.
+    pub dataset_id: String,
+    /// DPM-1 digest.
+    pub digest: String,
+    /// Number of files.
+    pub file_count: u64,
+    /// Sum of file sizes.
+    pub total_bytes: u64,
+    /// Free text.
+    #[serde(default)]
+    pub note: Option<String>,
+    /// Registration time.
+    pub created_at: String,
+    /// Subject of the registrant.
+    pub created_by: String,
+    /// Aggregate gate status.
+    pub gate_status: GateStatus,
+    /// Seq of the `dataset_version.register` event.
+    pub audit_seq: u64,
+}
+
+/// Result of `registerDatasetVersion`: the version and whether this call created it (201) or
+/// found it already registered (200).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Registration {
+    /// The version.
+    pub version: DatasetVersion,
+    /// `true` if newly registered, `false` if it already existed.
+    pub created: bool,
+}
+
+/// The file list of a dataset version, sorted by path bytes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct DatasetManifest {
+    /// DPM-1 digest.
+    pub digest: String,
+    /// Files sorted by path bytes.
+    pub files: Vec<FileEntry>,
+}

@@ -1,0 +1,140 @@
+//! Evidence bundle wire types: the in-toto Statement inside the DSSE envelope, its predicate,
+//! and the inclusion-proof lines of `ledger/proofs.jsonl`.
+//!
+//! An evidence bundle is one deterministic `.zip` (members in [`members::ALL`] order). Its
+//! `evidence.dsse.json` is a DSSE envelope whose payload is a [`Statement`]: the statement lists
+//! every other member with its SHA-256 (so the signature covers every byte of the bundle) and
+//! its [`Predicate`] names the ledger state (origin, tree size, root hash) the proofs are
+//! against. These types are shared by the reference server, which writes bundles, and by
+//! [`crate::evidence`], which verifies them; both sides serialize with JCS.
+//!
+//! The structs are deliberately not `#[non_exhaustive]`: a bundle format change gets a new
+//! `predicateType`, not new fields on these.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use super::string_enum;
+
+/// `_type` of an in-toto Statement v1.
+pub const STATEMENT_TYPE: &str = "https://in-toto.io/Statement/v1";
+/// `predicateType` of a DataPilot evidence bundle.
+pub const PREDICATE_TYPE: &str = "https://animus.dev/datapilot/evidence-bundle/v1";
+/// DSSE `payloadType` of the envelope.
+pub const PAYLOAD_TYPE: &str = "application/vnd.in-toto+json";
+
+/// Member names of an evidence bundle.
+pub mod members {
+    /// The DSSE envelope carrying the signed statement.
+    pub const ENVELOPE: &str = "evidence.dsse.json";
+    /// The signed checkpoint the proofs are against.
+    pub const CHECKPOINT: &str = "ledger/checkpoint.txt";
+    /// One inclusion proof per audit line.
+    pub const PROOFS: &str = "ledger/proofs.jsonl";
+    /// The audit slice, one leaf per line.
+    pub const AUDIT: &str = "audit.jsonl";
+    /// The scope's lineage graph.
+    pub const LINEAGE: &str = "lineage.json";
+    /// The policy in force at export.
+    pub const POLICY: &str = "policy.json";
+    /// Human-readable report.
+    pub const REPORT: &str = "report.html";
+    /// Every member, in the order they appear in the zip.
+    pub const ALL: [&str; 7] = [ENVELOPE, CHECKPOINT, PROOFS, AUDIT, LINEAGE, POLICY, REPORT];
+}
+
+/// An in-toto Statement v1 about the members of an evidence bundle.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Statement {
+    /// Always [`STATEMENT_TYPE`].
+    #[serde(rename = "_type")]
+    pub type_: String,
+    /// Every bundle member except the envelope, sorted by name.
+    pub subject: Vec<Subject>,
+    /// Always [`PREDICATE_TYPE`].
+    #[serde(rename = "predicateType")]
+    pub predicate_type: String,
+    /// What the bundle is about and which ledger state it proves against.
+    pub predicate: Predicate,
+}
+
+/// One statement subject: a member name and its digests.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Subject {
+    /// Member path inside the zip.
+    pub name: String,
+    /// Algorithm → lowercase hex digest; DataPilot uses `sha256`.
+    pub digest: BTreeMap<String, String>,
+}
+
+impl Subject {
+    /// A subject with a single `sha256` digest.
+    pub fn sha256(name: impl Into<String>, hex: impl Into<String>) -> Self {
+        Self {
+            name: name.into(),
+            digest: BTreeMap::from([("sha256".to_owned(), hex.into())]),
+        }
+    }
+
+    /// The `sha256` digest, if present.
+    pub fn sha256_hex(&self) -> Option<&str> {
+        self.digest.get("sha256").map(String::as_str)
+    }
+}
+
+/// The DataPilot evidence-bundle predicate.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Predicate {
+    /// What the bundle is evidence for.
+    pub scope: Scope,
+    /// Time of the last event in the tree (seq `tree_size - 1`), so export is deterministic.
+    pub exported_at: String,
+    /// `datapilot-server/<version>`.
+    pub exporter: String,
+    /// Ledger origin (also the checkpoint key name).
+    pub origin: String,
+    /// Tree size of the checkpoint the proofs are against.
+    pub tree_size: u64,
+    /// Base64 root hash at `tree_size`.
+    pub root_hash: String,
+}
+
+/// The scope of a bundle: a run or a dataset version.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Scope {
+    /// Run or dataset version.
+    pub kind: ScopeKind,
+    /// `<run id>` or `<ds id>@sha256:<hex>`.
+    pub id: String,
+}
+
+string_enum! {
+    /// The kind of an evidence scope.
+    pub enum ScopeKind {
+        /// A run.
+        Run => "run",
+        /// A dataset version.
+        DatasetVersion => "dataset_version",
+    }
+}
+
+impl Scope {
+    /// The lineage node id of this scope (`run:<id>` or `dataset_version:<id>`).
+    pub fn node_id(&self) -> String {
+        format!("{}:{}", self.kind, self.id)
+    }
+}
+
+/// One line of `ledger/proofs.jsonl`: the inclusion proof of the audit line at the same index.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProofLine {
+    /// Audit hashes from the leaf's sibling up to the root, base64.
+    pub hashes: Vec<String>,
+    /// Base64 leaf hash `SHA-256(0x00 || leaf bytes)`.
+    pub leaf_hash: String,
+    /// Leaf index.
+    pub seq: u64,
+    /// Tree size the proof is for (equals the predicate's).
+    pub tree_size: u64,
+}

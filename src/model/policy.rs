@@ -1,0 +1,32 @@
+//! The policy: which quality gates a dataset version must pass and how long run tokens live.
+//! Every update creates a new, numbered, audited version.
+
+use serde::{Deserialize, Serialize};
+
+/// A policy version. Its JCS is `policy.json` in an evidence bundle.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct Policy {
+    /// Version number, from 1.
+    pub version: u64,
+    /// Gates every run input must have passed.
+    pub required_gates: Vec<String>,
+    /// Lifetime of run tokens.
+    pub run_token_ttl_seconds: u64,
+    /// When this version was made (`None` only if the server reports no time).
+    #[serde(default)]
+    pub updated_at: Option<String>,
+    /// Who made it.
+    #[serde(default)]
+    pub updated_by: Option<String>,
+}
+
+/// Body of `updatePolicy`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UpdatePolicyRequest {
+    /// Gates every run input must have passed.
+    pub required_gates: Vec<String>,
+    /// Run token lifetime; the server decides (default 86400 s) when `None`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run_token_ttl_seconds: Option<u64>,
+}

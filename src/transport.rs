@@ -1,0 +1,348 @@
+//! The boundary between the SDK and the runtime's HTTP stack.
+//!
+//! The client builds [`Request`]s and interprets [`Response`]s; a [`Transport`] only moves
+//! bytes. Keeping the trait this small is what lets the same client run natively (reqwest, see
+//! `native`), in browsers and Node (`fetch`, in the wasm layer) and in tests (a scripted
+//! transport that records requests and replays canned responses).
+//!
+//! **No `Send` bounds.** Futures from `fetch` hold JS values and are `!Send`; requiring `Send`
+//! would make the wasm transport impossible. The traits therefore return [`LocalBoxFuture`]s
+//! (boxed so the traits stay object-safe: the client holds `Rc<dyn Transport>`). Native users
+//! drive the client on one task (`block_on`, a current-thread runtime or a `LocalSet`).
+//!
+//! **Timeouts belong to the transport.** Every request carries its per-attempt
+//! [`Request::timeout`]; the transport enforces it (reqwest's timeout, `AbortSignal.timeout`)
+//! and reports [`TransportErrorKind::Timeout`], so a hung connection can neither block the
+//! caller nor the retry loop.
+//!
+//! **Time is injected.** [`Sleep`] provides the backoff delay and the wall clock (for
+//! `Retry-After` dates), because `std::thread::sleep` and `SystemTime::now` do not exist on
+//! `wasm32-unknown-unknown` and because tests must not actually wait.
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::time::Duration;
+
+/// A boxed future that need not be `Send`.
+pub type LocalBoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + 'a>>;
+
+/// HTTP method.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Method {
+    /// GET
+    Get,
+    /// POST
+    Post,
+    /// PUT
+    Put,
+    /// DELETE
+    Delete,
+}
+
+impl Method {
+    /// The method name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Get => "GET",
+            Self::Post => "POST",
+            Self::Put => "PUT",
+            Self::Delete => "DELETE",
+        }
+    }
+}
+
+impl fmt::Display for Method {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Header names the SDK sets, lowercase.
+pub mod headers {
+    /// `authorization`
+    pub const AUTHORIZATION: &str = "authorization";
+    /// `accept`
+    pub const ACCEPT: &str = "accept";
+    /// `content-type`
+    pub const CONTENT_TYPE: &str = "content-type";
+    /// `user-agent`
+    pub const USER_AGENT: &str = "user-agent";
+    /// `idempotency-key`
+    pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
+    /// `retry-after`
+    pub const RETRY_AFTER: &str = "retry-after";
+    /// `x-request-id`
+    pub const REQUEST_ID: &str = "x-request-id";
+    /// `idempotent-replayed`
+    pub const IDEMPOTENT_REPLAYED: &str = "idempotent-replayed";
+    /// `x-content-sha256`
+    pub const CONTENT_SHA256: &str = "x-content-sha256";
+}
+
+/// An ordered list of headers with case-insensitive lookup. `Debug` hides `authorization`.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct Headers(Vec<(String, String)>);
+
+impl Headers {
+    /// No headers.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Sets `name` (stored lowercase), replacing previous values.
+    pub fn set(&mut self, name: &str, value: impl Into<String>) {
+        let name = name.to_ascii_lowercase();
+        self.0.retain(|(n, _)| *n != name);
+        self.0.push((name, value.into()));
+    }
+
+    /// Appends a value without removing others (for responses with repeated headers).
+    pub fn append(&mut self, name: &str, value: impl Into<String>) {
+        self.0.push((name.to_ascii_lowercase(), value.into()));
+    }
+
+    /// The first value of `name`, case-insensitively.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// All `(name, value)` pairs in order (names lowercase).
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.0.iter().map(|(n, v)| (n.as_str(), v.as_str()))
+    }
+}
+
+impl fmt::Debug for Headers {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut m = f.debug_map();
+        for (n, v) in &self.0 {
+            if n == headers::AUTHORIZATION || n.starts_with("x-datapilot-signature") {
+                m.entry(n, &"<redacted>");
+            } else {
+                m.entry(n, v);
+            }
+        }
+        m.finish()
+    }
+}
+
+/// An error reading a streaming body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BodyError(pub String);
+
+impl fmt::Display for BodyError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for BodyError {}
+
+/// A replayable source of a large request body (an artifact), read in chunks so it is never
+/// held whole. Replayable because a retry must send the same bytes again: [`BodySource::open`]
+/// starts a fresh read from the beginning each time.
+pub trait BodySource {
+    /// Total length in bytes, if known (sent as `Content-Length`).
+    fn len(&self) -> Option<u64>;
+
+    /// Whether the body is known to be empty.
+    fn is_empty(&self) -> bool {
+        self.len() == Some(0)
+    }
+
+    /// Starts reading from the first byte.
+    fn open(&self) -> Box<dyn ChunkReader>;
+}
+
+/// A single pass over a [`BodySource`].
+pub trait ChunkReader {
+    /// The next chunk, or `None` at the end.
+    fn next_chunk(&mut self) -> LocalBoxFuture<'_, Result<Option<Vec<u8>>, BodyError>>;
+}
+
+/// A request body.
+#[derive(Clone, Default)]
+#[non_exhaustive]
+pub enum Body {
+    /// No body.
+    #[default]
+    Empty,
+    /// Bytes in memory (JSON bodies). Shared so every retry can resend them without copying.
+    Bytes(Rc<[u8]>),
+    /// A streamed body (artifact uploads).
+    Stream(Rc<dyn BodySource>),
+}
+
+impl Body {
+    /// Length in bytes, if known.
+    pub fn len(&self) -> Option<u64> {
+        match self {
+            Self::Empty => Some(0),
+            Self::Bytes(b) => Some(b.len() as u64),
+            Self::Stream(s) => s.len(),
+        }
+    }
+
+    /// Whether the body is known to be empty.
+    pub fn is_empty(&self) -> bool {
+        self.len() == Some(0)
+    }
+
+    /// Reads the whole body into memory (for transports that cannot stream, and tests).
+    pub async fn collect(&self) -> Result<Vec<u8>, BodyError> {
+        match self {
+            Self::Empty => Ok(Vec::new()),
+            Self::Bytes(b) => Ok(b.to_vec()),
+            Self::Stream(s) => {
+                let mut reader = s.open();
+                let mut out = Vec::new();
+                while let Some(chunk) = reader.next_chunk().await? {
+                    out.extend_from_slice(&chunk);
+                }
+                Ok(out)
+            }
+        }
+    }
+}
+
+impl fmt::Debug for Body {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Empty => f.write_str("Empty"),
+            Self::Bytes(b) => write!(f, "Bytes({} bytes)", b.len()),
+            Self::Stream(s) => write!(f, "Stream({:?} bytes)", s.len()),
+        }
+    }
+}
+
+/// One HTTP attempt, as the client wants it sent.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct Request {
+    /// Method.
+    pub method: Method,
+    /// Absolute URL, already percent-encoded.
+    pub url: String,
+    /// Headers (lowercase names).
+    pub headers: Headers,
+    /// Body.
+    pub body: Body,
+    /// Per-attempt deadline the transport must enforce.
+    pub timeout: Duration,
+}
+
+impl Request {
+    /// A request with no headers and no body.
+    pub fn new(method: Method, url: impl Into<String>, timeout: Duration) -> Self {
+        Self {
+            method,
+            url: url.into(),
+            headers: Headers::new(),
+            body: Body::Empty,
+            timeout,
+        }
+    }
+}
+
+/// An HTTP response, body read whole (API responses are small; bundles are bounded by the
+/// server's export limits).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Response {
+    /// Status code.
+    pub status: u16,
+    /// Headers.
+    pub headers: Headers,
+    /// Body bytes.
+    pub body: Vec<u8>,
+}
+
+impl Response {
+    /// A response from its parts.
+    pub fn new(status: u16, headers: Headers, body: impl Into<Vec<u8>>) -> Self {
+        Self {
+            status,
+            headers,
+            body: body.into(),
+        }
+    }
+}
+
+/// What kind of transport failure happened; decides [`crate::Sent`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum TransportErrorKind {
+    /// Failed before any byte of the request was sent (DNS, connection refused).
+    Connect,
+    /// The per-attempt timeout elapsed.
+    Timeout,
+    /// Failed after sending may have started (reset, TLS, broken body).
+    Io,
+}
+
+/// A transport failure.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TransportError {
+    /// What happened.
+    pub kind: TransportErrorKind,
+    /// Description (must not contain headers; redacted again by the client).
+    pub message: String,
+}
+
+impl TransportError {
+    /// A failure of `kind`.
+    pub fn new(kind: TransportErrorKind, message: impl Into<String>) -> Self {
+        Self {
+            kind,
+            message: message.into(),
+        }
+    }
+}
+
+impl fmt::Display for TransportError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:?}: {}", self.kind, self.message)
+    }
+}
+
+impl std::error::Error for TransportError {}
+
+/// Sends one HTTP request. Implementations must enforce [`Request::timeout`] and must not
+/// follow redirects to other origins with the `authorization` header.
+pub trait Transport {
+    /// Sends `request` and reads the whole response.
+    fn send(&self, request: Request) -> LocalBoxFuture<'_, Result<Response, TransportError>>;
+}
+
+/// Timers and wall clock of the runtime.
+pub trait Sleep {
+    /// Completes after `duration`.
+    fn sleep(&self, duration: Duration) -> LocalBoxFuture<'static, ()>;
+
+    /// Milliseconds since the Unix epoch, if the runtime has a clock. Used only to turn an
+    /// HTTP-date `Retry-After` into a delay and to seed jitter.
+    fn now_unix_millis(&self) -> Option<u64> {
+        None
+    }
+}
+
+impl<T: Transport + ?Sized> Transport for Rc<T> {
+    fn send(&self, request: Request) -> LocalBoxFuture<'_, Result<Response, TransportError>> {
+        (**self).send(request)
+    }
+}
+
+impl<S: Sleep + ?Sized> Sleep for Rc<S> {
+    fn sleep(&self, duration: Duration) -> LocalBoxFuture<'static, ()> {
+        (**self).sleep(duration)
+    }
+    fn now_unix_millis(&self) -> Option<u64> {
+        (**self).now_unix_millis()
+    }
+}
