@@ -27,6 +27,7 @@ pub struct Pager<T> {
     client: Client,
     path: String,
     query: Vec<(&'static str, String)>,
+    first_query: Vec<(&'static str, String)>,
     limit: Option<u32>,
     cursor: Option<String>,
     seen: HashSet<String>,
@@ -52,12 +53,20 @@ impl<T: DeserializeOwned> Pager<T> {
             client,
             path,
             query,
+            first_query: Vec::new(),
             limit: None,
             cursor: None,
             seen: HashSet::new(),
             done: false,
             _items: PhantomData,
         }
+    }
+
+    /// Adds query parameters sent only with the first page (no cursor): the contract rejects
+    /// `start` together with `cursor` because the cursor already encodes the position.
+    pub(crate) fn first_page_query(mut self, query: Vec<(&'static str, String)>) -> Self {
+        self.first_query = query;
+        self
     }
 
     /// Requests pages of `limit` items (clamped to 1–[`MAX_PAGE_LIMIT`]).
@@ -90,6 +99,9 @@ impl<T: DeserializeOwned> Pager<T> {
         }
         let mut call = Call::get(self.path.clone());
         call.query = self.query.clone();
+        if self.cursor.is_none() {
+            call.query.extend(self.first_query.iter().cloned());
+        }
         let call = call
             .query_opt("limit", self.limit)
             .query_opt("cursor", self.cursor.as_deref());

@@ -20,7 +20,8 @@ impl Client {
         let query = start
             .map(|s| vec![("start", s.to_string())])
             .unwrap_or_default();
-        Pager::new(self.clone(), "/v1/ledger/entries".to_owned(), query)
+        Pager::new(self.clone(), "/v1/ledger/entries".to_owned(), Vec::new())
+            .first_page_query(query)
     }
 
     /// `getInclusionProof` — `GET /v1/ledger/proofs/inclusion?seq=&tree_size=`.

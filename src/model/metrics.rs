@@ -64,9 +64,8 @@ pub struct MetricValue {
     pub step: u64,
     /// Value.
     pub value: f64,
-    /// Observation time (or the append time).
-    #[serde(default)]
-    pub time: Option<String>,
+    /// Observation time, or the time the batch was received when none was sent.
+    pub time: String,
     /// Batch the point came in.
     pub batch: u64,
 }

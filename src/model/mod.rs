@@ -154,6 +154,10 @@ string_enum! {
         Auditor => "auditor",
         /// Everything, including policy and tokens.
         Admin => "admin",
+        /// A run token's principal (`whoAmI` and audit actors only; not grantable).
+        Run => "run",
+        /// The server itself (audit actors only).
+        System => "system",
     }
 }
 

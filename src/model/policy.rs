@@ -13,12 +13,10 @@ pub struct Policy {
     pub required_gates: Vec<String>,
     /// Lifetime of run tokens.
     pub run_token_ttl_seconds: u64,
-    /// When this version was made (`None` only if the server reports no time).
-    #[serde(default)]
-    pub updated_at: Option<String>,
-    /// Who made it.
-    #[serde(default)]
-    pub updated_by: Option<String>,
+    /// When this version was made.
+    pub updated_at: String,
+    /// Who made it (actor id).
+    pub updated_by: String,
 }
 
 /// Body of `updatePolicy`.
