@@ -7,7 +7,11 @@
 //!
 //! - [`manifest`]: the DPM-1 dataset digest (content address of a dataset version), computed
 //!   incrementally so a file is never held whole.
-//! - [`merkle`]: RFC 9162 Merkle tree hashing, inclusion and consistency proof verification.
+//! - [`merkle`]: RFC 9162 Merkle tree hashing, inclusion and consistency proof verification,
+//!   and proof generation over stored subtree hashes (used by the reference server).
+//! - [`jcs`]: RFC 8785 canonical JSON, the bytes of everything hashed or signed.
+//! - [`checkpoint`]: C2SP signed notes and tlog checkpoints, Ed25519 signer and verifier keys.
+//! - [`dsse`]: DSSE v1 envelopes (the signed statement of an evidence bundle).
 //!
 //! - [`Client`] ([`client`], [`api`]): a method for every operation of the DataPilot API v1,
 //!   with retries ([`retry`]), idempotency keys, cursor paging ([`pagination`]) and one
@@ -23,12 +27,16 @@
 //! The exact byte formats are pinned in `docs/formats.md`; the SDK is described in
 //! `docs/sdk-rust.md`.
 
+pub mod checkpoint;
+pub mod dsse;
+pub mod jcs;
 pub mod manifest;
 pub mod merkle;
 
 pub mod api;
 pub mod client;
 pub mod error;
+pub mod evidence;
 pub mod model;
 #[cfg(feature = "native")]
 pub mod native;
