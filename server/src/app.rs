@@ -1,0 +1,313 @@
+//! Process wiring: state, middleware stack, router, start-up and graceful shutdown.
+//!
+//! Middleware, outermost first, and why that order:
+//! 1. request context: assign/echo the request id, make it available to error bodies, and on
+//!    the way out turn any error that is not problem+json yet (router 404/405, a layer's 413)
+//!    into one, and add `X-Request-Id` and `Cache-Control: no-store` to every response;
+//! 2. tower-http tracing: one span per request carrying the request id;
+//! 3. CORS: exact origin allowlist, answered before authentication (preflights carry no token);
+//! 4. panic catcher: a bug becomes a 500 problem, not a dropped connection;
+//! 5. authentication, then idempotency (which needs the principal to scope keys).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{header, HeaderName, HeaderValue, Method, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::Router;
+use tower::ServiceExt;
+use tower_http::cors::{AllowOrigin, CorsLayer};
+use tower_http::services::ServeDir;
+use tower_http::trace::TraceLayer;
+
+use crate::blob::{BlobStore, DiskBlobStore};
+use crate::config::Config;
+use crate::error::{ApiError, REQUEST_ID};
+use crate::keys::LedgerKey;
+use crate::store::sqlite::SqliteStore;
+use crate::store::{InitParams, Store, StoreResult};
+use crate::util::{hash_secret, new_id, new_secret};
+
+/// Shared state of every handler.
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Arc<dyn Store>,
+    pub blobs: Arc<dyn BlobStore>,
+    pub key: Arc<LedgerKey>,
+    pub gateway_key: Option<Arc<[u8]>>,
+    pub max_artifact_bytes: u64,
+    pub static_dir: Option<PathBuf>,
+    pub pkg_dir: Option<PathBuf>,
+}
+
+impl std::fmt::Debug for AppState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppState")
+            .field("origin", &self.key.name())
+            .finish_non_exhaustive()
+    }
+}
+
+impl AppState {
+    /// Run blocking storage work off the async executor.
+    pub async fn db<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&dyn Store) -> StoreResult<T> + Send + 'static,
+    ) -> Result<T, ApiError> {
+        let store = self.store.clone();
+        tokio::task::spawn_blocking(move || f(&*store))
+            .await
+            .map_err(ApiError::internal)?
+            .map_err(ApiError::from)
+    }
+}
+
+/// What start-up did, for the caller to report.
+#[derive(Debug)]
+pub struct Started {
+    pub state: AppState,
+    /// The bootstrap secret if it was generated now (print it once).
+    pub generated_bootstrap: Option<String>,
+    pub new_ledger: bool,
+}
+
+/// Open (or create) the data directory and everything in it.
+pub fn open(config: &Config) -> Result<Started, String> {
+    let dir = &config.data_dir;
+    std::fs::create_dir_all(dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
+    let key = LedgerKey::load_or_create(&dir.join("ledger.key"), &config.origin)
+        .map_err(|e| format!("ledger key: {e}"))?;
+    let store =
+        SqliteStore::open(&dir.join("datapilot.sqlite3")).map_err(|e| format!("database: {e}"))?;
+    let blobs = DiskBlobStore::open(&dir.join("blobs")).map_err(|e| format!("blob store: {e}"))?;
+
+    let (secret, generated) = match &config.bootstrap_token {
+        Some(s) => {
+            let ok = s.len() >= 20
+                && s.len() <= 200
+                && s.strip_prefix("dpt_")
+                    .is_some_and(|r| r.bytes().all(|b| b.is_ascii_alphanumeric()));
+            if !ok {
+                return Err(
+                    "DATAPILOT_BOOTSTRAP_TOKEN must match ^dpt_[A-Za-z0-9]+$ (20-200 chars)".into(),
+                );
+            }
+            (s.clone(), false)
+        }
+        None => (new_secret("dpt_"), true),
+    };
+    let new_ledger = store
+        .init(&InitParams {
+            origin: config.origin.clone(),
+            verifier: key.verifier(),
+            bootstrap_secret_hash: hash_secret(&secret),
+        })
+        .map_err(|e| format!("initialising the ledger: {e}"))?;
+
+    let gateway_key = match &config.gateway_hmac_key_file {
+        None => None,
+        Some(p) => {
+            let raw = std::fs::read(p).map_err(|e| format!("gateway key {}: {e}", p.display()))?;
+            let trimmed = raw.strip_suffix(b"\n").unwrap_or(&raw).to_vec();
+            if trimmed.len() < 16 {
+                return Err("the gateway HMAC key must be at least 16 bytes".into());
+            }
+            Some(Arc::from(trimmed.into_boxed_slice()))
+        }
+    };
+    let static_dir = config.resolved_static_dir();
+    let pkg_dir = static_dir.as_ref().and_then(|d| {
+        let own = d.join("pkg");
+        let sibling = d.join("../pkg");
+        (!own.is_dir() && sibling.is_dir()).then_some(sibling)
+    });
+    Ok(Started {
+        state: AppState {
+            store: Arc::new(store),
+            blobs: Arc::new(blobs),
+            key: Arc::new(key),
+            gateway_key,
+            max_artifact_bytes: config.max_artifact_bytes,
+            static_dir,
+            pkg_dir,
+        },
+        generated_bootstrap: (new_ledger && generated).then_some(secret),
+        new_ledger,
+    })
+}
+
+/// The whole HTTP application.
+pub fn router(state: AppState, cors_origins: &[String]) -> Router {
+    let mut origins = Vec::new();
+    for o in cors_origins.iter().filter(|o| !o.trim().is_empty()) {
+        if let Ok(v) = HeaderValue::from_str(o.trim()) {
+            origins.push(v);
+        }
+    }
+    let cors = CorsLayer::new()
+        .allow_origin(AllowOrigin::list(origins))
+        .allow_methods([Method::GET, Method::POST, Method::PUT])
+        .allow_headers([
+            header::AUTHORIZATION,
+            header::CONTENT_TYPE,
+            HeaderName::from_static("idempotency-key"),
+            HeaderName::from_static("x-request-id"),
+        ])
+        .expose_headers([
+            HeaderName::from_static("x-request-id"),
+            HeaderName::from_static("idempotent-replayed"),
+            header::RETRY_AFTER,
+            HeaderName::from_static("x-content-sha256"),
+            header::CONTENT_DISPOSITION,
+        ])
+        .max_age(std::time::Duration::from_secs(600));
+
+    let mut app = crate::routes::api();
+    if let Some(pkg) = &state.pkg_dir {
+        app = app.nest_service("/pkg", ServeDir::new(pkg));
+    }
+    app.fallback(fallback)
+        .layer(middleware::from_fn_with_state(state.clone(), crate::idempotency::middleware))
+        .layer(middleware::from_fn_with_state(state.clone(), crate::auth::authenticate))
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(|_| {
+            ApiError::internal("handler panicked").into_response()
+        }))
+        .layer(cors)
+        .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
+            let id = req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("");
+            tracing::info_span!("request", request_id = %id, method = %req.method(), path = %req.uri().path())
+        }))
+        .layer(middleware::from_fn(request_context))
+        .with_state(state)
+}
+
+/// Unknown `/v1` routes are 404 problems; everything else is the static site, if any.
+async fn fallback(State(st): State<AppState>, req: Request) -> Response {
+    let path = req.uri().path();
+    if path == "/v1" || path.starts_with("/v1/") {
+        return ApiError::not_found(format!("no API operation at {path}")).into_response();
+    }
+    match &st.static_dir {
+        Some(dir) if req.method() == Method::GET || req.method() == Method::HEAD => {
+            match ServeDir::new(dir)
+                .append_index_html_on_directories(true)
+                .oneshot(req)
+                .await
+            {
+                Ok(r) => r.map(Body::new),
+                Err(e) => ApiError::internal(e).into_response(),
+            }
+        }
+        Some(_) => ApiError::new("method_not_allowed", "static files are read-only")
+            .with_header(header::ALLOW, HeaderValue::from_static("GET, HEAD"))
+            .into_response(),
+        None => ApiError::not_found(format!("nothing at {path}")).into_response(),
+    }
+}
+
+fn valid_request_id(v: &HeaderValue) -> Option<String> {
+    let s = v.to_str().ok()?;
+    let ok = !s.is_empty()
+        && s.len() <= 128
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._:-".contains(&b));
+    ok.then(|| s.to_string())
+}
+
+/// Request id, problem+json for every error, and the headers every response carries.
+async fn request_context(mut req: Request, next: Next) -> Response {
+    let id = req
+        .headers()
+        .get("x-request-id")
+        .and_then(valid_request_id)
+        .unwrap_or_else(|| new_id("req_"));
+    let hv = HeaderValue::from_str(&id).expect("request ids are visible ASCII");
+    req.headers_mut().insert("x-request-id", hv.clone());
+    let method = req.method().clone();
+    let mut resp = REQUEST_ID.scope(id.clone(), next.run(req)).await;
+
+    let status = resp.status();
+    let is_problem = resp
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/problem+json"));
+    if status.as_u16() >= 400 && !is_problem {
+        let code = match status {
+            StatusCode::NOT_FOUND => "not_found",
+            StatusCode::METHOD_NOT_ALLOWED => "method_not_allowed",
+            StatusCode::PAYLOAD_TOO_LARGE => "payload_too_large",
+            StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media_type",
+            StatusCode::UNAUTHORIZED => "unauthenticated",
+            StatusCode::FORBIDDEN => "forbidden",
+            StatusCode::TOO_MANY_REQUESTS => "rate_limited",
+            StatusCode::SERVICE_UNAVAILABLE => "unavailable",
+            s if s.is_server_error() => "internal",
+            _ => "bad_request",
+        };
+        let detail = match code {
+            "method_not_allowed" => format!("method {method} is not allowed here"),
+            "not_found" => "not found".to_string(),
+            _ => status.canonical_reason().unwrap_or("error").to_string(),
+        };
+        let mut problem =
+            REQUEST_ID.sync_scope(id.clone(), || ApiError::new(code, detail).into_response());
+        for (k, v) in resp.headers() {
+            if k != header::CONTENT_TYPE && k != header::CONTENT_LENGTH {
+                problem.headers_mut().insert(k.clone(), v.clone());
+            }
+        }
+        resp = problem;
+    }
+    let h = resp.headers_mut();
+    h.insert("x-request-id", hv);
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    if status == StatusCode::TOO_MANY_REQUESTS && !h.contains_key(header::RETRY_AFTER) {
+        h.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    }
+    resp
+}
+
+/// Start the server and serve until SIGINT or SIGTERM.
+pub async fn run(config: Config) -> Result<(), String> {
+    let started = tokio::task::spawn_blocking({
+        let c = config.clone();
+        move || open(&c)
+    })
+    .await
+    .map_err(|e| e.to_string())??;
+    if let Some(secret) = &started.generated_bootstrap {
+        // Shown once: only its hash is stored.
+        eprintln!("datapilot-server: bootstrap admin token (shown once, store it now): {secret}");
+    } else if started.new_ledger {
+        eprintln!("datapilot-server: bootstrap admin token taken from DATAPILOT_BOOTSTRAP_TOKEN");
+    }
+    tracing::info!(origin = %config.origin, verifier = %started.state.key.verifier(), "ledger key");
+    let app = router(started.state, &config.cors_origins);
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .map_err(|e| format!("listening on {}: {e}", config.listen))?;
+    let addr: SocketAddr = listener.local_addr().map_err(|e| e.to_string())?;
+    tracing::info!("listening on {addr}");
+    // On stdout too, for scripts and tests that start the server on port 0.
+    println!("listening on http://{addr}");
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+        .map_err(|e| e.to_string())?;
+    tracing::info!("shut down");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+    tracing::info!("shutdown signal received; finishing in-flight requests");
+}

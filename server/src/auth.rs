@@ -1,0 +1,295 @@
+//! Authentication (who is calling) and authorization (may they do this, to this object).
+//!
+//! Two mutually exclusive modes:
+//! - **Bearer tokens** (default): `Authorization: Bearer dpt_…` is an API token with a role;
+//!   `dpr_…` is a run token, which acts only on its own run and expires per the policy's
+//!   `run_token_ttl_seconds`. Secrets are looked up by their SHA-256, never stored.
+//! - **Gateway mode** (`--gateway-hmac-key-file`): a trusted reverse proxy authenticates users
+//!   and asserts identity in `X-DataPilot-Subject`, `-Role`, `-Timestamp` (unix seconds) and
+//!   `-Signature` = hex HMAC-SHA256 over `subject\nrole\ntimestamp\nMETHOD\npath`. Anything
+//!   unsigned, forged, or more than 60 s from the server clock is refused, and bearer tokens
+//!   are ignored, so a client that bypasses the gateway gets nothing.
+//!
+//! The middleware only resolves the caller; each handler states what it needs through the
+//! [`Principal`] methods, which is where per-object rules live (a run token on another run is
+//! a 403, not a 404, so it cannot probe but also does not look like a missing route).
+
+use axum::extract::{FromRequestParts, Request, State};
+use axum::http::request::Parts;
+use axum::middleware::Next;
+use axum::response::Response;
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+
+use crate::app::AppState;
+use crate::error::ApiError;
+use crate::model::Role;
+use crate::store::ActorRef;
+use crate::util::{hash_secret, now_str};
+
+/// Freshness window of gateway signatures.
+pub const GATEWAY_WINDOW_SECS: i64 = 60;
+
+/// An authenticated caller.
+#[derive(Debug, Clone)]
+pub struct Principal {
+    /// Audit actor; its role is the API role or `run`.
+    pub actor: ActorRef,
+    /// The API role; `None` for run tokens, which have no role beyond their run.
+    pub role: Option<Role>,
+    /// Token name, run id or gateway subject (what `whoami` reports).
+    pub subject: String,
+    pub token_id: Option<String>,
+    /// Set for run tokens: the only run this principal may touch.
+    pub run_id: Option<String>,
+}
+
+/// Result of authentication, stored in request extensions by [`authenticate`].
+#[derive(Debug, Clone)]
+pub enum AuthState {
+    Anonymous,
+    Invalid(String),
+    Ok(Principal),
+}
+
+impl Principal {
+    fn is_run(&self) -> bool {
+        self.run_id.is_some()
+    }
+
+    fn role_in(&self, roles: &[Role], what: &str) -> Result<(), ApiError> {
+        if self.is_run() {
+            return Err(ApiError::forbidden(format!("a run token cannot {what}")));
+        }
+        match self.role {
+            Some(r) if roles.contains(&r) => Ok(()),
+            _ => Err(ApiError::forbidden(format!(
+                "role {} cannot {what}",
+                self.actor.role
+            ))),
+        }
+    }
+
+    /// Any API-token role (viewer, engineer, auditor, admin): policy and ledger reads. Run
+    /// tokens are refused here too: they act only on their own run.
+    pub fn any_role(&self) -> Result<(), ApiError> {
+        self.read_catalog()
+    }
+
+    /// Read datasets, versions, gates, runs and lineage: every role, not run tokens.
+    pub fn read_catalog(&self) -> Result<(), ApiError> {
+        self.role_in(
+            &[Role::Viewer, Role::Engineer, Role::Auditor, Role::Admin],
+            "read the catalog",
+        )
+    }
+
+    /// Read one run and its metrics/artifacts/lineage: every role, or that run's own token.
+    pub fn read_run(&self, run_id: &str) -> Result<(), ApiError> {
+        match &self.run_id {
+            Some(own) if own == run_id => Ok(()),
+            Some(_) => Err(ApiError::forbidden(
+                "a run token can only access its own run",
+            )),
+            None => self.read_catalog(),
+        }
+    }
+
+    /// Create datasets, register versions, create runs: engineer, admin.
+    pub fn write_catalog(&self) -> Result<(), ApiError> {
+        self.role_in(&[Role::Engineer, Role::Admin], "write datasets or runs")
+    }
+
+    /// Record gate results: engineer, auditor, admin.
+    pub fn record_gate(&self) -> Result<(), ApiError> {
+        self.role_in(
+            &[Role::Engineer, Role::Auditor, Role::Admin],
+            "record gate results",
+        )
+    }
+
+    /// Write to a run (metrics, artifacts, finish): engineer, admin, or the run's own token.
+    pub fn write_run(&self, run_id: &str) -> Result<(), ApiError> {
+        match &self.run_id {
+            Some(own) if own == run_id => Ok(()),
+            Some(_) => Err(ApiError::forbidden(
+                "a run token can only write to its own run",
+            )),
+            None => self.role_in(&[Role::Engineer, Role::Admin], "write to runs"),
+        }
+    }
+
+    /// Audit events: auditor, admin.
+    pub fn audit(&self) -> Result<(), ApiError> {
+        self.role_in(&[Role::Auditor, Role::Admin], "read the audit trail")
+    }
+
+    /// Evidence export: engineer, auditor, admin.
+    pub fn evidence(&self) -> Result<(), ApiError> {
+        self.role_in(
+            &[Role::Engineer, Role::Auditor, Role::Admin],
+            "export evidence",
+        )
+    }
+
+    /// Policy updates and tokens: admin.
+    pub fn admin(&self) -> Result<(), ApiError> {
+        self.role_in(&[Role::Admin], "administer policy or tokens")
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Principal {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
+        match parts.extensions.get::<AuthState>() {
+            Some(AuthState::Ok(p)) => Ok(p.clone()),
+            Some(AuthState::Invalid(why)) => Err(ApiError::unauthenticated(why.clone())),
+            _ => Err(ApiError::unauthenticated("authentication required")),
+        }
+    }
+}
+
+/// Middleware: resolve the caller and store an [`AuthState`] in the request extensions.
+pub async fn authenticate(State(st): State<AppState>, mut req: Request, next: Next) -> Response {
+    let state = match &st.gateway_key {
+        Some(key) => gateway_auth(key, &req),
+        None => match bearer_secret(&req) {
+            Ok(None) => AuthState::Anonymous,
+            Ok(Some(secret)) => bearer_auth(&st, secret).await,
+            Err(state) => state,
+        },
+    };
+    req.extensions_mut().insert(state);
+    next.run(req).await
+}
+
+fn header<'a>(req: &'a Request, name: &str) -> Option<&'a str> {
+    req.headers().get(name).and_then(|v| v.to_str().ok())
+}
+
+/// The message a gateway signs.
+pub fn gateway_message(
+    subject: &str,
+    role: &str,
+    timestamp: &str,
+    method: &str,
+    path: &str,
+) -> String {
+    format!("{subject}\n{role}\n{timestamp}\n{method}\n{path}")
+}
+
+/// Hex HMAC-SHA256 of a gateway message (used by tests and by gateways written in Rust).
+pub fn gateway_signature(key: &[u8], message: &str) -> String {
+    let mut mac = Hmac::<Sha256>::new_from_slice(key).expect("HMAC takes any key length");
+    mac.update(message.as_bytes());
+    hex::encode(mac.finalize().into_bytes())
+}
+
+fn gateway_auth(key: &[u8], req: &Request) -> AuthState {
+    let subject = header(req, "x-datapilot-subject");
+    let role = header(req, "x-datapilot-role");
+    let ts = header(req, "x-datapilot-timestamp");
+    let sig = header(req, "x-datapilot-signature");
+    let (subject, role, ts, sig) = match (subject, role, ts, sig) {
+        (None, None, None, None) => return AuthState::Anonymous,
+        (Some(a), Some(b), Some(c), Some(d)) => (a, b, c, d),
+        _ => return AuthState::Invalid("incomplete gateway identity headers".into()),
+    };
+    let Ok(sig_bytes) = hex::decode(sig) else {
+        return AuthState::Invalid("malformed gateway signature".into());
+    };
+    let msg = gateway_message(subject, role, ts, req.method().as_str(), req.uri().path());
+    let mut mac = Hmac::<Sha256>::new_from_slice(key).expect("HMAC takes any key length");
+    mac.update(msg.as_bytes());
+    // Constant-time comparison: no timing oracle on the signature.
+    if mac.verify_slice(&sig_bytes).is_err() {
+        return AuthState::Invalid("gateway signature does not verify".into());
+    }
+    let Ok(ts) = ts.parse::<i64>() else {
+        return AuthState::Invalid("malformed gateway timestamp".into());
+    };
+    let skew = chrono::Utc::now().timestamp() - ts;
+    if skew.abs() > GATEWAY_WINDOW_SECS {
+        return AuthState::Invalid(format!(
+            "gateway timestamp outside the {GATEWAY_WINDOW_SECS} s freshness window"
+        ));
+    }
+    let Some(role) = Role::parse(role) else {
+        return AuthState::Invalid("unknown gateway role".into());
+    };
+    if subject.is_empty() || subject.len() > 255 || subject.chars().any(char::is_control) {
+        return AuthState::Invalid("invalid gateway subject".into());
+    }
+    AuthState::Ok(Principal {
+        actor: ActorRef {
+            kind: "gateway",
+            id: subject.to_string(),
+            role: role.as_str(),
+        },
+        role: Some(role),
+        subject: subject.to_string(),
+        token_id: None,
+        run_id: None,
+    })
+}
+
+/// The bearer secret of a request, if it has an Authorization header.
+fn bearer_secret(req: &Request) -> Result<Option<String>, AuthState> {
+    let Some(value) = req.headers().get(axum::http::header::AUTHORIZATION) else {
+        return Ok(None);
+    };
+    value
+        .to_str()
+        .ok()
+        .and_then(|v| {
+            let (scheme, rest) = v.split_once(' ')?;
+            scheme
+                .eq_ignore_ascii_case("bearer")
+                .then(|| rest.trim().to_string())
+        })
+        .map(Some)
+        .ok_or_else(|| {
+            AuthState::Invalid("the Authorization header must be `Bearer <token>`".into())
+        })
+}
+
+async fn bearer_auth(st: &AppState, secret: String) -> AuthState {
+    let hash = hash_secret(&secret);
+    let now = now_str();
+    let is_run = secret.starts_with("dpr_");
+    let found = st
+        .db(move |s| {
+            if is_run {
+                Ok(s.lookup_run_token(&hash, &now)?.map(|r| Principal {
+                    actor: ActorRef {
+                        kind: "run",
+                        id: r.run_id.clone(),
+                        role: "run",
+                    },
+                    role: None,
+                    subject: r.run_id.clone(),
+                    token_id: None,
+                    run_id: Some(r.run_id),
+                }))
+            } else {
+                Ok(s.lookup_api_token(&hash, &now)?.map(|t| Principal {
+                    actor: ActorRef {
+                        kind: "token",
+                        id: t.id.clone(),
+                        role: t.role.as_str(),
+                    },
+                    role: Some(t.role),
+                    subject: t.name,
+                    token_id: Some(t.id),
+                    run_id: None,
+                }))
+            }
+        })
+        .await;
+    match found {
+        Ok(Some(p)) => AuthState::Ok(p),
+        Ok(None) => AuthState::Invalid("unknown, expired or revoked token".into()),
+        Err(e) => AuthState::Invalid(format!("token lookup failed: {}", e.detail)),
+    }
+}

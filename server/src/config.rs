@@ -1,0 +1,72 @@
+//! Command line and environment configuration.
+//!
+//! Every flag has an environment equivalent so the server can be configured the same way by a
+//! shell, a systemd unit or a container. The bootstrap admin token is taken from the
+//! environment (never a flag in a process list) or generated on first start.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::Parser;
+
+/// Reference DataPilot control plane: datasets, runs, lineage and a signed audit ledger on
+/// embedded SQLite.
+#[derive(Parser, Debug, Clone)]
+#[command(name = "datapilot-server", version, about, long_about = None)]
+pub struct Config {
+    /// Directory holding the database, blobs and signing key; created on first start.
+    #[arg(long, env = "DATAPILOT_DATA_DIR")]
+    pub data_dir: PathBuf,
+
+    /// Address to listen on. Port 0 picks a free port; the bound address is logged as
+    /// `listening on <addr>` and printed on stdout.
+    #[arg(long, env = "DATAPILOT_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+
+    /// Ledger origin: the first line of every checkpoint and the name of the signing key.
+    #[arg(
+        long,
+        env = "DATAPILOT_ORIGIN",
+        default_value = "datapilot.local/ledger"
+    )]
+    pub origin: String,
+
+    /// Exact browser origins allowed by CORS (comma separated, e.g. `https://ml.corp`).
+    /// Empty: no cross-origin access (the bundled demo page is same-origin).
+    #[arg(long, env = "DATAPILOT_CORS_ORIGINS", value_delimiter = ',')]
+    pub cors_origins: Vec<String>,
+
+    /// Gateway mode: identity comes only from internal headers signed with the HMAC-SHA256 key
+    /// in this file; bearer tokens are ignored.
+    #[arg(long, env = "DATAPILOT_GATEWAY_HMAC_KEY_FILE")]
+    pub gateway_hmac_key_file: Option<PathBuf>,
+
+    /// Directory served at `/` (default: `demo-web/` of the source checkout, if present).
+    #[arg(long, env = "DATAPILOT_STATIC_DIR")]
+    pub static_dir: Option<PathBuf>,
+
+    /// Largest accepted artifact upload in bytes.
+    #[arg(long, env = "DATAPILOT_MAX_ARTIFACT_BYTES", default_value_t = 1 << 30)]
+    pub max_artifact_bytes: u64,
+
+    /// Bootstrap admin secret used on first start instead of a generated one (prefer the
+    /// environment variable: flags are visible in process lists).
+    #[arg(long, env = "DATAPILOT_BOOTSTRAP_TOKEN", hide_env_values = true)]
+    pub bootstrap_token: Option<String>,
+
+    /// Log filter in `tracing` syntax (RUST_LOG is honoured too).
+    #[arg(long, env = "DATAPILOT_LOG", default_value = "info")]
+    pub log: String,
+}
+
+impl Config {
+    /// The static directory to serve, if any: the flag, else `demo-web/` of the workspace this
+    /// binary was built from (so `cargo run -p datapilot-server` serves the demo as is).
+    pub fn resolved_static_dir(&self) -> Option<PathBuf> {
+        if let Some(d) = &self.static_dir {
+            return Some(d.clone());
+        }
+        let candidate = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../demo-web");
+        candidate.is_dir().then_some(candidate)
+    }
+}

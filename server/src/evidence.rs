@@ -1,0 +1,173 @@
+//! Evidence bundles: one deterministic, signed `.zip` per run or dataset version.
+//!
+//! Everything in a bundle is a function of (scope, tree size) over immutable ledger state:
+//! the lineage and audit slice are cut at `seq < tree_size`, the policy is the one in force at
+//! that size, the export time is the time of the last event in the tree (not the wall clock),
+//! Ed25519 signatures are deterministic, and the zip is written with fixed timestamps, modes and
+//! member order. So exporting twice gives byte-identical files, and anyone can re-export to
+//! check a bundle they were handed.
+//!
+//! Members, in order (shared names from `datapilot::model::evidence::members`):
+//! `evidence.dsse.json` (DSSE envelope over the in-toto statement that lists every other member
+//! with its SHA-256), `ledger/checkpoint.txt`, `ledger/proofs.jsonl`, `audit.jsonl`,
+//! `lineage.json`, `policy.json`, `report.html`.
+
+use std::io::{Cursor, Write};
+
+use datapilot::model::evidence::{
+    members, Predicate, ProofLine, Scope, ScopeKind, Statement, Subject, PAYLOAD_TYPE,
+    PREDICATE_TYPE, STATEMENT_TYPE,
+};
+use datapilot::model::lineage::NodeKind;
+
+use crate::canon::jcs;
+use crate::keys::LedgerKey;
+use crate::store::{Store, StoreError, StoreResult};
+use crate::util::{b64, sha256_hex};
+
+/// What to export.
+#[derive(Debug, Clone)]
+pub enum BundleScope {
+    Run(String),
+    Version { dataset_id: String, digest: String },
+}
+
+/// A built bundle.
+#[derive(Debug)]
+pub struct Bundle {
+    pub bytes: Vec<u8>,
+    pub tree_size: u64,
+    pub file_name: String,
+}
+
+/// Build the bundle of `scope` at `tree_size` (the current size when `None`).
+pub fn build(
+    store: &dyn Store,
+    key: &LedgerKey,
+    scope: &BundleScope,
+    tree_size: Option<u64>,
+) -> StoreResult<Bundle> {
+    let current = store.tree_size()?;
+    let size = tree_size.unwrap_or(current);
+    if size == 0 || size > current {
+        return Err(StoreError::Invalid(
+            "tree_size".into(),
+            format!("must be between 1 and the current tree size {current}"),
+        ));
+    }
+    let (lineage, scope_w, file_stem) = match scope {
+        BundleScope::Run(id) => (
+            store.run_lineage(id, Some(size))?,
+            Scope {
+                kind: ScopeKind::Run,
+                id: id.clone(),
+            },
+            id.clone(),
+        ),
+        BundleScope::Version { dataset_id, digest } => (
+            store.version_lineage(dataset_id, digest, Some(size))?,
+            Scope {
+                kind: ScopeKind::DatasetVersion,
+                id: format!("{dataset_id}@{digest}"),
+            },
+            format!(
+                "{dataset_id}-{}",
+                digest
+                    .trim_start_matches("sha256:")
+                    .chars()
+                    .take(12)
+                    .collect::<String>()
+            ),
+        ),
+    };
+    // The audit slice: every event about a run or version node of the lineage, plus the policy
+    // update in force. Their subjects are exactly the node ids.
+    let subjects: Vec<String> = lineage
+        .nodes
+        .iter()
+        .filter(|n| matches!(n.kind, NodeKind::Run | NodeKind::DatasetVersion))
+        .map(|n| n.id.clone())
+        .collect();
+    let (policy, policy_seq) = store.policy_at(size)?;
+    let events = store.audit_slice(&subjects, &policy_seq.into_iter().collect::<Vec<_>>(), size)?;
+    let head = store.tree_head(Some(size))?;
+
+    let mut audit = Vec::new();
+    let mut proofs = Vec::new();
+    for (seq, leaf) in &events {
+        audit.extend_from_slice(leaf);
+        audit.push(b'\n');
+        let (leaf_hash, hashes) = store.inclusion_proof(*seq, size)?;
+        let line = ProofLine {
+            hashes: hashes.iter().map(|h| b64(h)).collect(),
+            leaf_hash: b64(&leaf_hash),
+            seq: *seq,
+            tree_size: size,
+        };
+        proofs.extend_from_slice(&jcs(&line));
+        proofs.push(b'\n');
+    }
+    let checkpoint = key.checkpoint(size, head.root);
+    let lineage_json = jcs(&lineage);
+    let policy_json = jcs(&policy);
+    let predicate = Predicate {
+        scope: scope_w,
+        exported_at: head.last_time.clone(),
+        exporter: format!("datapilot-server/{}", env!("CARGO_PKG_VERSION")),
+        origin: key.name().to_string(),
+        tree_size: size,
+        root_hash: b64(&head.root),
+    };
+    let report = crate::report::render(&crate::report::ReportInput {
+        predicate: &predicate,
+        verifier: &key.verifier(),
+        lineage: &lineage,
+        events: &events,
+        policy: &policy,
+    });
+
+    let mut contents: Vec<(&str, Vec<u8>)> = vec![
+        (members::CHECKPOINT, checkpoint.into_bytes()),
+        (members::PROOFS, proofs),
+        (members::AUDIT, audit),
+        (members::LINEAGE, lineage_json),
+        (members::POLICY, policy_json),
+        (members::REPORT, report.into_bytes()),
+    ];
+    let mut subject: Vec<Subject> = contents
+        .iter()
+        .map(|(name, bytes)| Subject::sha256(*name, sha256_hex(bytes)))
+        .collect();
+    subject.sort_by(|a, b| a.name.cmp(&b.name));
+    let statement = Statement {
+        type_: STATEMENT_TYPE.into(),
+        subject,
+        predicate_type: PREDICATE_TYPE.into(),
+        predicate,
+    };
+    let envelope = datapilot::dsse::sign_envelope(PAYLOAD_TYPE, &jcs(&statement), key.signer());
+    contents.insert(0, (members::ENVELOPE, jcs(&envelope)));
+    debug_assert!(contents.iter().map(|(n, _)| *n).eq(members::ALL));
+
+    let bytes = write_zip(&contents).map_err(|e| StoreError::Internal(format!("zip: {e}")))?;
+    Ok(Bundle {
+        bytes,
+        tree_size: size,
+        file_name: format!("evidence-{file_stem}-{size}.zip"),
+    })
+}
+
+/// Deterministic zip: deflate, 1980-01-01 00:00:00, mode 0644, no extra fields, no comment.
+fn write_zip(members: &[(&str, Vec<u8>)]) -> zip::result::ZipResult<Vec<u8>> {
+    let mut w = zip::ZipWriter::new(Cursor::new(Vec::new()));
+    let opts = zip::write::SimpleFileOptions::default()
+        .compression_method(zip::CompressionMethod::Deflated)
+        .last_modified_time(zip::DateTime::default())
+        .unix_permissions(0o644)
+        .large_file(false);
+    for (name, bytes) in members {
+        w.start_file(*name, opts)?;
+        w.write_all(bytes)?;
+    }
+    Ok(w.finish()?.into_inner())
+}

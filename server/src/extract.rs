@@ -1,0 +1,203 @@
+//! Strict request extractors: JSON bodies, query strings and path parameters whose failures
+//! are problem+json with stable codes instead of axum's plain-text rejections.
+//!
+//! `JsonBody` enforces the contract's body rules in order: `Content-Type: application/json`
+//! (415), the 1 MiB cap (413, checked on `Content-Length` first and again while reading),
+//! syntax (400 `bad_request`), unknown fields (400 `unknown_field`, naming the field) and
+//! types/missing fields (400 `validation_failed`).
+
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
+use axum::http::{header, HeaderMap};
+use serde::de::DeserializeOwned;
+
+use crate::error::{ApiError, FieldError};
+
+/// Cap of JSON request bodies (the default; see the per-operation caps below).
+pub const JSON_LIMIT: usize = 1 << 20;
+/// `registerDatasetVersion`: manifests of up to 100 000 files.
+pub const MANIFEST_LIMIT: usize = 64 << 20;
+/// `appendMetrics`: up to 10 000 points.
+pub const METRICS_LIMIT: usize = 4 << 20;
+/// The largest JSON cap of any operation.
+pub const MAX_JSON_LIMIT: usize = MANIFEST_LIMIT;
+
+/// True if the Content-Type is `application/json` (parameters such as charset allowed).
+pub fn is_json(headers: &HeaderMap) -> bool {
+    content_type_is(headers, "application/json")
+}
+
+pub fn content_type_is(headers: &HeaderMap, want: &str) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|m| m.trim().eq_ignore_ascii_case(want))
+}
+
+/// Reject a declared `Content-Length` above `limit` before reading anything.
+pub fn check_content_length(headers: &HeaderMap, limit: u64) -> Result<(), ApiError> {
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    match declared {
+        Some(n) if n > limit => Err(too_large(limit)),
+        _ => Ok(()),
+    }
+}
+
+pub fn too_large(limit: u64) -> ApiError {
+    ApiError::new(
+        "payload_too_large",
+        format!("the request body exceeds {limit} bytes"),
+    )
+}
+
+/// Read a whole body up to `limit` bytes.
+pub async fn read_body(body: axum::body::Body, limit: usize) -> Result<bytes::Bytes, ApiError> {
+    axum::body::to_bytes(body, limit).await.map_err(|e| {
+        let is_limit = std::error::Error::source(&e)
+            .is_some_and(|s| s.is::<http_body_util::LengthLimitError>())
+            || e.to_string().contains("length limit");
+        if is_limit {
+            too_large(limit as u64)
+        } else {
+            ApiError::bad_request(format!("could not read the request body: {e}"))
+        }
+    })
+}
+
+/// Map a serde_json error to the contract's codes.
+pub fn json_error(e: serde_json::Error) -> ApiError {
+    let msg = e.to_string();
+    if let Some(rest) = msg.strip_prefix("unknown field `") {
+        let field = rest.split('`').next().unwrap_or("").to_string();
+        return ApiError {
+            code: "unknown_field",
+            detail: format!("unknown field {field:?}"),
+            errors: vec![FieldError {
+                field,
+                message: "unknown field".into(),
+            }],
+            headers: Vec::new(),
+        };
+    }
+    match e.classify() {
+        serde_json::error::Category::Data => {
+            let field = msg
+                .strip_prefix("missing field `")
+                .and_then(|r| r.split('`').next())
+                .unwrap_or("body")
+                .to_string();
+            ApiError {
+                code: "validation_failed",
+                detail: msg.clone(),
+                errors: vec![FieldError {
+                    field,
+                    message: msg,
+                }],
+                headers: Vec::new(),
+            }
+        }
+        _ => ApiError::bad_request(format!("malformed JSON: {msg}")),
+    }
+}
+
+/// A strictly parsed JSON request body of at most `LIMIT` bytes.
+#[derive(Debug)]
+pub struct JsonBody<T, const LIMIT: usize = JSON_LIMIT>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync, const LIMIT: usize> FromRequest<S>
+    for JsonBody<T, LIMIT>
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, _: &S) -> Result<Self, ApiError> {
+        if !is_json(req.headers()) {
+            return Err(ApiError::new(
+                "unsupported_media_type",
+                "the request body must be Content-Type: application/json",
+            ));
+        }
+        check_content_length(req.headers(), LIMIT as u64)?;
+        let bytes = read_body(req.into_body(), LIMIT).await?;
+        serde_json::from_slice(&bytes)
+            .map(JsonBody)
+            .map_err(json_error)
+    }
+}
+
+/// A query string parsed into `T`; failures are 400 `validation_failed`.
+#[derive(Debug)]
+pub struct Q<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for Q<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, s: &S) -> Result<Self, ApiError> {
+        axum::extract::Query::<T>::from_request_parts(parts, s)
+            .await
+            .map(|q| Q(q.0))
+            .map_err(|e| {
+                let msg = e.body_text();
+                ApiError {
+                    code: "validation_failed",
+                    detail: msg.clone(),
+                    errors: vec![FieldError {
+                        field: "query".into(),
+                        message: msg,
+                    }],
+                    headers: Vec::new(),
+                }
+            })
+    }
+}
+
+/// Path parameters; failures are 400 `validation_failed`.
+#[derive(Debug)]
+pub struct P<T>(pub T);
+
+impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for P<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, s: &S) -> Result<Self, ApiError> {
+        axum::extract::Path::<T>::from_request_parts(parts, s)
+            .await
+            .map(|p| P(p.0))
+            .map_err(|e| ApiError::validation("path", e.body_text()))
+    }
+}
+
+/// Paging query parameters shared by every list operation.
+#[derive(Debug, serde::Deserialize)]
+pub struct PageQuery {
+    pub limit: Option<u32>,
+    pub cursor: Option<String>,
+}
+
+impl PageQuery {
+    pub fn to_req(&self) -> Result<crate::store::PageReq, ApiError> {
+        page_req(self.limit, self.cursor.as_deref())
+    }
+}
+
+/// Validate `limit` (1–500, default 50) and decode `cursor`.
+pub fn page_req(
+    limit: Option<u32>,
+    cursor: Option<&str>,
+) -> Result<crate::store::PageReq, ApiError> {
+    {
+        let limit = limit.unwrap_or(50);
+        if !(1..=500).contains(&limit) {
+            return Err(ApiError::validation("limit", "must be between 1 and 500"));
+        }
+        let after = match cursor {
+            None => None,
+            Some(c) => Some(crate::util::decode_cursor(c).ok_or_else(|| {
+                ApiError::bad_request("invalid cursor: pass back a next_cursor unchanged")
+            })?),
+        };
+        Ok(crate::store::PageReq { limit, after })
+    }
+}

@@ -1,0 +1,160 @@
+//! `Idempotency-Key` on POST: a retried write is answered, not repeated.
+//!
+//! The key is scoped to the caller (two principals cannot collide or read each other's stored
+//! responses) and bound to a fingerprint of the request: method, path with query, content type
+//! and the SHA-256 of the body. For a streamed artifact upload the body is not buffered: the
+//! query already carries the declared SHA-256, and a body that differs from it is refused, so
+//! the fingerprint still pins the content.
+//!
+//! First use marks the key in flight in the database and runs the request; a response below
+//! 500 is stored and later replayed byte for byte with `Idempotent-Replayed: true`. A second
+//! request with the same key while the first runs gets 409 `idempotency_in_flight`; with a
+//! different request, 422 `idempotency_key_reused`. A 5xx (or a crash: in-flight keys are
+//! cleared at start-up) releases the key so the client can retry. Keys are kept 24 hours.
+
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{HeaderName, HeaderValue, Method, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use sha2::{Digest, Sha256};
+
+use crate::app::AppState;
+use crate::auth::AuthState;
+use crate::error::ApiError;
+use crate::extract::{check_content_length, content_type_is, read_body, MAX_JSON_LIMIT};
+use crate::store::{IdemBegin, StoredResponse};
+
+pub const HEADER: &str = "idempotency-key";
+pub const REPLAYED: &str = "idempotent-replayed";
+/// Largest response that is kept for replay (API responses are small JSON documents).
+const MAX_STORED_RESPONSE: usize = 4 << 20;
+/// Response headers worth replaying.
+const KEPT_HEADERS: [&str; 3] = ["content-type", "location", "x-content-sha256"];
+
+pub async fn middleware(State(st): State<AppState>, req: Request, next: Next) -> Response {
+    match run(st, req, next).await {
+        Ok(r) => r,
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn run(st: AppState, req: Request, next: Next) -> Result<Response, ApiError> {
+    if req.method() != Method::POST {
+        return Ok(next.run(req).await);
+    }
+    let Some(key) = req.headers().get(HEADER) else {
+        return Ok(next.run(req).await);
+    };
+    let key = key
+        .to_str()
+        .ok()
+        .filter(|k| crate::validate::idempotency_key(k))
+        .ok_or_else(|| {
+            ApiError::validation("Idempotency-Key", "must be 1-255 visible ASCII characters")
+        })?
+        .to_string();
+    // Unauthenticated requests fail in the handler; nothing to remember for them.
+    let scope = match req.extensions().get::<AuthState>() {
+        Some(AuthState::Ok(p)) => format!("{}:{}", p.actor.kind, p.actor.id),
+        _ => return Ok(next.run(req).await),
+    };
+
+    let (parts, body) = req.into_parts();
+    let content_type = parts
+        .headers
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
+    let streamed = content_type_is(&parts.headers, "application/octet-stream");
+    let (body, body_hash) = if streamed {
+        (body, String::from("streamed"))
+    } else {
+        // JSON bodies are small (capped); buffer to fingerprint, then hand the bytes on.
+        // The handler's extractor applies the operation's own (possibly smaller) cap.
+        check_content_length(&parts.headers, MAX_JSON_LIMIT as u64)?;
+        let bytes = read_body(body, MAX_JSON_LIMIT).await?;
+        let h = hex::encode(Sha256::digest(&bytes));
+        (Body::from(bytes), h)
+    };
+    let path = parts
+        .uri
+        .path_and_query()
+        .map(|p| p.as_str())
+        .unwrap_or("/");
+    let fingerprint = hex::encode(Sha256::digest(
+        format!("{}\n{path}\n{content_type}\n{body_hash}", parts.method).as_bytes(),
+    ));
+    let req = Request::from_parts(parts, body);
+
+    let (s2, k2, f2) = (scope.clone(), key.clone(), fingerprint);
+    match st.db(move |s| s.idem_begin(&s2, &k2, &f2)).await? {
+        IdemBegin::Proceed => {}
+        IdemBegin::Replay(stored) => return Ok(replay(stored)),
+        IdemBegin::InFlight => {
+            return Err(ApiError::new(
+                "idempotency_in_flight",
+                "a request with this Idempotency-Key is still being processed; retry later",
+            ))
+        }
+        IdemBegin::Mismatch => {
+            return Err(ApiError::new(
+                "idempotency_key_reused",
+                "this Idempotency-Key was used for a different request",
+            ))
+        }
+    }
+
+    let resp = next.run(req).await;
+    let status = resp.status();
+    let (parts, body) = resp.into_parts();
+    let bytes = match axum::body::to_bytes(body, MAX_STORED_RESPONSE).await {
+        Ok(b) => b,
+        Err(e) => {
+            let (s2, k2) = (scope, key);
+            let _ = st.db(move |s| s.idem_abort(&s2, &k2)).await;
+            return Err(ApiError::internal(format!(
+                "response too large to keep: {e}"
+            )));
+        }
+    };
+    let (s2, k2) = (scope, key);
+    if status.is_server_error() {
+        let _ = st.db(move |s| s.idem_abort(&s2, &k2)).await;
+    } else {
+        let stored = StoredResponse {
+            status: status.as_u16(),
+            headers: KEPT_HEADERS
+                .iter()
+                .filter_map(|h| {
+                    parts
+                        .headers
+                        .get(*h)
+                        .and_then(|v| v.to_str().ok())
+                        .map(|v| (h.to_string(), v.to_string()))
+                })
+                .collect(),
+            body: bytes.to_vec(),
+        };
+        // If keeping the response fails, the write itself has still happened: answer it and
+        // release the key rather than turn a success into an error.
+        if let Err(e) = st.db(move |s| s.idem_complete(&s2, &k2, &stored)).await {
+            tracing::warn!(error = %e, "could not store idempotent response");
+        }
+    }
+    Ok(Response::from_parts(parts, Body::from(bytes)))
+}
+
+fn replay(stored: StoredResponse) -> Response {
+    let mut resp = Response::new(Body::from(stored.body));
+    *resp.status_mut() = StatusCode::from_u16(stored.status).unwrap_or(StatusCode::OK);
+    for (k, v) in stored.headers {
+        if let (Ok(k), Ok(v)) = (HeaderName::try_from(k), HeaderValue::try_from(v)) {
+            resp.headers_mut().insert(k, v);
+        }
+    }
+    resp.headers_mut()
+        .insert(REPLAYED, HeaderValue::from_static("true"));
+    resp
+}

@@ -1,0 +1,33 @@
+//! # datapilot-server
+//!
+//! The reference DataPilot control plane: the whole v1 contract (`openapi/datapilot.v1.yaml`)
+//! on embedded SQLite and a content-addressed blob store on disk, with an RFC 9162 audit ledger,
+//! signed C2SP checkpoints and deterministic evidence bundles. See `docs/server.md`.
+//!
+//! Module map:
+//! - [`config`] flags and environment; [`app`] wiring, middleware, start-up, shutdown
+//! - [`routes`] one file per OpenAPI tag; [`extract`] strict body/query/path extractors
+//! - [`error`] RFC 9457 problems; [`auth`] tokens, run tokens, gateway mode, per-object rules
+//! - [`idempotency`] `Idempotency-Key` replay
+//! - [`store`] the metadata boundary and its SQLite implementation; [`blob`] artifacts
+//! - [`ledger`] Merkle tree over stored subtree hashes; [`keys`] the signing key
+//! - [`evidence`] bundle writer; [`report`] its human page
+//! - [`model`] wire types; [`validate`] input rules; [`canon`] JCS; [`util`] ids, time, cursors
+
+pub mod app;
+pub mod auth;
+pub mod blob;
+pub mod canon;
+pub mod config;
+pub mod error;
+pub mod evidence;
+pub mod extract;
+pub mod idempotency;
+pub mod keys;
+pub mod ledger;
+pub mod model;
+pub mod report;
+pub mod routes;
+pub mod store;
+pub mod util;
+pub mod validate;

@@ -1,0 +1,358 @@
+//! The server's wire types: request bodies (strict: unknown fields rejected) and responses.
+//!
+//! The SDK's `datapilot::model` types are the client's view and are `#[non_exhaustive]` so the
+//! SDK can grow; the server owns its own exact shapes here and shares only the evidence-bundle
+//! types (`Lineage`, `Statement`, `LeafEvent`, …), whose bytes both sides must agree on.
+//! Requests use `deny_unknown_fields` so that a misspelt optional field is an error
+//! (`unknown_field`) instead of being silently ignored.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// The four API roles. `viewer` < `engineer` < `admin`; `auditor` is separate: it reads
+/// everything including audit and evidence, records gate results, and writes nothing else.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    Viewer,
+    Engineer,
+    Auditor,
+    Admin,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Viewer => "viewer",
+            Role::Engineer => "engineer",
+            Role::Auditor => "auditor",
+            Role::Admin => "admin",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Role> {
+        Some(match s {
+            "viewer" => Role::Viewer,
+            "engineer" => Role::Engineer,
+            "auditor" => Role::Auditor,
+            "admin" => Role::Admin,
+            _ => return None,
+        })
+    }
+}
+
+// ---------- requests ----------
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateDatasetRequest {
+    pub name: String,
+    #[serde(default)]
+    pub description: Option<String>,
+}
+
+/// One file of a manifest: the SDK's type, so client and server parse it identically.
+pub use datapilot::manifest::FileEntry;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegisterVersionRequest {
+    pub digest: String,
+    pub files: Vec<FileEntry>,
+    #[serde(default)]
+    pub note: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum GateOutcome {
+    Passed,
+    Failed,
+}
+
+impl GateOutcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            GateOutcome::Passed => "passed",
+            GateOutcome::Failed => "failed",
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RecordGateRequest {
+    pub gate: String,
+    pub status: GateOutcome,
+    #[serde(default)]
+    pub details: Option<BTreeMap<String, String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpdatePolicyRequest {
+    pub required_gates: Vec<String>,
+    #[serde(default)]
+    pub run_token_ttl_seconds: Option<u64>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq, PartialOrd, Ord)]
+#[serde(deny_unknown_fields)]
+pub struct VersionRef {
+    pub dataset_id: String,
+    pub digest: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateRunRequest {
+    pub name: String,
+    pub inputs: Vec<VersionRef>,
+    pub git_commit: String,
+    pub image_digest: String,
+    #[serde(default)]
+    pub params: Option<BTreeMap<String, String>>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FinishStatus {
+    Succeeded,
+    Failed,
+}
+
+impl FinishStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FinishStatus::Succeeded => "succeeded",
+            FinishStatus::Failed => "failed",
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FinishRunRequest {
+    pub status: FinishStatus,
+    #[serde(default)]
+    pub outputs: Option<Vec<VersionRef>>,
+}
+
+/// One metric point. Field order and optionality matter: the batch digest is the JCS of the
+/// points exactly as received (an omitted `time` stays omitted).
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct MetricPoint {
+    pub name: String,
+    pub step: u64,
+    pub value: f64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AppendMetricsRequest {
+    pub points: Vec<MetricPoint>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateTokenRequest {
+    pub name: String,
+    pub role: Role,
+    #[serde(default)]
+    pub expires_in_seconds: Option<u64>,
+}
+
+// ---------- responses ----------
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub next_cursor: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Health {
+    pub status: &'static str,
+    pub version: &'static str,
+    pub tree_size: u64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct WhoAmI {
+    pub subject: String,
+    /// An API role, or `run` for a run token.
+    pub role: &'static str,
+    pub token_id: Option<String>,
+    pub run_id: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct VerifierKey {
+    pub name: String,
+    pub key_id: String,
+    pub algorithm: &'static str,
+    pub public_key: String,
+    pub verifier: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct VerifierKeys {
+    pub origin: String,
+    pub keys: Vec<VerifierKey>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Dataset {
+    pub id: String,
+    pub name: String,
+    pub description: Option<String>,
+    pub created_at: String,
+    pub created_by: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct DatasetVersion {
+    pub dataset_id: String,
+    pub digest: String,
+    pub file_count: u64,
+    pub total_bytes: u64,
+    pub note: Option<String>,
+    pub created_at: String,
+    pub created_by: String,
+    pub gate_status: &'static str,
+    pub audit_seq: u64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Manifest {
+    pub digest: String,
+    pub files: Vec<FileEntry>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct GateResult {
+    pub id: String,
+    pub dataset_id: String,
+    pub digest: String,
+    pub gate: String,
+    pub status: GateOutcome,
+    pub details: BTreeMap<String, String>,
+    pub recorded_at: String,
+    pub recorded_by: String,
+    pub audit_seq: u64,
+}
+
+/// A policy version; its JCS is `policy.json` in a bundle.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Policy {
+    pub version: u64,
+    pub required_gates: Vec<String>,
+    pub run_token_ttl_seconds: u64,
+    pub updated_at: String,
+    pub updated_by: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Run {
+    pub id: String,
+    pub name: String,
+    pub status: String,
+    pub inputs: Vec<VersionRef>,
+    pub git_commit: String,
+    pub image_digest: String,
+    pub params: BTreeMap<String, String>,
+    pub outputs: Vec<VersionRef>,
+    pub created_at: String,
+    pub created_by: String,
+    pub finished_at: Option<String>,
+    pub audit_seq: u64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct CreatedRun {
+    pub run: Run,
+    pub run_token: String,
+    pub run_token_expires_at: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct MetricBatch {
+    pub run_id: String,
+    pub batch: u64,
+    pub count: u64,
+    pub digest: String,
+    pub audit_seq: u64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct MetricValue {
+    pub name: String,
+    pub step: u64,
+    pub value: f64,
+    pub time: String,
+    pub batch: u64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Artifact {
+    pub id: String,
+    pub run_id: String,
+    pub name: String,
+    pub sha256: String,
+    pub size: u64,
+    pub created_at: String,
+    pub created_by: String,
+    pub audit_seq: u64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ApiToken {
+    pub id: String,
+    pub name: String,
+    pub role: Role,
+    pub created_at: String,
+    pub expires_at: Option<String>,
+    pub revoked_at: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct CreatedToken {
+    pub token: ApiToken,
+    pub secret: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct AuditEvent {
+    pub seq: u64,
+    pub time: String,
+    pub actor: serde_json::Value,
+    pub action: String,
+    pub subject: String,
+    pub data: serde_json::Value,
+    pub leaf_hash: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct LedgerEntry {
+    pub seq: u64,
+    pub leaf: String,
+    pub leaf_hash: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct InclusionProof {
+    pub seq: u64,
+    pub tree_size: u64,
+    pub leaf_hash: String,
+    pub hashes: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ConsistencyProof {
+    pub from: u64,
+    pub to: u64,
+    pub hashes: Vec<String>,
+}

@@ -1,0 +1,152 @@
+//! `artifacts` tag: streamed, hash-checked uploads and downloads.
+
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use futures_util::TryStreamExt;
+use serde::Deserialize;
+
+use super::page;
+use crate::app::AppState;
+use crate::auth::Principal;
+use crate::blob::BlobError;
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{check_content_length, content_type_is, too_large, PageQuery, P, Q};
+use crate::model::{Artifact, Page};
+use crate::validate;
+
+#[derive(Debug, Deserialize)]
+pub struct UploadQuery {
+    name: Option<String>,
+    sha256: Option<String>,
+}
+
+pub async fn upload(
+    State(st): State<AppState>,
+    p: Principal,
+    P(run_id): P<String>,
+    Q(q): Q<UploadQuery>,
+    req: Request,
+) -> ApiResult<(StatusCode, Json<Artifact>)> {
+    p.write_run(&run_id)?;
+    let name = q
+        .name
+        .ok_or_else(|| ApiError::validation("name", "required"))?;
+    let sha = q
+        .sha256
+        .ok_or_else(|| ApiError::validation("sha256", "required"))?;
+    validate::dpm_path("name", &name, 255)?;
+    validate::sha256_hex("sha256", &sha)?;
+    if !content_type_is(req.headers(), "application/octet-stream") {
+        return Err(ApiError::new(
+            "unsupported_media_type",
+            "artifact uploads must be Content-Type: application/octet-stream",
+        ));
+    }
+    let max = st.max_artifact_bytes;
+    check_content_length(req.headers(), max)?;
+    // Fail fast (sealed run, taken name) before receiving a possibly large body.
+    let (r2, n2) = (run_id.clone(), name.clone());
+    st.db(move |s| s.check_artifact_upload(&r2, &n2)).await?;
+
+    let stream = req
+        .into_body()
+        .into_data_stream()
+        .map_err(std::io::Error::other);
+    let size = match st.blobs.put(&sha, Box::pin(stream), max).await {
+        Ok(size) => size,
+        Err(BlobError::DigestMismatch { actual, size }) => {
+            return Err(ApiError::new(
+                "digest_mismatch",
+                format!("the {size} bytes received hash to {actual}, not {sha}; nothing was kept"),
+            ))
+        }
+        Err(BlobError::TooLarge(limit)) => return Err(too_large(limit)),
+        Err(BlobError::Body(e)) => {
+            return Err(ApiError::bad_request(format!(
+                "reading the upload failed: {e}"
+            )))
+        }
+        Err(BlobError::Io(e)) => return Err(ApiError::internal(e)),
+    };
+    let a = p.actor.clone();
+    let art = st
+        .db(move |s| s.add_artifact(&a, &run_id, &name, &sha, size))
+        .await?;
+    Ok((StatusCode::CREATED, Json(art)))
+}
+
+pub async fn list(
+    State(st): State<AppState>,
+    p: Principal,
+    P(run_id): P<String>,
+    Q(q): Q<PageQuery>,
+) -> ApiResult<Json<Page<Artifact>>> {
+    p.read_run(&run_id)?;
+    let pr = q.to_req()?;
+    Ok(Json(page(
+        st.db(move |s| s.list_artifacts(&run_id, pr)).await?,
+    )))
+}
+
+pub async fn get(
+    State(st): State<AppState>,
+    p: Principal,
+    P((run_id, artifact_id)): P<(String, String)>,
+) -> ApiResult<Json<Artifact>> {
+    p.read_run(&run_id)?;
+    Ok(Json(
+        st.db(move |s| s.get_artifact(&run_id, &artifact_id))
+            .await?,
+    ))
+}
+
+pub async fn download(
+    State(st): State<AppState>,
+    p: Principal,
+    P((run_id, artifact_id)): P<(String, String)>,
+) -> ApiResult<Response> {
+    p.read_run(&run_id)?;
+    let art = st
+        .db(move |s| s.get_artifact(&run_id, &artifact_id))
+        .await?;
+    let (size, stream) = match st.blobs.get(&art.sha256).await {
+        Ok(Some(x)) => x,
+        Ok(None) => {
+            return Err(ApiError::internal(format!(
+                "blob {} of {} is missing",
+                art.sha256, art.id
+            )))
+        }
+        Err(e) => return Err(ApiError::internal(format!("{e:?}"))),
+    };
+    let base = art.name.rsplit('/').next().unwrap_or("artifact");
+    // Only a conservative file name goes into the header; the full name is in the metadata.
+    let safe: String = base
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "._-".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let mut resp = Body::from_stream(stream).into_response();
+    let h = resp.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/octet-stream"),
+    );
+    h.insert(header::CONTENT_LENGTH, HeaderValue::from(size));
+    h.insert(
+        "x-content-sha256",
+        HeaderValue::from_str(&art.sha256).expect("hex is a valid header"),
+    );
+    if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"{safe}\"")) {
+        h.insert(header::CONTENT_DISPOSITION, v);
+    }
+    Ok(resp)
+}

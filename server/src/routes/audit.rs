@@ -1,0 +1,47 @@
+//! `audit` tag: the ledger's events as structured JSON, for auditors and admins.
+
+use axum::extract::State;
+use axum::Json;
+use serde::Deserialize;
+
+use super::page;
+use crate::app::AppState;
+use crate::auth::Principal;
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{page_req, P, Q};
+use crate::model::{AuditEvent, Page};
+
+#[derive(Debug, Deserialize)]
+pub struct AuditQuery {
+    subject: Option<String>,
+    action: Option<String>,
+    limit: Option<u32>,
+    cursor: Option<String>,
+}
+
+pub async fn list(
+    State(st): State<AppState>,
+    p: Principal,
+    Q(q): Q<AuditQuery>,
+) -> ApiResult<Json<Page<AuditEvent>>> {
+    p.audit()?;
+    let pr = page_req(q.limit, q.cursor.as_deref())?;
+    Ok(Json(page(
+        st.db(move |s| s.list_audit(q.subject.as_deref(), q.action.as_deref(), pr))
+            .await?,
+    )))
+}
+
+pub async fn get(
+    State(st): State<AppState>,
+    p: Principal,
+    P(seq): P<String>,
+) -> ApiResult<Json<AuditEvent>> {
+    p.audit()?;
+    let seq: u64 = seq
+        .parse()
+        .ok()
+        .filter(|s| *s <= crate::validate::MAX_SAFE_INTEGER)
+        .ok_or_else(|| ApiError::validation("seq", "must be a non-negative integer"))?;
+    Ok(Json(st.db(move |s| s.get_audit(seq)).await?))
+}

@@ -1,0 +1,172 @@
+//! `datasets` and `gates` tags: datasets, content-addressed versions, manifests, gate results,
+//! and the version's lineage.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::Json;
+use datapilot::manifest::{Manifest, ManifestError};
+
+use super::page;
+use crate::app::AppState;
+use crate::auth::Principal;
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{JsonBody, PageQuery, MANIFEST_LIMIT, P, Q};
+use crate::model::*;
+use crate::validate;
+
+pub async fn create(
+    State(st): State<AppState>,
+    p: Principal,
+    JsonBody(req): JsonBody<CreateDatasetRequest>,
+) -> ApiResult<(StatusCode, Json<Dataset>)> {
+    p.write_catalog()?;
+    validate::dataset_name("name", &req.name)?;
+    if let Some(d) = &req.description {
+        validate::long_text("description", d)?;
+    }
+    let a = p.actor.clone();
+    let ds = st
+        .db(move |s| s.create_dataset(&a, &req.name, req.description.as_deref()))
+        .await?;
+    Ok((StatusCode::CREATED, Json(ds)))
+}
+
+pub async fn list(
+    State(st): State<AppState>,
+    p: Principal,
+    Q(q): Q<PageQuery>,
+) -> ApiResult<Json<Page<Dataset>>> {
+    p.read_catalog()?;
+    let pr = q.to_req()?;
+    Ok(Json(page(st.db(move |s| s.list_datasets(pr)).await?)))
+}
+
+pub async fn get(
+    State(st): State<AppState>,
+    p: Principal,
+    P(id): P<String>,
+) -> ApiResult<Json<Dataset>> {
+    p.read_catalog()?;
+    Ok(Json(st.db(move |s| s.get_dataset(&id)).await?))
+}
+
+fn manifest_error(e: ManifestError) -> ApiError {
+    match e {
+        ManifestError::DigestMismatch { .. } => ApiError::new("digest_mismatch", e.to_string()),
+        ManifestError::InvalidDigest { .. } => ApiError::validation("digest", e.to_string()),
+        other => ApiError::validation("files", other.to_string()),
+    }
+}
+
+pub async fn register_version(
+    State(st): State<AppState>,
+    p: Principal,
+    P(dataset_id): P<String>,
+    JsonBody(req): JsonBody<RegisterVersionRequest, MANIFEST_LIMIT>,
+) -> ApiResult<(StatusCode, Json<DatasetVersion>)> {
+    p.write_catalog()?;
+    validate::digest("digest", &req.digest)?;
+    if let Some(n) = &req.note {
+        validate::long_text("note", n)?;
+    }
+    if req.files.is_empty() || req.files.len() > 100_000 {
+        return Err(ApiError::validation("files", "must list 1 to 100000 files"));
+    }
+    for (i, f) in req.files.iter().enumerate() {
+        validate::dpm_path(&format!("files[{i}].path"), &f.path, 4096)?;
+        validate::safe_int(&format!("files[{i}].size"), f.size)?;
+    }
+    // The server never trusts the client's digest: it recomputes DPM-1 from the manifest.
+    let manifest = Manifest::from_entries(req.files).map_err(manifest_error)?;
+    validate::safe_int("files", manifest.total_bytes())?;
+    manifest.check_digest(&req.digest).map_err(manifest_error)?;
+    let a = p.actor.clone();
+    let note = req.note;
+    let (v, created) = st
+        .db(move |s| s.register_version(&a, &dataset_id, &manifest, note.as_deref()))
+        .await?;
+    let status = if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((status, Json(v)))
+}
+
+pub async fn list_versions(
+    State(st): State<AppState>,
+    p: Principal,
+    P(dataset_id): P<String>,
+    Q(q): Q<PageQuery>,
+) -> ApiResult<Json<Page<DatasetVersion>>> {
+    p.read_catalog()?;
+    let pr = q.to_req()?;
+    Ok(Json(page(
+        st.db(move |s| s.list_versions(&dataset_id, pr)).await?,
+    )))
+}
+
+pub async fn get_version(
+    State(st): State<AppState>,
+    p: Principal,
+    P((dataset_id, digest)): P<(String, String)>,
+) -> ApiResult<Json<DatasetVersion>> {
+    p.read_catalog()?;
+    Ok(Json(
+        st.db(move |s| s.get_version(&dataset_id, &digest)).await?,
+    ))
+}
+
+pub async fn manifest(
+    State(st): State<AppState>,
+    p: Principal,
+    P((dataset_id, digest)): P<(String, String)>,
+) -> ApiResult<Json<crate::model::Manifest>> {
+    p.read_catalog()?;
+    Ok(Json(
+        st.db(move |s| s.get_manifest(&dataset_id, &digest)).await?,
+    ))
+}
+
+pub async fn record_gate(
+    State(st): State<AppState>,
+    p: Principal,
+    P((dataset_id, digest)): P<(String, String)>,
+    JsonBody(req): JsonBody<RecordGateRequest>,
+) -> ApiResult<(StatusCode, Json<GateResult>)> {
+    p.record_gate()?;
+    validate::gate_name("gate", &req.gate)?;
+    let details = req.details.unwrap_or_default();
+    validate::string_map("details", &details, 64)?;
+    let a = p.actor.clone();
+    let g = st
+        .db(move |s| s.record_gate(&a, &dataset_id, &digest, &req.gate, req.status, &details))
+        .await?;
+    Ok((StatusCode::CREATED, Json(g)))
+}
+
+pub async fn list_gates(
+    State(st): State<AppState>,
+    p: Principal,
+    P((dataset_id, digest)): P<(String, String)>,
+    Q(q): Q<PageQuery>,
+) -> ApiResult<Json<Page<GateResult>>> {
+    p.read_catalog()?;
+    let pr = q.to_req()?;
+    Ok(Json(page(
+        st.db(move |s| s.list_gates(&dataset_id, &digest, pr))
+            .await?,
+    )))
+}
+
+pub async fn lineage(
+    State(st): State<AppState>,
+    p: Principal,
+    P((dataset_id, digest)): P<(String, String)>,
+) -> ApiResult<Json<datapilot::model::lineage::Lineage>> {
+    p.read_catalog()?;
+    Ok(Json(
+        st.db(move |s| s.version_lineage(&dataset_id, &digest, None))
+            .await?,
+    ))
+}

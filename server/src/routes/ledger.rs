@@ -1,0 +1,135 @@
+//! `ledger` tag: signed checkpoints, raw leaves, inclusion and consistency proofs, so clients
+//! can check the log themselves instead of trusting the server.
+
+use axum::extract::State;
+use axum::http::{header, HeaderValue};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::Deserialize;
+
+use crate::app::AppState;
+use crate::auth::Principal;
+use crate::error::{ApiError, ApiResult};
+use crate::extract::Q;
+use crate::model::{ConsistencyProof, InclusionProof, LedgerEntry, Page};
+use crate::util::{b64, decode_cursor, encode_cursor};
+
+pub async fn checkpoint(State(st): State<AppState>, p: Principal) -> ApiResult<Response> {
+    p.any_role()?;
+    let head = st.db(|s| s.tree_head(None)).await?;
+    let text = st.key.checkpoint(head.size, head.root);
+    let mut resp = text.into_response();
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    Ok(resp)
+}
+
+#[derive(Debug, Deserialize)]
+pub struct EntriesQuery {
+    start: Option<u64>,
+    limit: Option<u32>,
+    cursor: Option<String>,
+}
+
+pub async fn entries(
+    State(st): State<AppState>,
+    p: Principal,
+    Q(q): Q<EntriesQuery>,
+) -> ApiResult<Json<Page<LedgerEntry>>> {
+    p.any_role()?;
+    let limit = q.limit.unwrap_or(50);
+    if !(1..=500).contains(&limit) {
+        return Err(ApiError::validation("limit", "must be between 1 and 500"));
+    }
+    let start = match (q.start, &q.cursor) {
+        (Some(_), Some(_)) => {
+            return Err(ApiError::bad_request(
+                "pass either start or cursor, not both",
+            ))
+        }
+        (Some(s), None) => s,
+        (None, Some(c)) => decode_cursor(c)
+            .and_then(|v| u64::try_from(v).ok())
+            .ok_or_else(|| {
+                ApiError::bad_request("invalid cursor: pass back a next_cursor unchanged")
+            })?,
+        (None, None) => 0,
+    };
+    if start > crate::validate::MAX_SAFE_INTEGER {
+        return Err(ApiError::validation("start", "must be at most 2^53 - 1"));
+    }
+    let mut items = st.db(move |s| s.ledger_entries(start, limit + 1)).await?;
+    let next = if items.len() > limit as usize {
+        items.truncate(limit as usize);
+        items.last().map(|e| encode_cursor(e.seq as i64 + 1))
+    } else {
+        None
+    };
+    Ok(Json(Page {
+        items,
+        next_cursor: next,
+    }))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct InclusionQuery {
+    seq: Option<u64>,
+    tree_size: Option<u64>,
+}
+
+pub async fn inclusion(
+    State(st): State<AppState>,
+    p: Principal,
+    Q(q): Q<InclusionQuery>,
+) -> ApiResult<Json<InclusionProof>> {
+    p.any_role()?;
+    let seq = q
+        .seq
+        .ok_or_else(|| ApiError::validation("seq", "required"))?;
+    let current = st.db(|s| s.tree_size()).await?;
+    let size = q.tree_size.unwrap_or(current);
+    if seq >= size || size > current {
+        return Err(ApiError::bad_request(format!(
+            "need seq < tree_size <= {current} (the current tree size); got seq {seq}, tree_size {size}"
+        )));
+    }
+    let (leaf, hashes) = st.db(move |s| s.inclusion_proof(seq, size)).await?;
+    Ok(Json(InclusionProof {
+        seq,
+        tree_size: size,
+        leaf_hash: b64(&leaf),
+        hashes: hashes.iter().map(|h| b64(h)).collect(),
+    }))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ConsistencyQuery {
+    from: Option<u64>,
+    to: Option<u64>,
+}
+
+pub async fn consistency(
+    State(st): State<AppState>,
+    p: Principal,
+    Q(q): Q<ConsistencyQuery>,
+) -> ApiResult<Json<ConsistencyProof>> {
+    p.any_role()?;
+    let from = q
+        .from
+        .ok_or_else(|| ApiError::validation("from", "required"))?;
+    let current = st.db(|s| s.tree_size()).await?;
+    let to = q.to.unwrap_or(current);
+    if from == 0 || from > to || to > current {
+        return Err(ApiError::bad_request(format!(
+            "need 1 <= from <= to <= {current} (the current tree size); got from {from}, to {to}"
+        )));
+    }
+    let hashes = st.db(move |s| s.consistency_proof(from, to)).await?;
+    Ok(Json(ConsistencyProof {
+        from,
+        to,
+        hashes: hashes.iter().map(|h| b64(h)).collect(),
+    }))
+}

@@ -1,0 +1,43 @@
+//! `system` tag: health, the caller's identity, the ledger's verifier keys.
+
+use axum::extract::State;
+use axum::Json;
+
+use crate::app::AppState;
+use crate::auth::Principal;
+use crate::error::ApiResult;
+use crate::model::{Health, VerifierKey, VerifierKeys, WhoAmI};
+use crate::util::b64;
+
+pub async fn health(State(st): State<AppState>) -> ApiResult<Json<Health>> {
+    // Touches the database, so a broken store shows as an error instead of a false "ok".
+    let tree_size = st.db(|s| s.tree_size()).await?;
+    Ok(Json(Health {
+        status: "ok",
+        version: env!("CARGO_PKG_VERSION"),
+        tree_size,
+    }))
+}
+
+pub async fn whoami(p: Principal) -> Json<WhoAmI> {
+    Json(WhoAmI {
+        subject: p.subject,
+        role: p.actor.role,
+        token_id: p.token_id,
+        run_id: p.run_id,
+    })
+}
+
+pub async fn keys(State(st): State<AppState>) -> Json<VerifierKeys> {
+    let k = &st.key;
+    Json(VerifierKeys {
+        origin: k.name().to_string(),
+        keys: vec![VerifierKey {
+            name: k.name().to_string(),
+            key_id: k.key_id_hex(),
+            algorithm: "ed25519",
+            public_key: b64(&k.public_key()),
+            verifier: k.verifier(),
+        }],
+    })
+}
