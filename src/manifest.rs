@@ -19,11 +19,12 @@
 //! It is also byte-identical to Go's `dirhash.Hash1` as used by in-toto.
 //!
 //! Paths are what make a digest ambiguous, so they are constrained: relative,
-//! `/`-separated, Unicode NFC, no empty, `.` or `..` segment, no NUL, no newline
-//! (`\n` or `\r`), no backslash and no duplicates. Newlines and backslashes are
-//! excluded because `sha256sum` escapes them (its output would no longer be the
-//! line above); NFC is required because macOS and Linux spell the same name with
-//! different bytes, and the same dataset must get the same id everywhere.
+//! `/`-separated, Unicode NFC, at most 4096 characters, no empty, `.` or `..`
+//! segment, no NUL, no newline (`\n` or `\r`), no backslash and no duplicates.
+//! Newlines and backslashes are excluded because `sha256sum` escapes them (its
+//! output would no longer be the line above); NFC is required because macOS and
+//! Linux spell the same name with different bytes, and the same dataset must get
+//! the same id everywhere.
 //!
 //! The two sides use this module differently:
 //!
@@ -48,6 +49,9 @@ use unicode_normalization::{is_nfc_quick, IsNormalized, UnicodeNormalization};
 
 /// The prefix of every DPM-1 dataset version id.
 pub const DIGEST_PREFIX: &str = "sha256:";
+
+/// Longest path accepted, in Unicode characters (the API contract's limit).
+pub const MAX_PATH_CHARS: usize = 4096;
 
 /// One regular file of a dataset version, as carried on the wire
 /// (`{ "path", "sha256", "size" }`).
@@ -86,6 +90,8 @@ pub enum PathProblem {
     Backslash,
     /// The path is not in Unicode Normalization Form C.
     NotNfc,
+    /// The path is longer than [`MAX_PATH_CHARS`] characters.
+    TooLong,
 }
 
 impl fmt::Display for PathProblem {
@@ -100,6 +106,7 @@ impl fmt::Display for PathProblem {
             PathProblem::Newline => "the path contains a newline ('\\n' or '\\r')",
             PathProblem::Backslash => "the path contains a backslash",
             PathProblem::NotNfc => "the path is not in Unicode NFC",
+            PathProblem::TooLong => "the path is longer than 4096 characters",
         })
     }
 }
@@ -201,6 +208,9 @@ fn is_nfc(s: &str) -> bool {
 fn check_rules(path: &str) -> Result<(), PathProblem> {
     if path.is_empty() {
         return Err(PathProblem::Empty);
+    }
+    if path.len() > MAX_PATH_CHARS && path.chars().count() > MAX_PATH_CHARS {
+        return Err(PathProblem::TooLong);
     }
     if let Some(c) = path
         .chars()
@@ -598,6 +608,11 @@ mod tests {
         assert_eq!(problem("a\rb"), PathProblem::Newline);
         assert_eq!(problem("a\\b"), PathProblem::Backslash);
         assert_eq!(problem("e\u{301}.csv"), PathProblem::NotNfc);
+        assert_eq!(
+            problem(&"é".repeat(MAX_PATH_CHARS + 1)),
+            PathProblem::TooLong
+        );
+        validate_path(&"é".repeat(MAX_PATH_CHARS)).unwrap();
     }
 
     #[test]
