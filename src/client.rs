@@ -512,7 +512,10 @@ impl Client {
         if let Some(ct) = call.content_type {
             hdrs.set(headers::CONTENT_TYPE, ct);
         }
-        if call.method != Method::Get {
+        // GETs are naturally safe to repeat, POSTs are made safe by the key; a PUT (only
+        // `updatePolicy`, which takes no key) is retried only when it cannot have been applied.
+        let replay_safe = matches!(call.method, Method::Get | Method::Post);
+        if call.method == Method::Post {
             // One key per logical call, chosen before the first attempt and reused on every
             // retry: that is what makes retrying a write safe.
             let key = match &call.options.idempotency_key {
@@ -547,7 +550,7 @@ impl Client {
                 Ok(resp) => api_error(&resp, self.inner.sleep.now_unix_millis()),
                 Err(e) => transport_error(e, timeout),
             };
-            if !err.is_retryable() {
+            if !err.is_retryable() || (!replay_safe && !cannot_have_been_applied(&err)) {
                 if err.sent() == Sent::Yes {
                     // The server is answering; let the budget recover.
                     self.inner.budget.deposit();
@@ -578,6 +581,12 @@ pub(crate) fn decode_json<T: DeserializeOwned>(resp: &Response) -> Result<T> {
             resp.headers.get(headers::REQUEST_ID).map(str::to_owned),
         )
     })
+}
+
+/// Whether a failed attempt certainly left no effect: nothing was sent, or the server said it
+/// did not process the request (408 timeout reading it, 429 rate limit, 503 unavailable).
+fn cannot_have_been_applied(err: &Error) -> bool {
+    err.sent() == Sent::No || matches!(err.status(), Some(408 | 429 | 503))
 }
 
 fn transport_error(e: TransportError, timeout: Duration) -> Error {

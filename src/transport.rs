@@ -68,7 +68,8 @@ pub mod headers {
     pub const ACCEPT: &str = "accept";
     /// `content-type`
     pub const CONTENT_TYPE: &str = "content-type";
-    /// `user-agent`
+    /// `user-agent`. Browser transports must drop it: browsers set their own, and it is not
+    /// in the server's CORS allowlist, so sending it would fail the preflight.
     pub const USER_AGENT: &str = "user-agent";
     /// `idempotency-key`
     pub const IDEMPOTENCY_KEY: &str = "idempotency-key";

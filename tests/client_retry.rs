@@ -326,3 +326,35 @@ fn invalid_input_is_rejected_before_sending() {
     assert!(matches!(err, Error::Build { .. }));
     assert_eq!(t.count(), 0);
 }
+
+#[test]
+fn put_without_key_is_retried_only_when_it_cannot_have_been_applied() {
+    use datapilot::model::policy::UpdatePolicyRequest;
+    let policy = r#"{"version":2,"required_gates":[],"run_token_ttl_seconds":86400,"updated_at":"t","updated_by":"tok_1"}"#;
+    let req = UpdatePolicyRequest::default();
+
+    let (c, t, _) = client();
+    t.push(Err(TransportError::new(
+        TransportErrorKind::Connect,
+        "refused",
+    )));
+    t.status(503, "").status(200, policy);
+    block_on(c.update_policy(&req)).unwrap();
+    assert_eq!(t.count(), 3);
+    assert_eq!(
+        t.header(0, "idempotency-key"),
+        None,
+        "the contract takes no key on PUT"
+    );
+
+    // A lost response or a gateway timeout may hide an applied update: not retried.
+    for outcome in [
+        Err(TransportError::new(TransportErrorKind::Io, "reset")),
+        Ok(response(504, &[], "")),
+    ] {
+        let (c, t, _) = client();
+        t.push(outcome);
+        assert!(block_on(c.update_policy(&req)).is_err());
+        assert_eq!(t.count(), 1);
+    }
+}

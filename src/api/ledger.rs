@@ -24,19 +24,29 @@ impl Client {
             .first_page_query(query)
     }
 
-    /// `getInclusionProof` — `GET /v1/ledger/proofs/inclusion?seq=&tree_size=`.
-    pub async fn get_inclusion_proof(&self, seq: u64, tree_size: u64) -> Result<InclusionProof> {
+    /// `getInclusionProof` — `GET /v1/ledger/proofs/inclusion?seq=&tree_size=` (tree size
+    /// defaults to the current one).
+    pub async fn get_inclusion_proof(
+        &self,
+        seq: u64,
+        tree_size: Option<u64>,
+    ) -> Result<InclusionProof> {
         let call = Call::get(path(&["ledger", "proofs", "inclusion"])?)
             .query("seq", seq)
-            .query("tree_size", tree_size);
+            .query_opt("tree_size", tree_size);
         self.json(call).await
     }
 
-    /// `getConsistencyProof` — `GET /v1/ledger/proofs/consistency?from=&to=`.
-    pub async fn get_consistency_proof(&self, from: u64, to: u64) -> Result<ConsistencyProof> {
+    /// `getConsistencyProof` — `GET /v1/ledger/proofs/consistency?from=&to=` (`to` defaults
+    /// to the current size).
+    pub async fn get_consistency_proof(
+        &self,
+        from: u64,
+        to: Option<u64>,
+    ) -> Result<ConsistencyProof> {
         let call = Call::get(path(&["ledger", "proofs", "consistency"])?)
             .query("from", from)
-            .query("to", to);
+            .query_opt("to", to);
         self.json(call).await
     }
 }

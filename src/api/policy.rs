@@ -1,7 +1,7 @@
 //! Tag `policy`: the gate policy.
 
 use crate::client::{path, Call, Client, RequestOptions};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::model::policy::{Policy, UpdatePolicyRequest};
 use crate::transport::Method;
 
@@ -11,21 +11,26 @@ impl Client {
         self.json(Call::get(path(&["policy"])?)).await
     }
 
-    /// `updatePolicy` — `PUT /v1/policy` (admin): creates the next policy version.
+    /// `updatePolicy` — `PUT /v1/policy` (admin): replaces the policy, creating the next
+    /// version (an omitted `run_token_ttl_seconds` resets it to 86400).
     ///
-    /// Sent with an `Idempotency-Key` like every write: a PUT that creates a new version is not
-    /// naturally idempotent, so a retry must not create two.
+    /// The contract takes no `Idempotency-Key` here, and every call makes a new version, so
+    /// this call is retried only when the server cannot have applied it (connection refused,
+    /// 408, 429, 503), never after a lost response.
     pub async fn update_policy(&self, req: &UpdatePolicyRequest) -> Result<Policy> {
         self.update_policy_with(req, &RequestOptions::default())
             .await
     }
 
-    /// `updatePolicy` with per-call options.
+    /// `updatePolicy` with per-call options (a timeout; an idempotency key is refused).
     pub async fn update_policy_with(
         &self,
         req: &UpdatePolicyRequest,
         opts: &RequestOptions,
     ) -> Result<Policy> {
+        if opts.idempotency_key.is_some() {
+            return Err(Error::build("updatePolicy takes no Idempotency-Key"));
+        }
         self.json(Call::json(Method::Put, path(&["policy"])?, req, opts)?)
             .await
     }

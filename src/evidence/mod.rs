@@ -1,0 +1,178 @@
+//! Offline verification of DataPilot evidence bundles.
+//!
+//! An evidence bundle (see `docs/formats.md` and [`crate::model::evidence`]) is a zip that
+//! proves, to someone who trusts only a pinned ledger key, what happened to a run or a dataset
+//! version. Verification needs no network and no trust in the server that exported it: every
+//! claim is checked against signatures by the pinned [`Verifier`] keys and against Merkle
+//! proofs to a signed checkpoint.
+//!
+//! [`verify_bundle`] runs these checks, in this order, and reports each by a stable name
+//! ([`checks`]):
+//!
+//! 1. `archive.safe`: the zip is read with limits and path rules ([`archive`]).
+//! 2. `archive.members`: exactly the seven bundle members are present.
+//! 3. `dsse.signature`: `evidence.dsse.json` is a DSSE envelope of type
+//!    `application/vnd.in-toto+json` signed by a pinned key.
+//! 4. `statement.format`: the signed payload is a canonical in-toto Statement v1 with the
+//!    DataPilot predicate.
+//! 5. `statement.subjects`: every other member is listed with its SHA-256, and nothing else is
+//!    listed or present. After this check every byte of the bundle is covered by the signature.
+//! 6. `checkpoint.signature`: `ledger/checkpoint.txt` is a checkpoint signed by a pinned key
+//!    named like its origin.
+//! 7. `checkpoint.matches_predicate`: its origin, size and root equal the predicate's.
+//! 8. `inclusion.proofs`: every `audit.jsonl` line is a canonical audit event, and its proof in
+//!    `ledger/proofs.jsonl` (same line) leads from its leaf hash to the checkpoint's root.
+//! 9. `lineage.edges`: every lineage edge names the seq of an event in the proven slice whose
+//!    action, subject and data create exactly that edge; the scope is a node.
+//! 10. `policy.snapshot`: `policy.json` is a canonical policy, and for versions after the first
+//!     the proven slice holds its `policy.update` event with the same content.
+//! 11. `consistency` (only with [`VerifyOptions::consistency`]): the bundle's checkpoint is an
+//!     append-only extension of one the caller trusted before (see [`verify_consistency_from`]).
+//!
+//! Every check always appears in the report: a check whose inputs failed an earlier check is
+//! reported as failed with reason `not checked: <earlier check> failed`, so a report never
+//! looks greener than it is. Verification never panics on any input.
+
+pub mod archive;
+mod consistency;
+mod verify;
+
+use serde::Serialize;
+
+pub use crate::checkpoint::Verifier;
+pub use archive::{Archive, Limits};
+pub use consistency::{verify_consistency_from, ConsistencyError, ConsistencyInput};
+pub use verify::{verify_bundle, verify_bundle_with};
+
+/// Stable check names, in report order.
+pub mod checks {
+    /// The zip container passed the safety rules.
+    pub const ARCHIVE_SAFE: &str = "archive.safe";
+    /// Exactly the expected members are present.
+    pub const ARCHIVE_MEMBERS: &str = "archive.members";
+    /// The DSSE envelope is signed by a pinned key.
+    pub const DSSE_SIGNATURE: &str = "dsse.signature";
+    /// The signed payload is a well-formed statement.
+    pub const STATEMENT_FORMAT: &str = "statement.format";
+    /// The statement lists every member with its digest.
+    pub const STATEMENT_SUBJECTS: &str = "statement.subjects";
+    /// The checkpoint is signed by a pinned key.
+    pub const CHECKPOINT_SIGNATURE: &str = "checkpoint.signature";
+    /// The checkpoint is the one the predicate names.
+    pub const CHECKPOINT_MATCHES_PREDICATE: &str = "checkpoint.matches_predicate";
+    /// Every audit event is proven included in the checkpoint's tree.
+    pub const INCLUSION_PROOFS: &str = "inclusion.proofs";
+    /// Every lineage edge is backed by its audit event.
+    pub const LINEAGE_EDGES: &str = "lineage.edges";
+    /// The policy snapshot is well formed and backed by its event.
+    pub const POLICY_SNAPSHOT: &str = "policy.snapshot";
+    /// The checkpoint extends the caller's trusted checkpoint (optional).
+    pub const CONSISTENCY: &str = "consistency";
+
+    /// The checks every verification reports, in order ([`CONSISTENCY`] is added when asked).
+    pub const ALWAYS: [&str; 10] = [
+        ARCHIVE_SAFE,
+        ARCHIVE_MEMBERS,
+        DSSE_SIGNATURE,
+        STATEMENT_FORMAT,
+        STATEMENT_SUBJECTS,
+        CHECKPOINT_SIGNATURE,
+        CHECKPOINT_MATCHES_PREDICATE,
+        INCLUSION_PROOFS,
+        LINEAGE_EDGES,
+        POLICY_SNAPSHOT,
+    ];
+}
+
+/// The outcome of one named check.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub struct Check {
+    /// Stable name (see [`checks`]).
+    pub name: String,
+    /// Whether it passed.
+    pub passed: bool,
+    /// On failure why; on success a short summary of what was checked.
+    pub reason: String,
+}
+
+/// Facts read from a bundle, filled in as far as verification got. Only trust them when
+/// [`VerificationReport::ok`] is true.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub struct BundleSummary {
+    /// The scope, e.g. `run:run_…`.
+    pub scope: Option<String>,
+    /// Ledger origin.
+    pub origin: Option<String>,
+    /// Tree size of the checkpoint.
+    pub tree_size: Option<u64>,
+    /// Base64 root hash.
+    pub root_hash: Option<String>,
+    /// Export time (time of the last event in the tree).
+    pub exported_at: Option<String>,
+    /// Exporter (`datapilot-server/<version>`).
+    pub exporter: Option<String>,
+    /// Number of audit events proven.
+    pub events: Option<usize>,
+    /// The signed checkpoint note; store it as the next trusted checkpoint once `ok`.
+    pub checkpoint: Option<String>,
+}
+
+/// The result of verifying a bundle: every check with its outcome.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub struct VerificationReport {
+    /// True exactly when every check passed.
+    pub ok: bool,
+    /// Checks in order.
+    pub checks: Vec<Check>,
+    /// What the bundle says, as far as it was read.
+    pub summary: BundleSummary,
+}
+
+impl VerificationReport {
+    /// The check called `name`.
+    pub fn check(&self, name: &str) -> Option<&Check> {
+        self.checks.iter().find(|c| c.name == name)
+    }
+
+    /// The first failed check (the most direct explanation).
+    pub fn first_failure(&self) -> Option<&Check> {
+        self.checks.iter().find(|c| !c.passed)
+    }
+
+    /// Names of the failed checks.
+    pub fn failed(&self) -> Vec<&str> {
+        self.checks
+            .iter()
+            .filter(|c| !c.passed)
+            .map(|c| c.name.as_str())
+            .collect()
+    }
+}
+
+/// Options of [`verify_bundle_with`].
+#[derive(Debug, Clone, Default)]
+#[non_exhaustive]
+pub struct VerifyOptions {
+    /// Zip limits.
+    pub limits: Limits,
+    /// The optional online step: the caller's last trusted checkpoint and a consistency proof
+    /// from it to the bundle's tree size (from `getConsistencyProof`).
+    pub consistency: Option<ConsistencyInput>,
+}
+
+impl VerifyOptions {
+    /// Adds the consistency step.
+    pub fn with_consistency(mut self, input: ConsistencyInput) -> Self {
+        self.consistency = Some(input);
+        self
+    }
+
+    /// Replaces the zip limits.
+    pub fn with_limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
+        self
+    }
+}

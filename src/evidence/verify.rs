@@ -1,0 +1,584 @@
+//! The bundle checks, in the order documented in the module root.
+
+use base64::engine::general_purpose::STANDARD as B64;
+use base64::Engine;
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+use super::archive::Archive;
+use super::checks::*;
+use super::consistency::check_extends;
+use super::{BundleSummary, Check, VerificationReport, VerifyOptions};
+use crate::checkpoint::{open_checkpoint, Checkpoint, Verifier};
+use crate::dsse::{verify_envelope_of_type, Envelope};
+use crate::jcs::is_canonical;
+use crate::merkle::{self, Hash};
+use crate::model::audit::{actions, LeafEvent};
+use crate::model::evidence::{
+    members, ProofLine, Statement, PAYLOAD_TYPE, PREDICATE_TYPE, STATEMENT_TYPE,
+};
+use crate::model::lineage::{EdgeKind, Lineage, LineageEdge};
+use crate::model::policy::Policy;
+
+type Outcome<T> = Result<(T, String), String>;
+
+#[derive(Default)]
+struct Reporter {
+    checks: Vec<Check>,
+}
+
+impl Reporter {
+    fn record<T>(&mut self, name: &str, outcome: Outcome<T>) -> Option<T> {
+        match outcome {
+            Ok((value, summary)) => {
+                self.push(name, true, summary);
+                Some(value)
+            }
+            Err(reason) => {
+                self.push(name, false, reason);
+                None
+            }
+        }
+    }
+
+    fn skip(&mut self, name: &str, because: &str) {
+        self.push(name, false, format!("not checked: {because} failed"));
+    }
+
+    fn push(&mut self, name: &str, passed: bool, reason: String) {
+        self.checks.push(Check {
+            name: name.to_owned(),
+            passed,
+            reason,
+        });
+    }
+}
+
+/// Verifies an evidence bundle with the pinned `verifiers` and default options.
+pub fn verify_bundle(bundle: &[u8], verifiers: &[Verifier]) -> VerificationReport {
+    verify_bundle_with(bundle, verifiers, &VerifyOptions::default())
+}
+
+/// Verifies an evidence bundle with the pinned `verifiers` (see the module docs).
+pub fn verify_bundle_with(
+    bundle: &[u8],
+    verifiers: &[Verifier],
+    options: &VerifyOptions,
+) -> VerificationReport {
+    let mut r = Reporter::default();
+    let mut summary = BundleSummary::default();
+    let names: Vec<&str> = ALWAYS
+        .iter()
+        .copied()
+        .chain(options.consistency.as_ref().map(|_| CONSISTENCY))
+        .collect();
+
+    let archive = match Archive::read(bundle, &options.limits) {
+        Ok(a) => {
+            r.push(
+                ARCHIVE_SAFE,
+                true,
+                format!("{} members within limits", a.members.len()),
+            );
+            a
+        }
+        Err(reason) => {
+            r.push(ARCHIVE_SAFE, false, reason);
+            for name in &names[1..] {
+                r.skip(name, ARCHIVE_SAFE);
+            }
+            return finish(r, summary);
+        }
+    };
+
+    r.record(ARCHIVE_MEMBERS, check_members(&archive));
+
+    let payload = r.record(DSSE_SIGNATURE, check_dsse(&archive, verifiers));
+
+    let statement = match payload {
+        Some(p) => r.record(STATEMENT_FORMAT, check_statement(&p)),
+        None => {
+            r.skip(STATEMENT_FORMAT, DSSE_SIGNATURE);
+            None
+        }
+    };
+    if let Some(s) = &statement {
+        let p = &s.predicate;
+        summary.scope = Some(p.scope.node_id());
+        summary.exported_at = Some(p.exported_at.clone());
+        summary.exporter = Some(p.exporter.clone());
+    }
+
+    match &statement {
+        Some(s) => {
+            r.record(STATEMENT_SUBJECTS, check_subjects(s, &archive));
+        }
+        None => r.skip(STATEMENT_SUBJECTS, STATEMENT_FORMAT),
+    }
+
+    let checkpoint = r.record(CHECKPOINT_SIGNATURE, check_checkpoint(&archive, verifiers));
+    if let Some(cp) = &checkpoint {
+        summary.origin = Some(cp.origin.clone());
+        summary.tree_size = Some(cp.tree_size);
+        summary.root_hash = Some(B64.encode(cp.root_hash));
+        summary.checkpoint = archive
+            .get(members::CHECKPOINT)
+            .and_then(|b| std::str::from_utf8(b).ok())
+            .map(str::to_owned);
+    }
+
+    match (&statement, &checkpoint) {
+        (Some(s), Some(cp)) => {
+            r.record(CHECKPOINT_MATCHES_PREDICATE, check_matches(s, cp));
+        }
+        (None, _) => r.skip(CHECKPOINT_MATCHES_PREDICATE, STATEMENT_FORMAT),
+        (_, None) => r.skip(CHECKPOINT_MATCHES_PREDICATE, CHECKPOINT_SIGNATURE),
+    }
+
+    let events = match &checkpoint {
+        Some(cp) => r.record(INCLUSION_PROOFS, check_inclusion(&archive, cp)),
+        None => {
+            r.skip(INCLUSION_PROOFS, CHECKPOINT_SIGNATURE);
+            None
+        }
+    };
+    if let Some(ev) = &events {
+        summary.events = Some(ev.len());
+    }
+
+    match (&events, &statement) {
+        (Some(ev), Some(s)) => {
+            r.record(LINEAGE_EDGES, check_lineage(&archive, ev, s));
+        }
+        (None, _) => r.skip(LINEAGE_EDGES, INCLUSION_PROOFS),
+        (_, None) => r.skip(LINEAGE_EDGES, STATEMENT_FORMAT),
+    }
+
+    match &events {
+        Some(ev) => {
+            r.record(POLICY_SNAPSHOT, check_policy(&archive, ev));
+        }
+        None => r.skip(POLICY_SNAPSHOT, INCLUSION_PROOFS),
+    }
+
+    if let Some(input) = &options.consistency {
+        match &checkpoint {
+            Some(cp) => {
+                let outcome = open_checkpoint(&input.trusted_checkpoint, verifiers)
+                    .map_err(|e| format!("trusted checkpoint: {e}"))
+                    .and_then(|(trusted, _)| {
+                        check_extends(&trusted, cp, &input.proof)
+                            .map(|()| {
+                                (
+                                    (),
+                                    format!(
+                                        "tree grew append-only from {} to {}",
+                                        trusted.tree_size, cp.tree_size
+                                    ),
+                                )
+                            })
+                            .map_err(|e| e.to_string())
+                    });
+                r.record(CONSISTENCY, outcome);
+            }
+            None => r.skip(CONSISTENCY, CHECKPOINT_SIGNATURE),
+        }
+    }
+
+    finish(r, summary)
+}
+
+fn finish(r: Reporter, summary: BundleSummary) -> VerificationReport {
+    VerificationReport {
+        ok: r.checks.iter().all(|c| c.passed),
+        checks: r.checks,
+        summary,
+    }
+}
+
+fn member<'a>(archive: &'a Archive, name: &str) -> Result<&'a [u8], String> {
+    archive
+        .get(name)
+        .ok_or_else(|| format!("member {name} is missing"))
+}
+
+fn check_members(archive: &Archive) -> Outcome<()> {
+    let missing: Vec<&str> = members::ALL
+        .iter()
+        .copied()
+        .filter(|m| archive.get(m).is_none())
+        .collect();
+    let extra: Vec<&str> = archive
+        .names()
+        .filter(|n| !members::ALL.contains(n))
+        .collect();
+    if missing.is_empty() && extra.is_empty() {
+        Ok(((), format!("the {} bundle members", members::ALL.len())))
+    } else {
+        let mut why = Vec::new();
+        if !missing.is_empty() {
+            why.push(format!("missing {}", missing.join(", ")));
+        }
+        if !extra.is_empty() {
+            why.push(format!("unexpected {}", extra.join(", ")));
+        }
+        Err(why.join("; "))
+    }
+}
+
+fn check_dsse(archive: &Archive, verifiers: &[Verifier]) -> Outcome<Vec<u8>> {
+    let bytes = member(archive, members::ENVELOPE)?;
+    let envelope = Envelope::from_json(bytes).map_err(|e| e.to_string())?;
+    let payload =
+        verify_envelope_of_type(&envelope, PAYLOAD_TYPE, verifiers).map_err(|e| e.to_string())?;
+    Ok((payload, "signed by a pinned key".into()))
+}
+
+fn check_statement(payload: &[u8]) -> Outcome<Statement> {
+    if !is_canonical(payload) {
+        return Err("statement is not canonical (RFC 8785) JSON".into());
+    }
+    let s: Statement =
+        serde_json::from_slice(payload).map_err(|e| format!("not a statement: {e}"))?;
+    if s.type_ != STATEMENT_TYPE {
+        return Err(format!("_type is {:?}, expected {STATEMENT_TYPE}", s.type_));
+    }
+    if s.predicate_type != PREDICATE_TYPE {
+        return Err(format!(
+            "predicateType is {:?}, expected {PREDICATE_TYPE}",
+            s.predicate_type
+        ));
+    }
+    decode_hash(&s.predicate.root_hash).map_err(|e| format!("predicate root_hash {e}"))?;
+    let scope = s.predicate.scope.node_id();
+    Ok((s, format!("in-toto Statement v1 for {scope}")))
+}
+
+fn check_subjects(s: &Statement, archive: &Archive) -> Outcome<()> {
+    for pair in s.subject.windows(2) {
+        if pair[0].name >= pair[1].name {
+            return Err(format!(
+                "subjects are not sorted and unique at {:?}",
+                pair[1].name
+            ));
+        }
+    }
+    for subject in &s.subject {
+        if subject.name == members::ENVELOPE {
+            return Err("the envelope lists itself".into());
+        }
+        let bytes = archive
+            .get(&subject.name)
+            .ok_or_else(|| format!("listed member {} is missing", subject.name))?;
+        let want = subject
+            .sha256_hex()
+            .ok_or_else(|| format!("subject {} has no sha256", subject.name))?;
+        let got = hex::encode(Sha256::digest(bytes));
+        if got != want {
+            return Err(format!(
+                "{} has sha256 {got}, the signed statement says {want}",
+                subject.name
+            ));
+        }
+    }
+    if let Some(unlisted) = archive
+        .names()
+        .find(|n| *n != members::ENVELOPE && !s.subject.iter().any(|sub| sub.name == *n))
+    {
+        return Err(format!("member {unlisted} is not listed in the statement"));
+    }
+    Ok((
+        (),
+        format!("{} members match their signed digests", s.subject.len()),
+    ))
+}
+
+fn check_checkpoint(archive: &Archive, verifiers: &[Verifier]) -> Outcome<Checkpoint> {
+    let bytes = member(archive, members::CHECKPOINT)?;
+    let text = std::str::from_utf8(bytes).map_err(|_| "checkpoint is not UTF-8".to_owned())?;
+    let (cp, _) = open_checkpoint(text, verifiers).map_err(|e| e.to_string())?;
+    let summary = format!(
+        "{} at size {} signed by a pinned key",
+        cp.origin, cp.tree_size
+    );
+    Ok((cp, summary))
+}
+
+fn check_matches(s: &Statement, cp: &Checkpoint) -> Outcome<()> {
+    let p = &s.predicate;
+    if p.origin != cp.origin {
+        return Err(format!(
+            "predicate origin {:?} differs from checkpoint origin {:?}",
+            p.origin, cp.origin
+        ));
+    }
+    if p.tree_size != cp.tree_size {
+        return Err(format!(
+            "predicate tree_size {} differs from checkpoint size {}",
+            p.tree_size, cp.tree_size
+        ));
+    }
+    let root = decode_hash(&p.root_hash).map_err(|e| format!("predicate root_hash {e}"))?;
+    if root != cp.root_hash {
+        return Err("predicate root_hash differs from the checkpoint's root".into());
+    }
+    Ok(((), "origin, tree size and root agree".into()))
+}
+
+/// Splits a JSON Lines member into lines; every line must end with `\n`.
+fn lines<'a>(name: &str, bytes: &'a [u8]) -> Result<Vec<&'a [u8]>, String> {
+    if bytes.is_empty() {
+        return Ok(Vec::new());
+    }
+    let body = bytes
+        .strip_suffix(b"\n")
+        .ok_or_else(|| format!("{name} does not end with a newline"))?;
+    let lines: Vec<&[u8]> = body.split(|b| *b == b'\n').collect();
+    if let Some(i) = lines.iter().position(|l| l.is_empty()) {
+        return Err(format!("{name} line {} is empty", i + 1));
+    }
+    Ok(lines)
+}
+
+fn check_inclusion(archive: &Archive, cp: &Checkpoint) -> Outcome<Vec<LeafEvent>> {
+    let audit = lines(members::AUDIT, member(archive, members::AUDIT)?)?;
+    let proofs = lines(members::PROOFS, member(archive, members::PROOFS)?)?;
+    if audit.is_empty() {
+        return Err("the audit slice is empty".into());
+    }
+    if audit.len() != proofs.len() {
+        return Err(format!(
+            "{} audit lines but {} proof lines",
+            audit.len(),
+            proofs.len()
+        ));
+    }
+    let mut events = Vec::with_capacity(audit.len());
+    let mut last_seq: Option<u64> = None;
+    for (i, (leaf, proof_line)) in audit.iter().zip(&proofs).enumerate() {
+        let n = i + 1;
+        if !is_canonical(leaf) {
+            return Err(format!("audit line {n} is not canonical (RFC 8785) JSON"));
+        }
+        let event: LeafEvent = serde_json::from_slice(leaf)
+            .map_err(|e| format!("audit line {n} is not an audit event: {e}"))?;
+        if event.v != 1 {
+            return Err(format!("audit line {n} has leaf version {}", event.v));
+        }
+        if last_seq.is_some_and(|last| event.seq <= last) {
+            return Err(format!("audit line {n}: seq {} is out of order", event.seq));
+        }
+        last_seq = Some(event.seq);
+        if !is_canonical(proof_line) {
+            return Err(format!("proof line {n} is not canonical (RFC 8785) JSON"));
+        }
+        let proof: ProofLine = serde_json::from_slice(proof_line)
+            .map_err(|e| format!("proof line {n} is not a proof: {e}"))?;
+        if proof.seq != event.seq {
+            return Err(format!(
+                "proof line {n} is for seq {}, audit line {n} is seq {}",
+                proof.seq, event.seq
+            ));
+        }
+        if proof.tree_size != cp.tree_size {
+            return Err(format!(
+                "proof line {n} is for tree size {}, the checkpoint's is {}",
+                proof.tree_size, cp.tree_size
+            ));
+        }
+        let leaf_hash = merkle::leaf_hash(leaf);
+        let claimed =
+            decode_hash(&proof.leaf_hash).map_err(|e| format!("proof line {n} leaf_hash {e}"))?;
+        if claimed != leaf_hash {
+            return Err(format!(
+                "proof line {n}: leaf_hash does not match audit line {n}"
+            ));
+        }
+        let path: Vec<Hash> = proof
+            .hashes
+            .iter()
+            .map(|h| decode_hash(h))
+            .collect::<Result<_, _>>()
+            .map_err(|e| format!("proof line {n} hash {e}"))?;
+        merkle::verify_inclusion(&leaf_hash, event.seq, cp.tree_size, &path, &cp.root_hash)
+            .map_err(|e| format!("event seq {} is not proven in the tree: {e}", event.seq))?;
+        events.push(event);
+    }
+    let summary = format!(
+        "{} events proven included at tree size {}",
+        events.len(),
+        cp.tree_size
+    );
+    Ok((events, summary))
+}
+
+fn decode_hash(b64: &str) -> Result<Hash, String> {
+    B64.decode(b64)
+        .ok()
+        .and_then(|b| Hash::try_from(b.as_slice()).ok())
+        .ok_or_else(|| "is not 32 bytes of base64".to_owned())
+}
+
+fn check_lineage(archive: &Archive, events: &[LeafEvent], s: &Statement) -> Outcome<()> {
+    let bytes = member(archive, members::LINEAGE)?;
+    if !is_canonical(bytes) {
+        return Err("lineage.json is not canonical (RFC 8785) JSON".into());
+    }
+    let lineage: Lineage =
+        serde_json::from_slice(bytes).map_err(|e| format!("lineage.json: {e}"))?;
+    for pair in lineage.nodes.windows(2) {
+        if pair[0].id >= pair[1].id {
+            return Err(format!("nodes not sorted and unique at {}", pair[1].id));
+        }
+    }
+    for node in &lineage.nodes {
+        let prefix = format!("{}:", node.kind);
+        if !node.id.starts_with(&prefix) {
+            return Err(format!("node {} is not of kind {}", node.id, node.kind));
+        }
+    }
+    let scope = s.predicate.scope.node_id();
+    if lineage.node(&scope).is_none() {
+        return Err(format!("the scope {scope} is not a lineage node"));
+    }
+    for pair in lineage.edges.windows(2) {
+        let key = |e: &LineageEdge| (e.from.clone(), e.to.clone(), e.kind.as_str().to_owned());
+        if key(&pair[0]) >= key(&pair[1]) {
+            return Err(format!(
+                "edges not sorted and unique at {} -> {}",
+                pair[1].from, pair[1].to
+            ));
+        }
+    }
+    for edge in &lineage.edges {
+        let label = format!("edge {} -[{}]-> {}", edge.from, edge.kind, edge.to);
+        for end in [&edge.from, &edge.to] {
+            if lineage.node(end).is_none() {
+                return Err(format!("{label}: {end} is not a node"));
+            }
+        }
+        let event = events
+            .iter()
+            .find(|e| e.seq == edge.seq)
+            .ok_or_else(|| format!("{label}: seq {} is not in the proven audit slice", edge.seq))?;
+        edge_backed_by(edge, event).map_err(|why| format!("{label}: event {} {why}", edge.seq))?;
+    }
+    Ok((
+        (),
+        format!(
+            "{} nodes, {} edges each backed by its event",
+            lineage.nodes.len(),
+            lineage.edges.len()
+        ),
+    ))
+}
+
+/// Whether `event` is the event that creates `edge` (see `docs/formats.md`): the action that
+/// makes this kind of edge, on the run the edge starts or ends at, naming the other end.
+fn edge_backed_by(edge: &LineageEdge, event: &LeafEvent) -> Result<(), String> {
+    let expect = |action: &str, run: &str| -> Result<(), String> {
+        if event.action != action {
+            return Err(format!("is {}, not {action}", event.action));
+        }
+        if event.subject != run {
+            return Err(format!("is about {}, not {run}", event.subject));
+        }
+        Ok(())
+    };
+    let data = &event.data;
+    let str_field = |name: &str| data.get(name).and_then(Value::as_str);
+    let version_in = |list: &str, node: &str| -> bool {
+        let Some((ds, digest)) = node
+            .strip_prefix("dataset_version:")
+            .and_then(|v| v.split_once('@'))
+        else {
+            return false;
+        };
+        data.get(list)
+            .and_then(Value::as_array)
+            .is_some_and(|items| {
+                items.iter().any(|i| {
+                    i.get("dataset_id").and_then(Value::as_str) == Some(ds)
+                        && i.get("digest").and_then(Value::as_str) == Some(digest)
+                })
+            })
+    };
+    match &edge.kind {
+        EdgeKind::Input => {
+            expect(actions::RUN_CREATE, &edge.to)?;
+            if !version_in("inputs", &edge.from) {
+                return Err(format!("does not list {} as an input", edge.from));
+            }
+        }
+        EdgeKind::BuiltFrom => {
+            expect(actions::RUN_CREATE, &edge.from)?;
+            let commit = edge.to.strip_prefix("git_commit:");
+            if commit.is_none() || str_field("git_commit") != commit {
+                return Err(format!("does not name {}", edge.to));
+            }
+        }
+        EdgeKind::ExecutedIn => {
+            expect(actions::RUN_CREATE, &edge.from)?;
+            let image = edge.to.strip_prefix("image:");
+            if image.is_none() || str_field("image_digest") != image {
+                return Err(format!("does not name {}", edge.to));
+            }
+        }
+        EdgeKind::Produced => {
+            if let Some(artifact) = edge.to.strip_prefix("artifact:") {
+                expect(actions::ARTIFACT_UPLOAD, &edge.from)?;
+                if str_field("artifact_id") != Some(artifact) {
+                    return Err(format!("does not upload {}", edge.to));
+                }
+            } else {
+                expect(actions::RUN_FINISH, &edge.from)?;
+                if !version_in("outputs", &edge.to) {
+                    return Err(format!("does not list {} as an output", edge.to));
+                }
+            }
+        }
+        other => return Err(format!("cannot back an edge of unknown kind {other}")),
+    }
+    Ok(())
+}
+
+fn check_policy(archive: &Archive, events: &[LeafEvent]) -> Outcome<()> {
+    let bytes = member(archive, members::POLICY)?;
+    if !is_canonical(bytes) {
+        return Err("policy.json is not canonical (RFC 8785) JSON".into());
+    }
+    let policy: Policy = serde_json::from_slice(bytes).map_err(|e| format!("policy.json: {e}"))?;
+    if policy.version <= 1 {
+        // Version 1 is created by `ledger.init`, outside any scope's slice.
+        return Ok(((), "initial policy version 1".into()));
+    }
+    let subject = format!("policy:{}", policy.version);
+    let event = events
+        .iter()
+        .find(|e| e.action == actions::POLICY_UPDATE && e.subject == subject)
+        .ok_or_else(|| format!("the {subject} update event is not in the proven audit slice"))?;
+    let gates = event
+        .data
+        .get("required_gates")
+        .cloned()
+        .unwrap_or(Value::Null);
+    let ttl = event
+        .data
+        .get("run_token_ttl_seconds")
+        .and_then(Value::as_u64);
+    if gates != serde_json::json!(policy.required_gates)
+        || ttl != Some(policy.run_token_ttl_seconds)
+    {
+        return Err(format!(
+            "policy.json differs from the {subject} update event (seq {})",
+            event.seq
+        ));
+    }
+    Ok((
+        (),
+        format!(
+            "policy version {} backed by event {}",
+            policy.version, event.seq
+        ),
+    ))
+}
