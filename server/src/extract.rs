@@ -104,27 +104,39 @@ pub fn json_error(e: serde_json::Error) -> ApiError {
     }
 }
 
-/// A strictly parsed JSON request body of at most `LIMIT` bytes.
+/// A JSON request body of at most `LIMIT` bytes, parsed strictly by [`JsonBody::parse`].
+///
+/// Extraction itself never fails and reads nothing: handlers check authorization first and
+/// only then parse, so a caller without the right role gets 403 whatever body it sent.
 #[derive(Debug)]
-pub struct JsonBody<T, const LIMIT: usize = JSON_LIMIT>(pub T);
+pub struct JsonBody<T, const LIMIT: usize = JSON_LIMIT> {
+    req: Request,
+    _t: std::marker::PhantomData<fn() -> T>,
+}
 
-impl<T: DeserializeOwned, S: Send + Sync, const LIMIT: usize> FromRequest<S>
-    for JsonBody<T, LIMIT>
-{
-    type Rejection = ApiError;
+impl<T, S: Send + Sync, const LIMIT: usize> FromRequest<S> for JsonBody<T, LIMIT> {
+    type Rejection = std::convert::Infallible;
 
-    async fn from_request(req: Request, _: &S) -> Result<Self, ApiError> {
-        if !is_json(req.headers()) {
+    async fn from_request(req: Request, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(JsonBody {
+            req,
+            _t: std::marker::PhantomData,
+        })
+    }
+}
+
+impl<T: DeserializeOwned, const LIMIT: usize> JsonBody<T, LIMIT> {
+    /// Content type (415), size (413), syntax (400), unknown fields and types (400).
+    pub async fn parse(self) -> Result<T, ApiError> {
+        if !is_json(self.req.headers()) {
             return Err(ApiError::new(
                 "unsupported_media_type",
                 "the request body must be Content-Type: application/json",
             ));
         }
-        check_content_length(req.headers(), LIMIT as u64)?;
-        let bytes = read_body(req.into_body(), LIMIT).await?;
-        serde_json::from_slice(&bytes)
-            .map(JsonBody)
-            .map_err(json_error)
+        check_content_length(self.req.headers(), LIMIT as u64)?;
+        let bytes = read_body(self.req.into_body(), LIMIT).await?;
+        serde_json::from_slice(&bytes).map_err(json_error)
     }
 }
 

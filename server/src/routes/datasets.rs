@@ -17,9 +17,10 @@ use crate::validate;
 pub async fn create(
     State(st): State<AppState>,
     p: Principal,
-    JsonBody(req): JsonBody<CreateDatasetRequest>,
+    body: JsonBody<CreateDatasetRequest>,
 ) -> ApiResult<(StatusCode, Json<Dataset>)> {
     p.write_catalog()?;
+    let req = body.parse().await?;
     validate::dataset_name("name", &req.name)?;
     if let Some(d) = &req.description {
         validate::long_text("description", d)?;
@@ -62,9 +63,10 @@ pub async fn register_version(
     State(st): State<AppState>,
     p: Principal,
     P(dataset_id): P<String>,
-    JsonBody(req): JsonBody<RegisterVersionRequest, MANIFEST_LIMIT>,
+    body: JsonBody<RegisterVersionRequest, MANIFEST_LIMIT>,
 ) -> ApiResult<(StatusCode, Json<DatasetVersion>)> {
     p.write_catalog()?;
+    let req = body.parse().await?;
     validate::digest("digest", &req.digest)?;
     if let Some(n) = &req.note {
         validate::long_text("note", n)?;
@@ -132,9 +134,10 @@ pub async fn record_gate(
     State(st): State<AppState>,
     p: Principal,
     P((dataset_id, digest)): P<(String, String)>,
-    JsonBody(req): JsonBody<RecordGateRequest>,
+    body: JsonBody<RecordGateRequest>,
 ) -> ApiResult<(StatusCode, Json<GateResult>)> {
     p.record_gate()?;
+    let req = body.parse().await?;
     validate::gate_name("gate", &req.gate)?;
     let details = req.details.unwrap_or_default();
     validate::string_map("details", &details, 64)?;

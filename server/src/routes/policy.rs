@@ -21,9 +21,10 @@ pub async fn get(State(st): State<AppState>, p: Principal) -> ApiResult<Json<Pol
 pub async fn update(
     State(st): State<AppState>,
     p: Principal,
-    JsonBody(req): JsonBody<UpdatePolicyRequest>,
+    body: JsonBody<UpdatePolicyRequest>,
 ) -> ApiResult<Json<Policy>> {
     p.admin()?;
+    let req = body.parse().await?;
     if req.required_gates.len() > 64 {
         return Err(ApiError::validation("required_gates", "at most 64 gates"));
     }

@@ -41,9 +41,10 @@ fn refs(field: &str, list: &[VersionRef], min: usize) -> Result<(), ApiError> {
 pub async fn create(
     State(st): State<AppState>,
     p: Principal,
-    JsonBody(req): JsonBody<CreateRunRequest>,
+    body: JsonBody<CreateRunRequest>,
 ) -> ApiResult<(StatusCode, Json<CreatedRun>)> {
     p.write_catalog()?;
+    let req = body.parse().await?;
     validate::label("name", &req.name)?;
     refs("inputs", &req.inputs, 1)?;
     validate::git_commit("git_commit", &req.git_commit)?;
@@ -94,9 +95,10 @@ pub async fn finish(
     State(st): State<AppState>,
     p: Principal,
     P(id): P<String>,
-    JsonBody(req): JsonBody<FinishRunRequest>,
+    body: JsonBody<FinishRunRequest>,
 ) -> ApiResult<Json<Run>> {
     p.write_run(&id)?;
+    let req = body.parse().await?;
     let outputs = req.outputs.unwrap_or_default();
     refs("outputs", &outputs, 0)?;
     let a = p.actor.clone();
@@ -110,9 +112,10 @@ pub async fn append_metrics(
     State(st): State<AppState>,
     p: Principal,
     P(run_id): P<String>,
-    JsonBody(req): JsonBody<AppendMetricsRequest, METRICS_LIMIT>,
+    body: JsonBody<AppendMetricsRequest, METRICS_LIMIT>,
 ) -> ApiResult<(StatusCode, Json<MetricBatch>)> {
     p.write_run(&run_id)?;
+    let req = body.parse().await?;
     if req.points.is_empty() || req.points.len() > 10_000 {
         return Err(ApiError::validation(
             "points",

@@ -17,9 +17,10 @@ use crate::validate;
 pub async fn create(
     State(st): State<AppState>,
     p: Principal,
-    JsonBody(req): JsonBody<CreateTokenRequest>,
+    body: JsonBody<CreateTokenRequest>,
 ) -> ApiResult<(StatusCode, Json<CreatedToken>)> {
     p.admin()?;
+    let req = body.parse().await?;
     validate::label("name", &req.name)?;
     let expires_at = match req.expires_in_seconds {
         None => None,

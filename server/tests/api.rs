@@ -1,0 +1,1142 @@
+//! Integration tests over real HTTP against the real binary: every operation, the role matrix,
+//! per-object authorization, idempotency, error shapes, immutability, evidence bundles.
+
+mod common;
+
+use base64::Engine;
+use common::*;
+use serde_json::{json, Value};
+
+fn b64d(s: &Value) -> Vec<u8> {
+    base64::engine::general_purpose::STANDARD
+        .decode(s.as_str().unwrap())
+        .unwrap()
+}
+
+fn hash32(s: &Value) -> [u8; 32] {
+    b64d(s).try_into().unwrap()
+}
+
+#[tokio::test]
+async fn every_operation_end_to_end() {
+    let srv = Server::start();
+    let admin = srv.client(ADMIN);
+    let anon = srv.anon();
+
+    // System.
+    let h = anon.get("/v1/health").await;
+    assert_eq!(h.status, 200);
+    assert_eq!(h.json()["status"], "ok");
+    assert_eq!(
+        h.json()["tree_size"],
+        2,
+        "ledger.init + bootstrap token.create"
+    );
+    let keys = anon.get("/v1/keys").await.json();
+    assert_eq!(keys["origin"], "datapilot.local/ledger");
+    assert_eq!(keys["keys"][0]["algorithm"], "ed25519");
+    let who = admin.get("/v1/whoami").await.json();
+    assert_eq!(
+        who,
+        json!({ "subject": "bootstrap", "role": "admin", "token_id": who["token_id"], "run_id": null })
+    );
+
+    // Tokens.
+    let eng = admin.with_token(&admin.token("engineer").await);
+    let auditor = admin.with_token(&admin.token("auditor").await);
+    let viewer = admin.with_token(&admin.token("viewer").await);
+    let toks = admin.get("/v1/tokens?limit=2").await.json();
+    assert_eq!(toks["items"].as_array().unwrap().len(), 2);
+    let next = toks["next_cursor"].as_str().unwrap();
+    let toks2 = admin
+        .get(&format!("/v1/tokens?limit=2&cursor={next}"))
+        .await
+        .json();
+    assert_eq!(toks2["items"].as_array().unwrap().len(), 2);
+    assert_eq!(toks2["next_cursor"], Value::Null);
+
+    // Datasets and versions.
+    let r = eng
+        .post(
+            "/v1/datasets",
+            json!({ "name": "churn", "description": "features" }),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text());
+    let ds = r.json()["id"].as_str().unwrap().to_string();
+    assert!(ds.starts_with("ds_") && ds.len() == 29);
+    eng.post("/v1/datasets", json!({ "name": "churn" }))
+        .await
+        .assert_problem(409, "already_exists");
+    assert_eq!(
+        viewer.get(&format!("/v1/datasets/{ds}")).await.json()["name"],
+        "churn"
+    );
+    assert_eq!(
+        viewer.get("/v1/datasets").await.json()["items"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+
+    let (digest, files) = manifest("v1", 4);
+    let path = format!("/v1/datasets/{ds}/versions");
+    let r = eng
+        .post(
+            &path,
+            json!({ "digest": digest, "files": files, "note": "first" }),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text());
+    let v = r.json();
+    assert_eq!(v["file_count"], 4);
+    assert_eq!(v["gate_status"], "passed", "no gates required yet");
+    // Same manifest again: the existing version, 200, no new event.
+    let again = eng
+        .post(
+            &path,
+            json!({ "digest": digest, "files": files, "note": "first" }),
+        )
+        .await;
+    assert_eq!(again.status, 200);
+    assert_eq!(again.json()["audit_seq"], v["audit_seq"]);
+    // A wrong digest is refused after recomputation.
+    let (other, _) = manifest("other", 4);
+    eng.post(&path, json!({ "digest": other, "files": files }))
+        .await
+        .assert_problem(422, "digest_mismatch");
+    // Invalid paths are validation errors.
+    let bad = json!({ "digest": digest, "files": [{ "path": "../etc/passwd", "sha256": "0".repeat(64), "size": 1 }] });
+    eng.post(&path, bad)
+        .await
+        .assert_problem(400, "validation_failed");
+    let m = viewer
+        .get(&format!("{path}/{digest}/manifest"))
+        .await
+        .json();
+    assert_eq!(m["files"].as_array().unwrap().len(), 4);
+    assert_eq!(
+        viewer.get(&format!("{path}/{digest}")).await.json()["digest"],
+        digest
+    );
+    assert_eq!(
+        viewer.get(&path).await.json()["items"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+
+    // Policy and gates.
+    let pol = admin
+        .put("/v1/policy", json!({ "required_gates": ["schema", "pii"] }))
+        .await;
+    assert_eq!(pol.status, 200, "{}", pol.text());
+    assert_eq!(pol.json()["version"], 2);
+    assert_eq!(pol.json()["run_token_ttl_seconds"], 86400);
+    assert_eq!(
+        viewer.get("/v1/policy").await.json()["required_gates"],
+        json!(["schema", "pii"])
+    );
+    assert_eq!(
+        viewer.get(&format!("{path}/{digest}")).await.json()["gate_status"],
+        "pending"
+    );
+    let run_body = json!({ "name": "train", "inputs": [{ "dataset_id": ds, "digest": digest }],
+        "git_commit": "c".repeat(40), "image_digest": format!("sha256:{}", "d".repeat(64)) });
+    let r = eng.post("/v1/runs", run_body.clone()).await;
+    r.assert_problem(422, "gate_not_passed");
+    assert!(r.json()["detail"].as_str().unwrap().contains("schema"));
+    let gates = format!("{path}/{digest}/gates");
+    let g = auditor
+        .post(
+            &gates,
+            json!({ "gate": "schema", "status": "passed", "details": { "rows": "1000" } }),
+        )
+        .await;
+    assert_eq!(g.status, 201, "{}", g.text());
+    assert!(g.json()["id"].as_str().unwrap().starts_with("gr_"));
+    eng.post(&gates, json!({ "gate": "pii", "status": "failed" }))
+        .await;
+    assert_eq!(
+        viewer.get(&format!("{path}/{digest}")).await.json()["gate_status"],
+        "failed"
+    );
+    eng.post(&gates, json!({ "gate": "pii", "status": "passed" }))
+        .await;
+    assert_eq!(
+        viewer.get(&format!("{path}/{digest}")).await.json()["gate_status"],
+        "passed"
+    );
+    assert_eq!(
+        viewer.get(&gates).await.json()["items"]
+            .as_array()
+            .unwrap()
+            .len(),
+        3
+    );
+
+    // Runs and the run token.
+    let r = eng.post("/v1/runs", run_body).await;
+    assert_eq!(r.status, 201, "{}", r.text());
+    let created = r.json();
+    let run = created["run"]["id"].as_str().unwrap().to_string();
+    let rt = eng.with_token(created["run_token"].as_str().unwrap());
+    assert_eq!(created["run"]["status"], "running");
+    let who = rt.get("/v1/whoami").await.json();
+    assert_eq!(
+        who,
+        json!({ "subject": run, "role": "run", "token_id": null, "run_id": run })
+    );
+    assert_eq!(rt.get(&format!("/v1/runs/{run}")).await.json()["id"], run);
+    assert_eq!(viewer.get("/v1/runs").await.json()["items"][0]["id"], run);
+
+    // Metrics: the digest is SHA-256 of the JCS of the points as submitted.
+    let points = json!([{ "name": "loss", "step": 0, "value": 0.5 }, { "name": "loss", "step": 1, "value": 1e-7 },
+                        { "name": "acc", "step": 1, "value": 1.0, "time": "2026-11-27T03:38:50.123Z" }]);
+    let r = rt
+        .post(
+            &format!("/v1/runs/{run}/metrics"),
+            json!({ "points": points }),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text());
+    let want = format!(
+        "sha256:{}",
+        sha256_hex(&datapilot::jcs::to_canonical_vec(&points).unwrap())
+    );
+    assert_eq!(r.json()["digest"], want);
+    assert_eq!(r.json()["batch"], 0);
+    let listed = viewer
+        .get(&format!("/v1/runs/{run}/metrics?name=loss"))
+        .await
+        .json();
+    assert_eq!(listed["items"].as_array().unwrap().len(), 2);
+    assert!(
+        listed["items"][0]["time"].as_str().unwrap().ends_with('Z'),
+        "receive time filled in"
+    );
+    let bad = json!({ "points": [{ "name": "bad name!", "step": 0, "value": 1 }] });
+    rt.post(&format!("/v1/runs/{run}/metrics"), bad)
+        .await
+        .assert_problem(400, "validation_failed");
+
+    // Artifacts: hashed while streaming.
+    let bytes = b"model weights".repeat(1000);
+    let sha = sha256_hex(&bytes);
+    let r = rt.upload(&run, "model/weights.bin", &bytes, &sha).await;
+    assert_eq!(r.status, 201, "{}", r.text());
+    let art = r.json()["id"].as_str().unwrap().to_string();
+    rt.upload(&run, "model/other.bin", b"xyz", &sha)
+        .await
+        .assert_problem(422, "digest_mismatch");
+    rt.upload(&run, "model/weights.bin", &bytes, &sha)
+        .await
+        .assert_problem(409, "already_exists");
+    let r = rt
+        .send(
+            "POST",
+            &format!("/v1/runs/{run}/artifacts?name=x&sha256={sha}"),
+            &[("content-type", "text/plain")],
+            Some(bytes.clone()),
+        )
+        .await;
+    r.assert_problem(415, "unsupported_media_type");
+    let d = rt
+        .get(&format!("/v1/runs/{run}/artifacts/{art}/content"))
+        .await;
+    assert_eq!(d.status, 200);
+    assert_eq!(d.body, bytes);
+    assert_eq!(d.header("x-content-sha256"), Some(sha.as_str()));
+    assert_eq!(
+        viewer
+            .get(&format!("/v1/runs/{run}/artifacts/{art}"))
+            .await
+            .json()["size"],
+        bytes.len()
+    );
+    assert_eq!(
+        viewer
+            .get(&format!("/v1/runs/{run}/artifacts"))
+            .await
+            .json()["items"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+
+    // Finish with an output version; the run is sealed.
+    let out_digest = eng.version(&ds, "output").await;
+    let fin = rt
+        .post(&format!("/v1/runs/{run}/finish"), json!({ "status": "succeeded", "outputs": [{ "dataset_id": ds, "digest": out_digest }] }))
+        .await;
+    assert_eq!(fin.status, 200, "{}", fin.text());
+    assert_eq!(fin.json()["status"], "succeeded");
+    eng.post(
+        &format!("/v1/runs/{run}/finish"),
+        json!({ "status": "failed" }),
+    )
+    .await
+    .assert_problem(409, "run_sealed");
+    rt.post(
+        &format!("/v1/runs/{run}/metrics"),
+        json!({ "points": points }),
+    )
+    .await
+    .assert_problem(409, "run_sealed");
+    rt.upload(&run, "late.bin", b"abc", &sha256_hex(b"abc"))
+        .await
+        .assert_problem(409, "run_sealed");
+    assert_eq!(
+        rt.get(&format!("/v1/runs/{run}")).await.status,
+        200,
+        "reads keep working"
+    );
+
+    // Lineage.
+    let lin = viewer.get(&format!("/v1/runs/{run}/lineage")).await.json();
+    let kinds: Vec<&str> = lin["edges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap())
+        .collect();
+    for k in ["input", "built_from", "executed_in", "produced"] {
+        assert!(kinds.contains(&k), "{k} missing in {lin}");
+    }
+    assert_eq!(lin["edges"].as_array().unwrap().len(), 5, "{lin}");
+    let vlin = viewer.get(&format!("{path}/{digest}/lineage")).await.json();
+    assert!(vlin["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|n| n["id"] == format!("run:{run}")));
+
+    // Audit.
+    let ev = auditor
+        .get(&format!("/v1/audit/events?subject=run:{run}"))
+        .await
+        .json();
+    let actions: Vec<&str> = ev["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        actions,
+        [
+            "run.create",
+            "metrics.append",
+            "artifact.upload",
+            "run.finish"
+        ]
+    );
+    assert_eq!(
+        ev["items"][1]["actor"],
+        json!({ "kind": "run", "id": run, "role": "run" })
+    );
+    let first = auditor.get("/v1/audit/events/0").await.json();
+    assert_eq!(first["action"], "ledger.init");
+    assert_eq!(
+        first["actor"],
+        json!({ "kind": "system", "id": "system", "role": "system" })
+    );
+    auditor
+        .get("/v1/audit/events/999999")
+        .await
+        .assert_problem(404, "not_found");
+    let only = auditor
+        .get("/v1/audit/events?action=gate.record")
+        .await
+        .json();
+    assert_eq!(only["items"].as_array().unwrap().len(), 3);
+
+    // Ledger: entries, proofs, checkpoint.
+    let (size, root, _) = checkpoint(&viewer).await;
+    let mut all = Vec::new();
+    let mut next = String::from("/v1/ledger/entries?start=0&limit=7");
+    loop {
+        let page = viewer.get(&next).await.json();
+        all.extend(page["items"].as_array().unwrap().clone());
+        match page["next_cursor"].as_str() {
+            Some(c) => next = format!("/v1/ledger/entries?limit=7&cursor={c}"),
+            None => break,
+        }
+    }
+    assert_eq!(all.len() as u64, size);
+    let leaves: Vec<[u8; 32]> = all
+        .iter()
+        .map(|e| datapilot::merkle::leaf_hash(&b64d(&e["leaf"])))
+        .collect();
+    assert_eq!(datapilot::merkle::root_from_leaf_hashes(&leaves), root);
+    // Every leaf is JCS.
+    for e in &all {
+        assert!(datapilot::jcs::is_canonical(&b64d(&e["leaf"])));
+    }
+    viewer
+        .get("/v1/ledger/entries?start=0&cursor=abc")
+        .await
+        .assert_problem(400, "bad_request");
+    for seq in [0, size / 2, size - 1] {
+        let p = viewer
+            .get(&format!(
+                "/v1/ledger/proofs/inclusion?seq={seq}&tree_size={size}"
+            ))
+            .await
+            .json();
+        let hashes: Vec<[u8; 32]> = p["hashes"].as_array().unwrap().iter().map(hash32).collect();
+        datapilot::merkle::verify_inclusion(&hash32(&p["leaf_hash"]), seq, size, &hashes, &root)
+            .unwrap();
+    }
+    viewer
+        .get(&format!("/v1/ledger/proofs/inclusion?seq={size}"))
+        .await
+        .assert_problem(400, "bad_request");
+    let old = 5;
+    let old_root = datapilot::merkle::root_from_leaf_hashes(&leaves[..old]);
+    let c = viewer
+        .get(&format!("/v1/ledger/proofs/consistency?from={old}"))
+        .await
+        .json();
+    let hashes: Vec<[u8; 32]> = c["hashes"].as_array().unwrap().iter().map(hash32).collect();
+    datapilot::merkle::verify_consistency(old as u64, size, &hashes, &old_root, &root).unwrap();
+    viewer
+        .get("/v1/ledger/proofs/consistency?from=0")
+        .await
+        .assert_problem(400, "bad_request");
+
+    // Evidence: verifies offline with the pinned key, and is byte-identical on re-export.
+    let v = verifier(&viewer).await;
+    let b1 = auditor.get(&format!("/v1/runs/{run}/evidence")).await;
+    assert_eq!(b1.status, 200, "{}", b1.text());
+    assert_eq!(b1.header("content-type"), Some("application/zip"));
+    let report = datapilot::evidence::verify_bundle(&b1.body, std::slice::from_ref(&v));
+    assert!(report.ok, "{:#?}", report.failed());
+    // More writes, then export at the old size: the same bytes.
+    eng.dataset("later").await;
+    let b2 = eng
+        .get(&format!("/v1/runs/{run}/evidence?tree_size={size}"))
+        .await;
+    assert_eq!(b1.body, b2.body, "deterministic bundle");
+    let vb = auditor.get(&format!("{path}/{digest}/evidence")).await;
+    assert_eq!(vb.status, 200);
+    let report = datapilot::evidence::verify_bundle(&vb.body, &[v]);
+    assert!(report.ok, "{:#?}", report.failed());
+    viewer
+        .get(&format!("/v1/runs/{run}/evidence"))
+        .await
+        .assert_problem(403, "forbidden");
+    eng.get(&format!("/v1/runs/{run}/evidence?tree_size=3"))
+        .await
+        .assert_problem(404, "not_found");
+    eng.get(&format!("/v1/runs/{run}/evidence?tree_size=0"))
+        .await
+        .assert_problem(400, "validation_failed");
+
+    // Revocation.
+    let t = admin
+        .post(
+            "/v1/tokens",
+            json!({ "name": "temp", "role": "viewer", "expires_in_seconds": 3600 }),
+        )
+        .await
+        .json();
+    let tid = t["token"]["id"].as_str().unwrap();
+    let temp = admin.with_token(t["secret"].as_str().unwrap());
+    assert_eq!(temp.get("/v1/whoami").await.status, 200);
+    let rv = admin
+        .send("POST", &format!("/v1/tokens/{tid}/revoke"), &[], None)
+        .await;
+    assert_eq!(rv.status, 200, "{}", rv.text());
+    assert!(rv.json()["revoked_at"].is_string());
+    temp.get("/v1/whoami")
+        .await
+        .assert_problem(401, "unauthenticated");
+    admin
+        .send("POST", &format!("/v1/tokens/{tid}/revoke"), &[], None)
+        .await
+        .assert_problem(409, "immutable");
+}
+
+/// Each role against each class of operation: allowed (not 401/403) or 403.
+#[tokio::test]
+async fn role_matrix() {
+    let srv = Server::start();
+    let admin = srv.client(ADMIN);
+    let ds = admin.dataset("matrix").await;
+    let digest = admin.version(&ds, "m").await;
+    let (run, run_token) = admin.run(&[(&ds, &digest)]).await;
+    let mut toks = vec![("admin", ADMIN.to_string())];
+    for role in ["viewer", "engineer", "auditor"] {
+        toks.push((role, admin.token(role).await));
+    }
+    toks.push(("run", run_token));
+    let v = format!("/v1/datasets/{ds}/versions/{digest}");
+    // (class, method, path, body, roles allowed)
+    let all_api = ["viewer", "engineer", "auditor", "admin"];
+    let cases: Vec<(&str, &str, String, Option<Value>, Vec<&str>)> = vec![
+        (
+            "whoami",
+            "GET",
+            "/v1/whoami".into(),
+            None,
+            vec!["viewer", "engineer", "auditor", "admin", "run"],
+        ),
+        (
+            "read catalog",
+            "GET",
+            "/v1/datasets".into(),
+            None,
+            all_api.to_vec(),
+        ),
+        ("read version", "GET", v.clone(), None, all_api.to_vec()),
+        (
+            "read lineage",
+            "GET",
+            format!("/v1/runs/{run}/lineage"),
+            None,
+            all_api.to_vec(),
+        ),
+        (
+            "read own run",
+            "GET",
+            format!("/v1/runs/{run}"),
+            None,
+            vec!["viewer", "engineer", "auditor", "admin", "run"],
+        ),
+        (
+            "read metrics",
+            "GET",
+            format!("/v1/runs/{run}/metrics"),
+            None,
+            vec!["viewer", "engineer", "auditor", "admin", "run"],
+        ),
+        (
+            "policy read",
+            "GET",
+            "/v1/policy".into(),
+            None,
+            all_api.to_vec(),
+        ),
+        (
+            "ledger read",
+            "GET",
+            "/v1/ledger/checkpoint".into(),
+            None,
+            all_api.to_vec(),
+        ),
+        (
+            "write dataset",
+            "POST",
+            "/v1/datasets".into(),
+            Some(json!({ "name": "x" })),
+            vec!["engineer", "admin"],
+        ),
+        (
+            "record gate",
+            "POST",
+            format!("{v}/gates"),
+            Some(json!({ "gate": "g", "status": "passed" })),
+            vec!["engineer", "auditor", "admin"],
+        ),
+        (
+            "write run",
+            "POST",
+            format!("/v1/runs/{run}/metrics"),
+            Some(json!({ "points": [{ "name": "m", "step": 0, "value": 1 }] })),
+            vec!["engineer", "admin", "run"],
+        ),
+        (
+            "audit",
+            "GET",
+            "/v1/audit/events".into(),
+            None,
+            vec!["auditor", "admin"],
+        ),
+        (
+            "evidence",
+            "GET",
+            format!("/v1/runs/{run}/evidence"),
+            None,
+            vec!["engineer", "auditor", "admin"],
+        ),
+        (
+            "policy write",
+            "PUT",
+            "/v1/policy".into(),
+            Some(json!({ "required_gates": [] })),
+            vec!["admin"],
+        ),
+        ("tokens", "GET", "/v1/tokens".into(), None, vec!["admin"]),
+    ];
+    for (class, method, path, body, allowed) in &cases {
+        for (role, secret) in &toks {
+            let api = admin.with_token(secret);
+            let body = body.as_ref().map(|b| {
+                let mut b = b.clone();
+                if b.get("name").is_some() {
+                    b["name"] = json!(format!("x-{role}"));
+                }
+                serde_json::to_vec(&b).unwrap()
+            });
+            let r = api
+                .send(method, path, &[("content-type", "application/json")], body)
+                .await;
+            if allowed.contains(role) {
+                assert!(
+                    r.status < 300,
+                    "{class}: {role} should be allowed, got {} {}",
+                    r.status,
+                    r.text()
+                );
+            } else {
+                r.assert_problem(403, "forbidden");
+            }
+        }
+    }
+    // No credentials at all: 401 everywhere except the public operations.
+    let anon = srv.anon();
+    for (_, method, path, body, _) in &cases {
+        let body = body.as_ref().map(|b| serde_json::to_vec(b).unwrap());
+        anon.send(method, path, &[("content-type", "application/json")], body)
+            .await
+            .assert_problem(401, "unauthenticated");
+    }
+    assert_eq!(anon.get("/v1/health").await.status, 200);
+    assert_eq!(anon.get("/v1/keys").await.status, 200);
+    srv.client("dpt_notatokenatall000000")
+        .get("/v1/whoami")
+        .await
+        .assert_problem(401, "unauthenticated");
+}
+
+#[tokio::test]
+async fn per_object_authorization() {
+    let srv = Server::start();
+    let admin = srv.client(ADMIN);
+    let ds = admin.dataset("objects").await;
+    let digest = admin.version(&ds, "o").await;
+    let (run_a, tok_a) = admin.run(&[(&ds, &digest)]).await;
+    let (run_b, _) = admin.run(&[(&ds, &digest)]).await;
+    let a = admin.with_token(&tok_a);
+    // Own run: fine. Other run: 403 on every operation.
+    assert_eq!(a.get(&format!("/v1/runs/{run_a}")).await.status, 200);
+    a.get(&format!("/v1/runs/{run_b}"))
+        .await
+        .assert_problem(403, "forbidden");
+    a.get(&format!("/v1/runs/{run_b}/metrics"))
+        .await
+        .assert_problem(403, "forbidden");
+    a.get(&format!("/v1/runs/{run_b}/artifacts"))
+        .await
+        .assert_problem(403, "forbidden");
+    a.post(
+        &format!("/v1/runs/{run_b}/metrics"),
+        json!({ "points": [{ "name": "m", "step": 0, "value": 1 }] }),
+    )
+    .await
+    .assert_problem(403, "forbidden");
+    a.upload(&run_b, "x", b"x", &sha256_hex(b"x"))
+        .await
+        .assert_problem(403, "forbidden");
+    a.post(
+        &format!("/v1/runs/{run_b}/finish"),
+        json!({ "status": "failed" }),
+    )
+    .await
+    .assert_problem(403, "forbidden");
+    // A run token reaches nothing outside its run.
+    a.get("/v1/datasets").await.assert_problem(403, "forbidden");
+    a.post("/v1/runs", json!({}))
+        .await
+        .assert_problem(403, "forbidden");
+    a.get("/v1/policy").await.assert_problem(403, "forbidden");
+    // A viewer writes nothing.
+    let viewer = admin.with_token(&admin.token("viewer").await);
+    viewer
+        .post("/v1/datasets", json!({ "name": "nope" }))
+        .await
+        .assert_problem(403, "forbidden");
+    viewer
+        .post(
+            &format!("/v1/runs/{run_a}/finish"),
+            json!({ "status": "failed" }),
+        )
+        .await
+        .assert_problem(403, "forbidden");
+    // An auditor records gates but writes no datasets or runs.
+    let auditor = admin.with_token(&admin.token("auditor").await);
+    auditor
+        .post("/v1/datasets", json!({ "name": "nope" }))
+        .await
+        .assert_problem(403, "forbidden");
+    // After finish the run token's writes are refused as sealed.
+    a.post(
+        &format!("/v1/runs/{run_a}/finish"),
+        json!({ "status": "succeeded" }),
+    )
+    .await;
+    a.post(
+        &format!("/v1/runs/{run_a}/finish"),
+        json!({ "status": "succeeded" }),
+    )
+    .await
+    .assert_problem(409, "run_sealed");
+}
+
+#[tokio::test]
+async fn idempotency_replay_mismatch_and_in_flight() {
+    let srv = Server::start();
+    let admin = srv.client(ADMIN);
+    let r1 = admin
+        .post_idem("/v1/datasets", "key-1", json!({ "name": "idem" }))
+        .await;
+    assert_eq!(r1.status, 201);
+    assert_eq!(r1.header("idempotent-replayed"), None);
+    let r2 = admin
+        .post_idem("/v1/datasets", "key-1", json!({ "name": "idem" }))
+        .await;
+    assert_eq!(r2.status, 201);
+    assert_eq!(r2.header("idempotent-replayed"), Some("true"));
+    assert_eq!(r1.body, r2.body);
+    let n = admin
+        .get("/v1/audit/events?action=dataset.create")
+        .await
+        .json();
+    assert_eq!(
+        n["items"].as_array().unwrap().len(),
+        1,
+        "replay wrote nothing"
+    );
+    admin
+        .post_idem("/v1/datasets", "key-1", json!({ "name": "other" }))
+        .await
+        .assert_problem(422, "idempotency_key_reused");
+    // Keys are per principal: another principal may use the same key.
+    let eng = admin.with_token(&admin.token("engineer").await);
+    assert_eq!(
+        eng.post_idem("/v1/datasets", "key-1", json!({ "name": "idem2" }))
+            .await
+            .status,
+        201
+    );
+    // Bad key.
+    admin
+        .post_idem("/v1/datasets", "has space", json!({ "name": "z" }))
+        .await
+        .assert_problem(400, "validation_failed");
+
+    // In flight: hold an upload open on a raw socket, then repeat the key.
+    let ds = admin.dataset("flight").await;
+    let digest = admin.version(&ds, "f").await;
+    let (run, _) = admin.run(&[(&ds, &digest)]).await;
+    let body = vec![7u8; 1000];
+    let sha = sha256_hex(&body);
+    let path = format!("/v1/runs/{run}/artifacts?name=slow.bin&sha256={sha}");
+    let addr = srv.base.trim_start_matches("http://").to_string();
+    use tokio::io::AsyncWriteExt;
+    let mut sock = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let head = format!(
+        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {ADMIN}\r\nContent-Type: application/octet-stream\r\nIdempotency-Key: up-1\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    sock.write_all(head.as_bytes()).await.unwrap();
+    sock.write_all(&body[..10]).await.unwrap();
+    sock.flush().await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let r = admin
+        .send(
+            "POST",
+            &path,
+            &[
+                ("content-type", "application/octet-stream"),
+                ("idempotency-key", "up-1"),
+            ],
+            Some(body.clone()),
+        )
+        .await;
+    r.assert_problem(409, "idempotency_in_flight");
+    // Finish the first request; a retry now replays its answer.
+    sock.write_all(&body[10..]).await.unwrap();
+    use tokio::io::AsyncReadExt;
+    let mut buf = vec![0u8; 4096];
+    let n = sock.read(&mut buf).await.unwrap();
+    assert!(
+        String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 201"),
+        "{}",
+        String::from_utf8_lossy(&buf[..n])
+    );
+    let r = admin
+        .send(
+            "POST",
+            &path,
+            &[
+                ("content-type", "application/octet-stream"),
+                ("idempotency-key", "up-1"),
+            ],
+            Some(body),
+        )
+        .await;
+    assert_eq!(r.status, 201);
+    assert_eq!(r.header("idempotent-replayed"), Some("true"));
+}
+
+#[tokio::test]
+async fn errors_are_problem_json() {
+    let srv = Server::start();
+    let admin = srv.client(ADMIN);
+    let json_ct = [("content-type", "application/json")];
+    // 413: over the 1 MiB cap of createDataset.
+    let big = format!("{{\"name\":\"{}\"}}", "a".repeat(1_100_000));
+    admin
+        .send("POST", "/v1/datasets", &json_ct, Some(big.into_bytes()))
+        .await
+        .assert_problem(413, "payload_too_large");
+    // 415, unknown field, bad JSON, wrong type, missing field.
+    admin
+        .send(
+            "POST",
+            "/v1/datasets",
+            &[("content-type", "text/plain")],
+            Some(b"{}".to_vec()),
+        )
+        .await
+        .assert_problem(415, "unsupported_media_type");
+    admin
+        .send("POST", "/v1/datasets", &[], Some(b"{}".to_vec()))
+        .await
+        .assert_problem(415, "unsupported_media_type");
+    let r = admin
+        .post("/v1/datasets", json!({ "name": "a", "colour": "red" }))
+        .await;
+    r.assert_problem(400, "unknown_field");
+    assert_eq!(r.json()["errors"][0]["field"], "colour");
+    admin
+        .send(
+            "POST",
+            "/v1/datasets",
+            &json_ct,
+            Some(b"{\"name\":".to_vec()),
+        )
+        .await
+        .assert_problem(400, "bad_request");
+    admin
+        .post("/v1/datasets", json!({ "name": 5 }))
+        .await
+        .assert_problem(400, "validation_failed");
+    admin
+        .post("/v1/datasets", json!({}))
+        .await
+        .assert_problem(400, "validation_failed");
+    admin
+        .post("/v1/datasets", json!({ "name": "UPPER" }))
+        .await
+        .assert_problem(400, "validation_failed");
+    // Router-level: unknown route, wrong method.
+    admin.get("/v1/nope").await.assert_problem(404, "not_found");
+    let r = admin.send("DELETE", "/v1/datasets", &[], None).await;
+    r.assert_problem(405, "method_not_allowed");
+    assert!(r.header("allow").is_some());
+    admin
+        .get("/v1/datasets/ds_00000000000000000000000000")
+        .await
+        .assert_problem(404, "not_found");
+    admin
+        .get("/v1/datasets?limit=0")
+        .await
+        .assert_problem(400, "validation_failed");
+    admin
+        .get("/v1/datasets?limit=abc")
+        .await
+        .assert_problem(400, "validation_failed");
+    admin
+        .get("/v1/datasets?cursor=!!!")
+        .await
+        .assert_problem(400, "bad_request");
+    admin
+        .get("/v1/audit/events/x")
+        .await
+        .assert_problem(400, "validation_failed");
+    // Request ids: a valid one is echoed, an invalid one replaced.
+    let r = admin
+        .send(
+            "GET",
+            "/v1/whoami",
+            &[("x-request-id", "ci-job:42.a_b")],
+            None,
+        )
+        .await;
+    assert_eq!(r.header("x-request-id"), Some("ci-job:42.a_b"));
+    assert_eq!(r.header("cache-control"), Some("no-store"));
+    let r = admin
+        .send("GET", "/v1/nope", &[("x-request-id", "bad id!")], None)
+        .await;
+    assert_ne!(r.header("x-request-id"), Some("bad id!"));
+    r.assert_problem(404, "not_found");
+    // Body caps per operation: a manifest may exceed 1 MiB (up to 64 MiB).
+    let ds = admin.dataset("big").await;
+    let (digest, files) = manifest("big", 12_000);
+    let r = admin
+        .post(
+            &format!("/v1/datasets/{ds}/versions"),
+            json!({ "digest": digest, "files": files }),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text());
+}
+
+#[tokio::test]
+async fn immutability_is_enforced_by_sqlite_triggers() {
+    let srv = Server::start();
+    let admin = srv.client(ADMIN);
+    let ds = admin.dataset("frozen").await;
+    let digest = admin.version(&ds, "z").await;
+    let v = format!("/v1/datasets/{ds}/versions/{digest}/gates");
+    admin
+        .post(&v, json!({ "gate": "g", "status": "passed" }))
+        .await;
+    let (run, rt) = admin.run(&[(&ds, &digest)]).await;
+    let rt = admin.with_token(&rt);
+    rt.post(
+        &format!("/v1/runs/{run}/metrics"),
+        json!({ "points": [{ "name": "m", "step": 0, "value": 1 }] }),
+    )
+    .await;
+    rt.upload(&run, "a.bin", b"abc", &sha256_hex(b"abc")).await;
+    let (open_run, _) = admin.run(&[(&ds, &digest)]).await;
+    rt.post(
+        &format!("/v1/runs/{run}/finish"),
+        json!({ "status": "succeeded" }),
+    )
+    .await;
+
+    // Go around the API: the database itself refuses.
+    let conn = rusqlite::Connection::open(srv.dir.join("datapilot.sqlite3")).unwrap();
+    conn.busy_timeout(std::time::Duration::from_secs(5))
+        .unwrap();
+    let attempts = [
+        "UPDATE audit_events SET action = 'x' WHERE seq = 0".to_string(),
+        "DELETE FROM audit_events WHERE seq = 1".to_string(),
+        "UPDATE merkle_nodes SET hash = x'00' WHERE level = 0 AND idx = 0".to_string(),
+        "UPDATE dataset_versions SET note = 'x'".to_string(),
+        "DELETE FROM dataset_versions".to_string(),
+        "UPDATE manifest_files SET size = 0".to_string(),
+        "UPDATE gate_results SET status = 'failed'".to_string(),
+        "DELETE FROM gate_results".to_string(),
+        "UPDATE metric_points SET value = 0".to_string(),
+        "DELETE FROM metric_batches".to_string(),
+        "UPDATE artifacts SET sha256 = 'x'".to_string(),
+        "DELETE FROM artifacts".to_string(),
+        "UPDATE policies SET required_gates = '[]'".to_string(),
+        "DELETE FROM datasets".to_string(),
+        format!("UPDATE runs SET status = 'failed', finished_at = 'x', finish_seq = 99 WHERE id = '{run}'"),
+        format!("UPDATE runs SET name = 'renamed' WHERE id = '{open_run}'"),
+        format!("UPDATE runs SET status = 'running' WHERE id = '{open_run}'"),
+        format!("DELETE FROM runs WHERE id = '{open_run}'"),
+        "UPDATE tokens SET role = 'admin'".to_string(),
+        "DELETE FROM tokens".to_string(),
+    ];
+    for sql in &attempts {
+        let err = conn.execute(sql, []).expect_err(sql);
+        assert!(err.to_string().contains("immutable"), "{sql}: {err}");
+    }
+    // The API answers a second finish with 409 too.
+    admin
+        .post(
+            &format!("/v1/runs/{run}/finish"),
+            json!({ "status": "failed" }),
+        )
+        .await
+        .assert_problem(409, "run_sealed");
+}
+
+#[tokio::test]
+async fn gateway_mode_trusts_only_fresh_signed_headers() {
+    let tmp = tempfile::tempdir().unwrap();
+    let key_file = tmp.path().join("gw.key");
+    let key = b"0123456789abcdef0123456789abcdef";
+    std::fs::write(&key_file, key).unwrap();
+    let srv = Server::start_with(&["--gateway-hmac-key-file", key_file.to_str().unwrap()]);
+    let anon = srv.anon();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let signed = |subject: &str, role: &str, ts: i64, method: &str, path: &str| {
+        let msg =
+            datapilot_server::auth::gateway_message(subject, role, &ts.to_string(), method, path);
+        datapilot_server::auth::gateway_signature(key, &msg)
+    };
+    let call = |subject: &'static str, role: &'static str, ts: i64, sig: String| {
+        let anon = anon.clone();
+        async move {
+            let ts = ts.to_string();
+            anon.send(
+                "GET",
+                "/v1/whoami",
+                &[
+                    ("x-datapilot-subject", subject),
+                    ("x-datapilot-role", role),
+                    ("x-datapilot-timestamp", &ts),
+                    ("x-datapilot-signature", &sig),
+                ],
+                None,
+            )
+            .await
+        }
+    };
+    let ok = call(
+        "alice@corp",
+        "engineer",
+        now,
+        signed("alice@corp", "engineer", now, "GET", "/v1/whoami"),
+    )
+    .await;
+    assert_eq!(ok.status, 200, "{}", ok.text());
+    assert_eq!(ok.json()["subject"], "alice@corp");
+    assert_eq!(ok.json()["role"], "engineer");
+    // Stale, future, forged (role escalated after signing), wrong method.
+    call(
+        "alice@corp",
+        "engineer",
+        now - 120,
+        signed("alice@corp", "engineer", now - 120, "GET", "/v1/whoami"),
+    )
+    .await
+    .assert_problem(401, "unauthenticated");
+    call(
+        "alice@corp",
+        "engineer",
+        now + 120,
+        signed("alice@corp", "engineer", now + 120, "GET", "/v1/whoami"),
+    )
+    .await
+    .assert_problem(401, "unauthenticated");
+    call(
+        "alice@corp",
+        "admin",
+        now,
+        signed("alice@corp", "engineer", now, "GET", "/v1/whoami"),
+    )
+    .await
+    .assert_problem(401, "unauthenticated");
+    call(
+        "alice@corp",
+        "engineer",
+        now,
+        signed("alice@corp", "engineer", now, "POST", "/v1/whoami"),
+    )
+    .await
+    .assert_problem(401, "unauthenticated");
+    // Unsigned, and bearer tokens (even the bootstrap admin's) are ignored.
+    anon.get("/v1/whoami")
+        .await
+        .assert_problem(401, "unauthenticated");
+    srv.client(ADMIN)
+        .get("/v1/whoami")
+        .await
+        .assert_problem(401, "unauthenticated");
+    // A signed write is audited with the gateway identity.
+    let ts = now.to_string();
+    let sig = signed("bob", "engineer", now, "POST", "/v1/datasets");
+    let r = anon
+        .send(
+            "POST",
+            "/v1/datasets",
+            &[
+                ("content-type", "application/json"),
+                ("x-datapilot-subject", "bob"),
+                ("x-datapilot-role", "engineer"),
+                ("x-datapilot-timestamp", &ts),
+                ("x-datapilot-signature", &sig),
+            ],
+            Some(br#"{"name":"gw"}"#.to_vec()),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text());
+    assert_eq!(r.json()["created_by"], "bob");
+}
+
+#[tokio::test]
+async fn cors_allowlist_is_exact() {
+    let srv = Server::start_with(&["--cors-origins", "https://ml.corp.example"]);
+    let anon = srv.anon();
+    let pre = |origin: &'static str| {
+        let anon = anon.clone();
+        async move {
+            anon.send(
+                "OPTIONS",
+                "/v1/datasets",
+                &[
+                    ("origin", origin),
+                    ("access-control-request-method", "POST"),
+                    (
+                        "access-control-request-headers",
+                        "authorization,content-type,idempotency-key",
+                    ),
+                ],
+                None,
+            )
+            .await
+        }
+    };
+    let ok = pre("https://ml.corp.example").await;
+    assert_eq!(
+        ok.header("access-control-allow-origin"),
+        Some("https://ml.corp.example")
+    );
+    let bad = pre("https://ml.corp.example.evil").await;
+    assert_eq!(bad.header("access-control-allow-origin"), None);
+    let r = anon
+        .send(
+            "GET",
+            "/v1/health",
+            &[("origin", "https://ml.corp.example")],
+            None,
+        )
+        .await;
+    assert!(r
+        .header("access-control-expose-headers")
+        .unwrap()
+        .contains("x-request-id"));
+}
+
+#[tokio::test]
+async fn serves_static_files_and_survives_restart() {
+    let tmp = tempfile::tempdir().unwrap();
+    let web = tmp.path().join("web");
+    std::fs::create_dir_all(&web).unwrap();
+    std::fs::write(web.join("index.html"), "<h1>demo</h1>").unwrap();
+    let dir = tmp.path().join("data");
+    let mut srv = Server::start_in(&dir, &["--static-dir", web.to_str().unwrap()]);
+    let r = srv.anon().get("/").await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.text(), "<h1>demo</h1>");
+    srv.anon()
+        .get("/missing.js")
+        .await
+        .assert_problem(404, "not_found");
+    let key_mode = std::os::unix::fs::PermissionsExt::mode(
+        &std::fs::metadata(dir.join("ledger.key"))
+            .unwrap()
+            .permissions(),
+    );
+    assert_eq!(key_mode & 0o777, 0o600);
+    let (size, _, _) = checkpoint(&srv.client(ADMIN)).await;
+    let verifier = srv.anon().get("/v1/keys").await.json();
+    srv.kill9();
+    let srv = Server::start_in(&dir, &[]);
+    assert_eq!(
+        srv.anon().get("/v1/keys").await.json(),
+        verifier,
+        "same key after restart"
+    );
+    assert_eq!(
+        checkpoint(&srv.client(ADMIN)).await.0,
+        size,
+        "no second ledger.init"
+    );
+}
