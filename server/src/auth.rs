@@ -157,7 +157,7 @@ pub async fn authenticate(State(st): State<AppState>, mut req: Request, next: Ne
         None => match bearer_secret(&req) {
             Ok(None) => AuthState::Anonymous,
             Ok(Some(secret)) => bearer_auth(&st, secret).await,
-            Err(state) => state,
+            Err(why) => AuthState::Invalid(why.into()),
         },
     };
     req.extensions_mut().insert(state);
@@ -235,7 +235,7 @@ fn gateway_auth(key: &[u8], req: &Request) -> AuthState {
 }
 
 /// The bearer secret of a request, if it has an Authorization header.
-fn bearer_secret(req: &Request) -> Result<Option<String>, AuthState> {
+fn bearer_secret(req: &Request) -> Result<Option<String>, &'static str> {
     let Some(value) = req.headers().get(axum::http::header::AUTHORIZATION) else {
         return Ok(None);
     };
@@ -249,9 +249,7 @@ fn bearer_secret(req: &Request) -> Result<Option<String>, AuthState> {
                 .then(|| rest.trim().to_string())
         })
         .map(Some)
-        .ok_or_else(|| {
-            AuthState::Invalid("the Authorization header must be `Bearer <token>`".into())
-        })
+        .ok_or("the Authorization header must be `Bearer <token>`")
 }
 
 async fn bearer_auth(st: &AppState, secret: String) -> AuthState {

@@ -50,7 +50,7 @@ pub fn subtree_hash<S: NodeSource>(src: &mut S, start: u64, end: u64) -> Result<
     if len == 0 {
         return Ok(datapilot::merkle::empty_root());
     }
-    if len.is_power_of_two() && start % len == 0 {
+    if len.is_power_of_two() && start.is_multiple_of(len) {
         return src.node(len.trailing_zeros(), start / len);
     }
     let k = split_point(len);

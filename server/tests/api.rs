@@ -461,6 +461,9 @@ async fn every_operation_end_to_end() {
         .assert_problem(409, "immutable");
 }
 
+/// (class, method, path, body, roles allowed)
+type Case<'a> = (&'a str, &'a str, String, Option<Value>, Vec<&'a str>);
+
 /// Each role against each class of operation: allowed (not 401/403) or 403.
 #[tokio::test]
 async fn role_matrix() {
@@ -477,7 +480,7 @@ async fn role_matrix() {
     let v = format!("/v1/datasets/{ds}/versions/{digest}");
     // (class, method, path, body, roles allowed)
     let all_api = ["viewer", "engineer", "auditor", "admin"];
-    let cases: Vec<(&str, &str, String, Option<Value>, Vec<&str>)> = vec![
+    let cases: Vec<Case> = vec![
         (
             "whoami",
             "GET",

@@ -140,6 +140,11 @@ BEGIN SELECT RAISE(ABORT, 'immutable: tokens (only revocation is allowed)'); END
 CREATE TRIGGER tokens_no_delete BEFORE DELETE ON tokens BEGIN SELECT RAISE(ABORT, 'immutable: tokens'); END;
 "#];
 
+/// `tokens` columns read by authentication: id, name, role, expires_at, revoked_at.
+type TokenRow = (String, String, String, Option<String>, Option<String>);
+/// `idempotency` columns: fingerprint, state, status, headers, body.
+type IdemRow = (String, String, Option<i64>, Option<String>, Option<Vec<u8>>);
+
 /// How long an idempotency key is remembered.
 const IDEMPOTENCY_TTL_SECS: i64 = 24 * 3600;
 const DEFAULT_RUN_TOKEN_TTL: u64 = 86_400;
@@ -691,7 +696,7 @@ impl Store for SqliteStore {
 
     fn lookup_api_token(&self, secret_hash: &str, now: &str) -> StoreResult<Option<TokenAuth>> {
         self.read(|tx| {
-            let row: Option<(String, String, String, Option<String>, Option<String>)> = tx
+            let row: Option<TokenRow> = tx
                 .query_row(
                     "SELECT id, name, role, expires_at, revoked_at FROM tokens WHERE secret_hash = ?1",
                     params![secret_hash],
@@ -1466,7 +1471,7 @@ impl Store for SqliteStore {
             let now = unix_now();
             tx.execute("DELETE FROM idempotency WHERE scope = ?1 AND key = ?2 AND created_unix < ?3",
                 params![scope, key, now - IDEMPOTENCY_TTL_SECS])?;
-            let row: Option<(String, String, Option<i64>, Option<String>, Option<Vec<u8>>)> = tx
+            let row: Option<IdemRow> = tx
                 .query_row("SELECT fingerprint, state, status, headers, body FROM idempotency WHERE scope = ?1 AND key = ?2",
                     params![scope, key], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)))
                 .optional()?;
