@@ -8,7 +8,6 @@
 #![cfg(feature = "native")]
 
 #[path = "evidence_support/mod.rs"]
-#[allow(dead_code)]
 mod support;
 
 use std::io::{BufRead, BufReader};
@@ -442,7 +441,8 @@ async fn full_flow() -> World {
         .unwrap();
     assert_eq!(incl.leaf_hash, first.leaf_hash);
     let cp_text = admin.get_checkpoint().await.unwrap();
-    let (cp, _) = datapilot::checkpoint::open_checkpoint(&cp_text, &[verifier.clone()]).unwrap();
+    let (cp, _) =
+        datapilot::checkpoint::open_checkpoint(&cp_text, std::slice::from_ref(&verifier)).unwrap();
     let leaf = support::base64_decode(&entries[first.seq as usize].leaf);
     let path: Vec<_> = incl
         .hashes
