@@ -49,7 +49,7 @@ cd "$work"
   --checks all \
   --max-examples "$MAX_EXAMPLES" \
   --seed 20261127 \
-  --workers 2 \
+  --workers 1 \
   --request-timeout 10 \
   --no-color \
   --report junit --report-junit-path "$work/junit.xml" \
