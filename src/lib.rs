@@ -51,4 +51,4 @@ pub use pagination::Pager;
 pub use secret::Secret;
 
 #[cfg(target_arch = "wasm32")]
-mod wasm;
+pub mod wasm;

@@ -4,6 +4,7 @@ use serde::{Deserialize, Serialize};
 
 /// An uploaded artifact.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(target_arch = "wasm32", derive(tsify::Tsify))]
 #[non_exhaustive]
 pub struct Artifact {
     /// `art_…`.

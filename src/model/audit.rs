@@ -56,6 +56,7 @@ pub struct LeafEvent {
 
 /// The principal behind an audit event.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(target_arch = "wasm32", derive(tsify::Tsify))]
 pub struct Actor {
     /// Token, run token, gateway identity or the system itself.
     pub kind: ActorKind,
@@ -81,6 +82,7 @@ string_enum! {
 
 /// An audit event as returned by the audit API.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(target_arch = "wasm32", derive(tsify::Tsify))]
 #[non_exhaustive]
 pub struct AuditEvent {
     /// Leaf index.
@@ -94,6 +96,7 @@ pub struct AuditEvent {
     /// `<kind>:<id>`.
     pub subject: String,
     /// Action data.
+    #[cfg_attr(target_arch = "wasm32", tsify(type = "JsonObject"))]
     pub data: serde_json::Value,
     /// Base64 `SHA-256(0x00 || leaf bytes)`.
     pub leaf_hash: String,

@@ -10,6 +10,7 @@ use super::string_enum;
 
 /// Body of `createDataset`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(target_arch = "wasm32", derive(tsify::Tsify))]
 pub struct CreateDatasetRequest {
     /// `^[a-z0-9][a-z0-9._-]{0,127}$`, unique.
     pub name: String,
@@ -20,6 +21,7 @@ pub struct CreateDatasetRequest {
 
 /// A dataset.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(target_arch = "wasm32", derive(tsify::Tsify))]
 #[non_exhaustive]
 pub struct Dataset {
     /// `ds_…`.
@@ -37,6 +39,7 @@ pub struct Dataset {
 
 /// One file of a dataset manifest.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(target_arch = "wasm32", derive(tsify::Tsify))]
 pub struct FileEntry {
     /// Relative `/`-separated NFC path (DPM-1 rules).
     pub path: String,
@@ -48,6 +51,7 @@ pub struct FileEntry {
 
 /// Body of `registerDatasetVersion`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(target_arch = "wasm32", derive(tsify::Tsify))]
 pub struct RegisterDatasetVersionRequest {
     /// DPM-1 digest `sha256:<hex>`; the server recomputes it from `files`.
     pub digest: String,
@@ -72,6 +76,7 @@ string_enum! {
 
 /// A registered dataset version.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(target_arch = "wasm32", derive(tsify::Tsify))]
 #[non_exhaustive]
 pub struct DatasetVersion {
     /// Owning dataset.
@@ -108,6 +113,7 @@ pub struct Registration {
 
 /// The file list of a dataset version, sorted by path bytes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(target_arch = "wasm32", derive(tsify::Tsify))]
 #[non_exhaustive]
 pub struct DatasetManifest {
     /// DPM-1 digest.

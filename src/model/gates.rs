@@ -19,6 +19,7 @@ string_enum! {
 
 /// Body of `recordGateResult`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(target_arch = "wasm32", derive(tsify::Tsify))]
 pub struct RecordGateResultRequest {
     /// Gate name, as named by the policy.
     pub gate: String,
@@ -31,6 +32,7 @@ pub struct RecordGateResultRequest {
 
 /// A recorded gate result.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(target_arch = "wasm32", derive(tsify::Tsify))]
 #[non_exhaustive]
 pub struct GateResult {
     /// `gr_…`.

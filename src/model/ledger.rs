@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 
 /// One ledger entry: the leaf bytes and their hash.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(target_arch = "wasm32", derive(tsify::Tsify))]
 #[non_exhaustive]
 pub struct LedgerEntry {
     /// Leaf index.
@@ -17,6 +18,7 @@ pub struct LedgerEntry {
 
 /// An RFC 9162 inclusion proof of one leaf in the tree of a given size.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(target_arch = "wasm32", derive(tsify::Tsify))]
 #[non_exhaustive]
 pub struct InclusionProof {
     /// Leaf index.
@@ -31,6 +33,7 @@ pub struct InclusionProof {
 
 /// An RFC 9162 consistency proof between two tree sizes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(target_arch = "wasm32", derive(tsify::Tsify))]
 #[non_exhaustive]
 pub struct ConsistencyProof {
     /// Older tree size.

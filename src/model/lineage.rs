@@ -15,6 +15,7 @@ use super::string_enum;
 
 /// A lineage graph: nodes and the edges between them.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(target_arch = "wasm32", derive(tsify::Tsify))]
 pub struct Lineage {
     /// Nodes, sorted by `id`.
     pub nodes: Vec<LineageNode>,
@@ -24,6 +25,7 @@ pub struct Lineage {
 
 /// One node of a lineage graph.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(target_arch = "wasm32", derive(tsify::Tsify))]
 pub struct LineageNode {
     /// Typed id, e.g. `run:run_01…` (see the module docs).
     pub id: String,
@@ -35,6 +37,7 @@ pub struct LineageNode {
 
 /// One directed edge of a lineage graph.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(target_arch = "wasm32", derive(tsify::Tsify))]
 pub struct LineageEdge {
     /// Source node id.
     pub from: String,

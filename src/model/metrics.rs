@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 
 /// One metric point.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(target_arch = "wasm32", derive(tsify::Tsify))]
 pub struct MetricPoint {
     /// Metric name.
     pub name: String,
@@ -33,6 +34,7 @@ impl MetricPoint {
 
 /// Body of `appendMetrics`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(target_arch = "wasm32", derive(tsify::Tsify))]
 pub struct AppendMetricsRequest {
     /// 1–10 000 points.
     pub points: Vec<MetricPoint>,
@@ -40,6 +42,7 @@ pub struct AppendMetricsRequest {
 
 /// An appended metric batch.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(target_arch = "wasm32", derive(tsify::Tsify))]
 #[non_exhaustive]
 pub struct MetricBatch {
     /// Run id.
@@ -56,6 +59,7 @@ pub struct MetricBatch {
 
 /// One stored metric point as listed.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(target_arch = "wasm32", derive(tsify::Tsify))]
 #[non_exhaustive]
 pub struct MetricValue {
     /// Metric name.

@@ -98,6 +98,7 @@ pub(crate) use string_enum;
 /// One page of a list operation: `items` plus the opaque cursor of the next page, `None` on
 /// the last page.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(target_arch = "wasm32", derive(tsify::Tsify))]
 #[non_exhaustive]
 pub struct Page<T> {
     /// The items of this page, in the server's order.
@@ -125,6 +126,7 @@ pub struct ListParams {
 
 /// A reference to one dataset version: the dataset and the DPM-1 digest.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(target_arch = "wasm32", derive(tsify::Tsify))]
 pub struct DatasetVersionRef {
     /// Dataset id (`ds_…`).
     pub dataset_id: String,

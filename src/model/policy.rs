@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 
 /// A policy version. Its JCS is `policy.json` in an evidence bundle.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(target_arch = "wasm32", derive(tsify::Tsify))]
 #[non_exhaustive]
 pub struct Policy {
     /// Version number, from 1.
@@ -21,6 +22,7 @@ pub struct Policy {
 
 /// Body of `updatePolicy`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(target_arch = "wasm32", derive(tsify::Tsify))]
 pub struct UpdatePolicyRequest {
     /// Gates every run input must have passed.
     pub required_gates: Vec<String>,

@@ -13,6 +13,7 @@ use crate::secret::Secret;
 
 /// Body of `createRun`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(target_arch = "wasm32", derive(tsify::Tsify))]
 pub struct CreateRunRequest {
     /// Run name.
     pub name: String,
@@ -41,6 +42,7 @@ string_enum! {
 
 /// A run.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(target_arch = "wasm32", derive(tsify::Tsify))]
 #[non_exhaustive]
 pub struct Run {
     /// `run_…`.
@@ -81,6 +83,7 @@ impl Run {
 
 /// Response of `createRun`: the run and its run token.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(target_arch = "wasm32", derive(tsify::Tsify))]
 #[non_exhaustive]
 pub struct CreatedRun {
     /// The new run.
@@ -93,6 +96,7 @@ pub struct CreatedRun {
 
 /// Body of `finishRun`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(target_arch = "wasm32", derive(tsify::Tsify))]
 pub struct FinishRunRequest {
     /// `succeeded` or `failed`.
     pub status: RunStatus,

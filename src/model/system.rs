@@ -6,6 +6,7 @@ use super::Role;
 
 /// `GET /v1/health`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(target_arch = "wasm32", derive(tsify::Tsify))]
 #[non_exhaustive]
 pub struct Health {
     /// `"ok"` when the server is serving.
@@ -18,6 +19,7 @@ pub struct Health {
 
 /// `GET /v1/whoami`: the principal the server sees.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(target_arch = "wasm32", derive(tsify::Tsify))]
 #[non_exhaustive]
 pub struct WhoAmI {
     /// Token name, run id or gateway subject.
@@ -37,6 +39,7 @@ pub struct WhoAmI {
 /// Fetching keys from the server you are verifying proves nothing; pin the `verifier` string
 /// out of band and pass it to the offline verifier. This endpoint is for bootstrapping that pin.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(target_arch = "wasm32", derive(tsify::Tsify))]
 #[non_exhaustive]
 pub struct VerifierKeys {
     /// Ledger origin (also the key name).
@@ -47,6 +50,7 @@ pub struct VerifierKeys {
 
 /// One public ledger key.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(target_arch = "wasm32", derive(tsify::Tsify))]
 #[non_exhaustive]
 pub struct VerifierKey {
     /// Key name (the origin).

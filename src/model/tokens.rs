@@ -8,6 +8,7 @@ use crate::secret::Secret;
 
 /// Body of `createToken`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(target_arch = "wasm32", derive(tsify::Tsify))]
 pub struct CreateTokenRequest {
     /// Human name.
     pub name: String,
@@ -20,6 +21,7 @@ pub struct CreateTokenRequest {
 
 /// An API token (without its secret).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(target_arch = "wasm32", derive(tsify::Tsify))]
 #[non_exhaustive]
 pub struct ApiToken {
     /// `tok_…`.
@@ -40,6 +42,7 @@ pub struct ApiToken {
 
 /// Response of `createToken`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(target_arch = "wasm32", derive(tsify::Tsify))]
 #[non_exhaustive]
 pub struct CreatedToken {
     /// The token's metadata.

@@ -1,0 +1,818 @@
+//! The exported `DataPilot` class: a method per operation of the contract, in camelCase.
+//!
+//! Each method decodes its arguments with the shared deserializer, calls the core [`Client`]
+//! method of the same operation and encodes the result with the shared serializer; failures
+//! become `DataPilotError`s ([`super::error`]). Every method takes an options bag last:
+//! `signal` and `timeoutMs` always, `idempotencyKey` on writes, `limit`/`cursor` on lists.
+//! Lists return a `ListIterator` ([`super::pager`]); `createRun` returns a `RunHandle`
+//! ([`super::run`]) that carries the run token.
+
+use std::future::Future;
+use std::time::Duration;
+
+use js_sys::{Promise, Uint8Array};
+use serde::Serialize;
+use wasm_bindgen::prelude::*;
+use wasm_bindgen_futures::future_to_promise;
+
+use super::error::{invalid_argument, to_js_error};
+use super::hashing::opt;
+use super::pager::list_iterator;
+use super::run::RunHandle;
+use super::signal::{signal_from, with_signal};
+use super::sleep::JsSleep;
+use super::transport::FetchTransport;
+use super::verify::{checkpoint_size, verifiers, verify_bundle_report};
+use super::{from_js, to_js};
+use crate::client::{Client, RequestOptions};
+use crate::model::audit::AuditEventFilter;
+use crate::model::datasets::{CreateDatasetRequest, RegisterDatasetVersionRequest};
+use crate::model::gates::RecordGateResultRequest;
+use crate::model::policy::UpdatePolicyRequest;
+use crate::model::runs::{CreateRunRequest, FinishRunRequest};
+use crate::model::tokens::CreateTokenRequest;
+use crate::pagination::Pager;
+use crate::retry::RetryConfig;
+
+/// The `User-Agent` product token of the npm package.
+const PACKAGE_UA: &str = concat!("datapilot-js/", env!("CARGO_PKG_VERSION"));
+
+/// A prepared call: the client view (timeout), the signal and the write options.
+pub(crate) struct Prepared {
+    pub client: Client,
+    pub signal: Option<web_sys::AbortSignal>,
+    pub opts: RequestOptions,
+}
+
+fn millis(value: &JsValue, what: &str) -> Result<Option<Duration>, JsValue> {
+    if value.is_undefined() || value.is_null() {
+        return Ok(None);
+    }
+    match value.as_f64() {
+        Some(ms) if ms > 0.0 && ms.is_finite() && ms <= 24.0 * 3600.0 * 1000.0 => {
+            Ok(Some(Duration::from_secs_f64(ms / 1000.0)))
+        }
+        _ => Err(invalid_argument(&format!(
+            "{what} must be a positive number of milliseconds"
+        ))),
+    }
+}
+
+/// Reads `signal`, `timeoutMs` and `idempotencyKey` from an options bag.
+pub(crate) fn prepare(client: &Client, options: &JsValue) -> Result<Prepared, JsValue> {
+    let timeout = millis(&opt(options, "timeoutMs"), "timeoutMs")?;
+    let key = opt(options, "idempotencyKey");
+    let idempotency_key = if key.is_undefined() || key.is_null() {
+        None
+    } else {
+        Some(
+            key.as_string()
+                .ok_or_else(|| invalid_argument("idempotencyKey must be a string"))?,
+        )
+    };
+    Ok(Prepared {
+        client: match timeout {
+            Some(t) => client.with_timeout(t),
+            None => client.clone(),
+        },
+        signal: signal_from(&opt(options, "signal"))?,
+        opts: RequestOptions {
+            idempotency_key,
+            timeout,
+        },
+    })
+}
+
+/// Runs a core call under the signal and encodes its result.
+pub(crate) fn spawn<T, F>(signal: Option<web_sys::AbortSignal>, fut: F) -> Promise
+where
+    T: Serialize,
+    F: Future<Output = crate::Result<T>> + 'static,
+{
+    future_to_promise(async move {
+        match with_signal(signal.as_ref(), fut).await? {
+            Ok(v) => to_js(&v),
+            Err(e) => Err(to_js_error(&e)),
+        }
+    })
+}
+
+/// Like [`spawn`] for results that are not serde values (bytes, classes).
+pub(crate) fn spawn_js<F>(signal: Option<web_sys::AbortSignal>, fut: F) -> Promise
+where
+    F: Future<Output = Result<JsValue, JsValue>> + 'static,
+{
+    future_to_promise(async move { with_signal(signal.as_ref(), fut).await? })
+}
+
+/// A list iterator with the `limit`, `cursor` and `signal` of an options bag.
+pub(crate) fn list<T>(pager: Pager<T>, options: &JsValue) -> Result<JsValue, JsValue>
+where
+    T: serde::de::DeserializeOwned + Serialize + 'static,
+{
+    let mut pager = pager;
+    match opt(options, "limit").as_f64() {
+        Some(l) if (1.0..=500.0).contains(&l) && l.fract() == 0.0 => pager = pager.limit(l as u32),
+        Some(_) => return Err(invalid_argument("limit must be an integer from 1 to 500")),
+        None => {}
+    }
+    if let Some(c) = opt(options, "cursor").as_string() {
+        pager = pager.starting_at(c);
+    }
+    Ok(list_iterator(pager, signal_from(&opt(options, "signal"))?))
+}
+
+fn core(e: crate::Error) -> JsValue {
+    to_js_error(&e)
+}
+
+/// A DataPilot API client. `new DataPilot({ baseUrl, token })`.
+#[wasm_bindgen]
+#[derive(Debug, Clone)]
+pub struct DataPilot {
+    pub(crate) client: Client,
+}
+
+#[wasm_bindgen]
+impl DataPilot {
+    /// A client for the server at `baseUrl` (absolute), authenticating with `token`.
+    #[wasm_bindgen(constructor)]
+    pub fn new(
+        #[wasm_bindgen(unchecked_param_type = "DataPilotOptions")] options: JsValue,
+    ) -> Result<DataPilot, JsValue> {
+        if !options.is_object() {
+            return Err(invalid_argument("new DataPilot({ baseUrl, token })"));
+        }
+        let base_url = opt(&options, "baseUrl")
+            .as_string()
+            .ok_or_else(|| invalid_argument("baseUrl (an absolute URL string) is required"))?;
+        let suffix = match opt(&options, "userAgent").as_string() {
+            Some(s) => format!("{PACKAGE_UA} {s}"),
+            None => PACKAGE_UA.to_owned(),
+        };
+        let mut retry = RetryConfig::default();
+        match opt(&options, "maxAttempts").as_f64() {
+            Some(n) if (1.0..=10.0).contains(&n) && n.fract() == 0.0 => {
+                retry.max_attempts = n as u32
+            }
+            Some(_) => {
+                return Err(invalid_argument(
+                    "maxAttempts must be an integer from 1 to 10",
+                ))
+            }
+            None => {}
+        }
+        let mut seed = [0u8; 8];
+        fill_random(&mut seed);
+        let mut builder = Client::builder()
+            .base_url(base_url)
+            .transport(FetchTransport::new())
+            .sleep(JsSleep)
+            .retry(retry)
+            .seed(u64::from_le_bytes(seed))
+            .user_agent_suffix(&suffix);
+        if let Some(t) = millis(&opt(&options, "timeoutMs"), "timeoutMs")? {
+            builder = builder.timeout(t);
+        }
+        let token = opt(&options, "token");
+        if !(token.is_undefined() || token.is_null()) {
+            builder = builder.token(
+                token
+                    .as_string()
+                    .ok_or_else(|| invalid_argument("token must be a string"))?,
+            );
+        }
+        Ok(DataPilot {
+            client: builder.build().map_err(core)?,
+        })
+    }
+
+    /// A client for the same server with another token (shares retries and connections).
+    #[wasm_bindgen(js_name = withToken)]
+    pub fn with_token(&self, token: &str) -> Result<DataPilot, JsValue> {
+        Ok(DataPilot {
+            client: self.client.with_token(token).map_err(core)?,
+        })
+    }
+
+    /// The validated base URL.
+    #[wasm_bindgen(getter, js_name = baseUrl)]
+    pub fn base_url(&self) -> String {
+        self.client.base_url().to_owned()
+    }
+
+    // ---- system ------------------------------------------------------------------------------
+
+    /// `getHealth`: server status, version and ledger size (no token needed).
+    #[wasm_bindgen(js_name = getHealth, unchecked_return_type = "Promise<Health>")]
+    pub fn get_health(
+        &self,
+        #[wasm_bindgen(unchecked_optional_param_type = "CallOptions")] options: JsValue,
+    ) -> Result<Promise, JsValue> {
+        let p = prepare(&self.client, &options)?;
+        let c = p.client;
+        Ok(spawn(p.signal, async move { c.get_health().await }))
+    }
+
+    /// `whoAmI`: the principal the server sees for this client's token.
+    #[wasm_bindgen(js_name = whoAmI, unchecked_return_type = "Promise<WhoAmI>")]
+    pub fn who_am_i(
+        &self,
+        #[wasm_bindgen(unchecked_optional_param_type = "CallOptions")] options: JsValue,
+    ) -> Result<Promise, JsValue> {
+        let p = prepare(&self.client, &options)?;
+        let c = p.client;
+        Ok(spawn(p.signal, async move { c.who_am_i().await }))
+    }
+
+    /// `listVerifierKeys`: the ledger's public keys (to bootstrap a pin, not to trust).
+    #[wasm_bindgen(js_name = listVerifierKeys, unchecked_return_type = "Promise<VerifierKeys>")]
+    pub fn list_verifier_keys(
+        &self,
+        #[wasm_bindgen(unchecked_optional_param_type = "CallOptions")] options: JsValue,
+    ) -> Result<Promise, JsValue> {
+        let p = prepare(&self.client, &options)?;
+        let c = p.client;
+        Ok(spawn(p.signal, async move { c.list_verifier_keys().await }))
+    }
+
+    // ---- datasets ----------------------------------------------------------------------------
+
+    /// `createDataset`.
+    #[wasm_bindgen(js_name = createDataset, unchecked_return_type = "Promise<Dataset>")]
+    pub fn create_dataset(
+        &self,
+        #[wasm_bindgen(unchecked_param_type = "CreateDatasetRequest")] request: JsValue,
+        #[wasm_bindgen(unchecked_optional_param_type = "WriteOptions")] options: JsValue,
+    ) -> Result<Promise, JsValue> {
+        let req: CreateDatasetRequest = from_js(request, "createDataset request")?;
+        let p = prepare(&self.client, &options)?;
+        let (c, o) = (p.client, p.opts);
+        Ok(spawn(p.signal, async move {
+            c.create_dataset_with(&req, &o).await
+        }))
+    }
+
+    /// `listDatasets`.
+    #[wasm_bindgen(js_name = listDatasets, unchecked_return_type = "ListIterator<Dataset>")]
+    pub fn list_datasets(
+        &self,
+        #[wasm_bindgen(unchecked_optional_param_type = "ListOptions")] options: JsValue,
+    ) -> Result<JsValue, JsValue> {
+        let p = prepare(&self.client, &options)?;
+        list(p.client.list_datasets(), &options)
+    }
+
+    /// `getDataset`.
+    #[wasm_bindgen(js_name = getDataset, unchecked_return_type = "Promise<Dataset>")]
+    pub fn get_dataset(
+        &self,
+        #[wasm_bindgen(js_name = datasetId)] dataset_id: String,
+        #[wasm_bindgen(unchecked_optional_param_type = "CallOptions")] options: JsValue,
+    ) -> Result<Promise, JsValue> {
+        let p = prepare(&self.client, &options)?;
+        let c = p.client;
+        Ok(spawn(
+            p.signal,
+            async move { c.get_dataset(&dataset_id).await },
+        ))
+    }
+
+    /// `registerDatasetVersion`: `{ digest, files, note? }` (e.g. from `hashFiles`). Resolves
+    /// to `{ version, created }`; `created` is `false` when the digest was already registered.
+    #[wasm_bindgen(js_name = registerDatasetVersion, unchecked_return_type = "Promise<Registration>")]
+    pub fn register_dataset_version(
+        &self,
+        #[wasm_bindgen(js_name = datasetId)] dataset_id: String,
+        #[wasm_bindgen(unchecked_param_type = "RegisterDatasetVersionRequest")] request: JsValue,
+        #[wasm_bindgen(unchecked_optional_param_type = "WriteOptions")] options: JsValue,
+    ) -> Result<Promise, JsValue> {
+        let req: RegisterDatasetVersionRequest =
+            from_js(request, "registerDatasetVersion request")?;
+        let p = prepare(&self.client, &options)?;
+        let (c, o) = (p.client, p.opts);
+        Ok(spawn_js(p.signal, async move {
+            let r = c
+                .register_dataset_version_with(&dataset_id, &req, &o)
+                .await
+                .map_err(core)?;
+            let out = js_sys::Object::new();
+            js_sys::Reflect::set(&out, &"version".into(), &to_js(&r.version)?)?;
+            js_sys::Reflect::set(&out, &"created".into(), &r.created.into())?;
+            Ok(out.into())
+        }))
+    }
+
+    /// `listDatasetVersions`.
+    #[wasm_bindgen(js_name = listDatasetVersions, unchecked_return_type = "ListIterator<DatasetVersion>")]
+    pub fn list_dataset_versions(
+        &self,
+        #[wasm_bindgen(js_name = datasetId)] dataset_id: &str,
+        #[wasm_bindgen(unchecked_optional_param_type = "ListOptions")] options: JsValue,
+    ) -> Result<JsValue, JsValue> {
+        let p = prepare(&self.client, &options)?;
+        list(
+            p.client.list_dataset_versions(dataset_id).map_err(core)?,
+            &options,
+        )
+    }
+
+    /// `getDatasetVersion`.
+    #[wasm_bindgen(js_name = getDatasetVersion, unchecked_return_type = "Promise<DatasetVersion>")]
+    pub fn get_dataset_version(
+        &self,
+        #[wasm_bindgen(js_name = datasetId)] dataset_id: String,
+        digest: String,
+        #[wasm_bindgen(unchecked_optional_param_type = "CallOptions")] options: JsValue,
+    ) -> Result<Promise, JsValue> {
+        let p = prepare(&self.client, &options)?;
+        let c = p.client;
+        Ok(spawn(p.signal, async move {
+            c.get_dataset_version(&dataset_id, &digest).await
+        }))
+    }
+
+    /// `getDatasetVersionManifest`.
+    #[wasm_bindgen(js_name = getDatasetVersionManifest, unchecked_return_type = "Promise<DatasetManifest>")]
+    pub fn get_dataset_version_manifest(
+        &self,
+        #[wasm_bindgen(js_name = datasetId)] dataset_id: String,
+        digest: String,
+        #[wasm_bindgen(unchecked_optional_param_type = "CallOptions")] options: JsValue,
+    ) -> Result<Promise, JsValue> {
+        let p = prepare(&self.client, &options)?;
+        let c = p.client;
+        Ok(spawn(p.signal, async move {
+            c.get_dataset_version_manifest(&dataset_id, &digest).await
+        }))
+    }
+
+    // ---- gates -------------------------------------------------------------------------------
+
+    /// `recordGateResult`.
+    #[wasm_bindgen(js_name = recordGateResult, unchecked_return_type = "Promise<GateResult>")]
+    pub fn record_gate_result(
+        &self,
+        #[wasm_bindgen(js_name = datasetId)] dataset_id: String,
+        digest: String,
+        #[wasm_bindgen(unchecked_param_type = "RecordGateResultRequest")] request: JsValue,
+        #[wasm_bindgen(unchecked_optional_param_type = "WriteOptions")] options: JsValue,
+    ) -> Result<Promise, JsValue> {
+        let req: RecordGateResultRequest = from_js(request, "recordGateResult request")?;
+        let p = prepare(&self.client, &options)?;
+        let (c, o) = (p.client, p.opts);
+        Ok(spawn(p.signal, async move {
+            c.record_gate_result_with(&dataset_id, &digest, &req, &o)
+                .await
+        }))
+    }
+
+    /// `listGateResults`.
+    #[wasm_bindgen(js_name = listGateResults, unchecked_return_type = "ListIterator<GateResult>")]
+    pub fn list_gate_results(
+        &self,
+        #[wasm_bindgen(js_name = datasetId)] dataset_id: &str,
+        digest: &str,
+        #[wasm_bindgen(unchecked_optional_param_type = "ListOptions")] options: JsValue,
+    ) -> Result<JsValue, JsValue> {
+        let p = prepare(&self.client, &options)?;
+        list(
+            p.client
+                .list_gate_results(dataset_id, digest)
+                .map_err(core)?,
+            &options,
+        )
+    }
+
+    // ---- policy ------------------------------------------------------------------------------
+
+    /// `getPolicy`.
+    #[wasm_bindgen(js_name = getPolicy, unchecked_return_type = "Promise<Policy>")]
+    pub fn get_policy(
+        &self,
+        #[wasm_bindgen(unchecked_optional_param_type = "CallOptions")] options: JsValue,
+    ) -> Result<Promise, JsValue> {
+        let p = prepare(&self.client, &options)?;
+        let c = p.client;
+        Ok(spawn(p.signal, async move { c.get_policy().await }))
+    }
+
+    /// `updatePolicy` (admin): replaces the policy with a new version. Not idempotent (a
+    /// `PUT` without a key): retried only when it cannot have been applied.
+    #[wasm_bindgen(js_name = updatePolicy, unchecked_return_type = "Promise<Policy>")]
+    pub fn update_policy(
+        &self,
+        #[wasm_bindgen(unchecked_param_type = "UpdatePolicyRequest")] request: JsValue,
+        #[wasm_bindgen(unchecked_optional_param_type = "CallOptions")] options: JsValue,
+    ) -> Result<Promise, JsValue> {
+        let req: UpdatePolicyRequest = from_js(request, "updatePolicy request")?;
+        let p = prepare(&self.client, &options)?;
+        let (c, mut o) = (p.client, p.opts);
+        o.idempotency_key = None;
+        Ok(spawn(p.signal, async move {
+            c.update_policy_with(&req, &o).await
+        }))
+    }
+
+    // ---- runs --------------------------------------------------------------------------------
+
+    /// `createRun`: resolves to a `RunHandle` carrying the run and its run token. Rejects with
+    /// code `gate_not_passed` when an input has not passed the policy's gates.
+    #[wasm_bindgen(js_name = createRun, unchecked_return_type = "Promise<RunHandle>")]
+    pub fn create_run(
+        &self,
+        #[wasm_bindgen(unchecked_param_type = "CreateRunRequest")] request: JsValue,
+        #[wasm_bindgen(unchecked_optional_param_type = "WriteOptions")] options: JsValue,
+    ) -> Result<Promise, JsValue> {
+        let req: CreateRunRequest = from_js(request, "createRun request")?;
+        let p = prepare(&self.client, &options)?;
+        let (c, o) = (p.client, p.opts);
+        let base = self.client.clone();
+        Ok(spawn_js(p.signal, async move {
+            let created = c.create_run_with(&req, &o).await.map_err(core)?;
+            Ok(RunHandle::from_created(&base, created)?.into())
+        }))
+    }
+
+    /// A `RunHandle` for a run whose token you kept (e.g. passed to a CI job).
+    #[wasm_bindgen(js_name = runHandle)]
+    pub fn run_handle(&self, run_id: &str, run_token: &str) -> Result<RunHandle, JsValue> {
+        RunHandle::resume(&self.client, run_id, run_token)
+    }
+
+    /// `listRuns`.
+    #[wasm_bindgen(js_name = listRuns, unchecked_return_type = "ListIterator<Run>")]
+    pub fn list_runs(
+        &self,
+        #[wasm_bindgen(unchecked_optional_param_type = "ListOptions")] options: JsValue,
+    ) -> Result<JsValue, JsValue> {
+        let p = prepare(&self.client, &options)?;
+        list(p.client.list_runs(), &options)
+    }
+
+    /// `getRun`.
+    #[wasm_bindgen(js_name = getRun, unchecked_return_type = "Promise<Run>")]
+    pub fn get_run(
+        &self,
+        #[wasm_bindgen(js_name = runId)] run_id: String,
+        #[wasm_bindgen(unchecked_optional_param_type = "CallOptions")] options: JsValue,
+    ) -> Result<Promise, JsValue> {
+        let p = prepare(&self.client, &options)?;
+        let c = p.client;
+        Ok(spawn(p.signal, async move { c.get_run(&run_id).await }))
+    }
+
+    /// `finishRun`: seals the run.
+    #[wasm_bindgen(js_name = finishRun, unchecked_return_type = "Promise<Run>")]
+    pub fn finish_run(
+        &self,
+        #[wasm_bindgen(js_name = runId)] run_id: String,
+        #[wasm_bindgen(unchecked_param_type = "FinishRunRequest")] request: JsValue,
+        #[wasm_bindgen(unchecked_optional_param_type = "WriteOptions")] options: JsValue,
+    ) -> Result<Promise, JsValue> {
+        let req: FinishRunRequest = from_js(request, "finishRun request")?;
+        let p = prepare(&self.client, &options)?;
+        let (c, o) = (p.client, p.opts);
+        Ok(spawn(p.signal, async move {
+            c.finish_run_with(&run_id, &req, &o).await
+        }))
+    }
+
+    // ---- metrics and artifacts (also on RunHandle, with the run token) -----------------------
+
+    /// `appendMetrics`: `{ points: [{ name, step, value, time? }] }` (1-10000 finite points).
+    #[wasm_bindgen(js_name = appendMetrics, unchecked_return_type = "Promise<MetricBatch>")]
+    pub fn append_metrics(
+        &self,
+        #[wasm_bindgen(js_name = runId)] run_id: String,
+        #[wasm_bindgen(unchecked_param_type = "AppendMetricsRequest")] request: JsValue,
+        #[wasm_bindgen(unchecked_optional_param_type = "WriteOptions")] options: JsValue,
+    ) -> Result<Promise, JsValue> {
+        super::run::append_metrics(&self.client, run_id, request, &options)
+    }
+
+    /// `listMetrics` (`name` filters).
+    #[wasm_bindgen(js_name = listMetrics, unchecked_return_type = "ListIterator<MetricValue>")]
+    pub fn list_metrics(
+        &self,
+        #[wasm_bindgen(js_name = runId)] run_id: &str,
+        #[wasm_bindgen(unchecked_optional_param_type = "ListMetricsOptions")] options: JsValue,
+    ) -> Result<JsValue, JsValue> {
+        super::run::list_metrics(&self.client, run_id, &options)
+    }
+
+    /// `uploadArtifact`: `data` is a `Blob`/`File` (streamed from disk by `fetch`) or bytes.
+    /// The SHA-256 is computed by streaming the data unless `options.sha256` gives it.
+    #[wasm_bindgen(js_name = uploadArtifact, unchecked_return_type = "Promise<Artifact>")]
+    pub fn upload_artifact(
+        &self,
+        #[wasm_bindgen(js_name = runId)] run_id: String,
+        name: String,
+        #[wasm_bindgen(unchecked_param_type = "Blob | Uint8Array")] data: JsValue,
+        #[wasm_bindgen(unchecked_optional_param_type = "UploadOptions")] options: JsValue,
+    ) -> Result<Promise, JsValue> {
+        super::run::upload_artifact(&self.client, run_id, name, data, options)
+    }
+
+    /// `listArtifacts`.
+    #[wasm_bindgen(js_name = listArtifacts, unchecked_return_type = "ListIterator<Artifact>")]
+    pub fn list_artifacts(
+        &self,
+        #[wasm_bindgen(js_name = runId)] run_id: &str,
+        #[wasm_bindgen(unchecked_optional_param_type = "ListOptions")] options: JsValue,
+    ) -> Result<JsValue, JsValue> {
+        let p = prepare(&self.client, &options)?;
+        list(p.client.list_artifacts(run_id).map_err(core)?, &options)
+    }
+
+    /// `getArtifact`.
+    #[wasm_bindgen(js_name = getArtifact, unchecked_return_type = "Promise<Artifact>")]
+    pub fn get_artifact(
+        &self,
+        #[wasm_bindgen(js_name = runId)] run_id: String,
+        #[wasm_bindgen(js_name = artifactId)] artifact_id: String,
+        #[wasm_bindgen(unchecked_optional_param_type = "CallOptions")] options: JsValue,
+    ) -> Result<Promise, JsValue> {
+        let p = prepare(&self.client, &options)?;
+        let c = p.client;
+        Ok(spawn(p.signal, async move {
+            c.get_artifact(&run_id, &artifact_id).await
+        }))
+    }
+
+    /// `downloadArtifact`: the bytes, checked against the server's `X-Content-SHA256`.
+    #[wasm_bindgen(js_name = downloadArtifact, unchecked_return_type = "Promise<DownloadedArtifact>")]
+    pub fn download_artifact(
+        &self,
+        #[wasm_bindgen(js_name = runId)] run_id: String,
+        #[wasm_bindgen(js_name = artifactId)] artifact_id: String,
+        #[wasm_bindgen(unchecked_optional_param_type = "CallOptions")] options: JsValue,
+    ) -> Result<Promise, JsValue> {
+        super::run::download_artifact(&self.client, run_id, artifact_id, &options)
+    }
+
+    // ---- lineage, audit ----------------------------------------------------------------------
+
+    /// `getRunLineage`.
+    #[wasm_bindgen(js_name = getRunLineage, unchecked_return_type = "Promise<Lineage>")]
+    pub fn get_run_lineage(
+        &self,
+        #[wasm_bindgen(js_name = runId)] run_id: String,
+        #[wasm_bindgen(unchecked_optional_param_type = "CallOptions")] options: JsValue,
+    ) -> Result<Promise, JsValue> {
+        let p = prepare(&self.client, &options)?;
+        let c = p.client;
+        Ok(spawn(
+            p.signal,
+            async move { c.get_run_lineage(&run_id).await },
+        ))
+    }
+
+    /// `getDatasetVersionLineage`.
+    #[wasm_bindgen(js_name = getDatasetVersionLineage, unchecked_return_type = "Promise<Lineage>")]
+    pub fn get_dataset_version_lineage(
+        &self,
+        #[wasm_bindgen(js_name = datasetId)] dataset_id: String,
+        digest: String,
+        #[wasm_bindgen(unchecked_optional_param_type = "CallOptions")] options: JsValue,
+    ) -> Result<Promise, JsValue> {
+        let p = prepare(&self.client, &options)?;
+        let c = p.client;
+        Ok(spawn(p.signal, async move {
+            c.get_dataset_version_lineage(&dataset_id, &digest).await
+        }))
+    }
+
+    /// `listAuditEvents` (`subject`, `action` filter).
+    #[wasm_bindgen(js_name = listAuditEvents, unchecked_return_type = "ListIterator<AuditEvent>")]
+    pub fn list_audit_events(
+        &self,
+        #[wasm_bindgen(unchecked_optional_param_type = "ListAuditEventsOptions")] options: JsValue,
+    ) -> Result<JsValue, JsValue> {
+        let p = prepare(&self.client, &options)?;
+        let filter = AuditEventFilter {
+            subject: opt(&options, "subject").as_string(),
+            action: opt(&options, "action").as_string(),
+        };
+        list(p.client.list_audit_events(&filter), &options)
+    }
+
+    /// `getAuditEvent`.
+    #[wasm_bindgen(js_name = getAuditEvent, unchecked_return_type = "Promise<AuditEvent>")]
+    pub fn get_audit_event(
+        &self,
+        seq: f64,
+        #[wasm_bindgen(unchecked_optional_param_type = "CallOptions")] options: JsValue,
+    ) -> Result<Promise, JsValue> {
+        let seq = whole(seq, "seq")?;
+        let p = prepare(&self.client, &options)?;
+        let c = p.client;
+        Ok(spawn(p.signal, async move { c.get_audit_event(seq).await }))
+    }
+
+    // ---- ledger ------------------------------------------------------------------------------
+
+    /// `getCheckpoint`: the current signed checkpoint note (verify it with `verifyCheckpoint`).
+    #[wasm_bindgen(js_name = getCheckpoint, unchecked_return_type = "Promise<string>")]
+    pub fn get_checkpoint(
+        &self,
+        #[wasm_bindgen(unchecked_optional_param_type = "CallOptions")] options: JsValue,
+    ) -> Result<Promise, JsValue> {
+        let p = prepare(&self.client, &options)?;
+        let c = p.client;
+        Ok(spawn(p.signal, async move { c.get_checkpoint().await }))
+    }
+
+    /// `listLedgerEntries` (`start` for the first page).
+    #[wasm_bindgen(js_name = listLedgerEntries, unchecked_return_type = "ListIterator<LedgerEntry>")]
+    pub fn list_ledger_entries(
+        &self,
+        #[wasm_bindgen(unchecked_optional_param_type = "ListLedgerEntriesOptions")]
+        options: JsValue,
+    ) -> Result<JsValue, JsValue> {
+        let p = prepare(&self.client, &options)?;
+        let start = match opt(&options, "start").as_f64() {
+            Some(s) => Some(whole(s, "start")?),
+            None => None,
+        };
+        list(p.client.list_ledger_entries(start), &options)
+    }
+
+    /// `getInclusionProof` (tree size defaults to the current one).
+    #[wasm_bindgen(js_name = getInclusionProof, unchecked_return_type = "Promise<InclusionProof>")]
+    pub fn get_inclusion_proof(
+        &self,
+        seq: f64,
+        #[wasm_bindgen(js_name = treeSize)] tree_size: Option<f64>,
+        #[wasm_bindgen(unchecked_optional_param_type = "CallOptions")] options: JsValue,
+    ) -> Result<Promise, JsValue> {
+        let seq = whole(seq, "seq")?;
+        let tree_size = tree_size.map(|t| whole(t, "treeSize")).transpose()?;
+        let p = prepare(&self.client, &options)?;
+        let c = p.client;
+        Ok(spawn(p.signal, async move {
+            c.get_inclusion_proof(seq, tree_size).await
+        }))
+    }
+
+    /// `getConsistencyProof` (`to` defaults to the current size).
+    #[wasm_bindgen(js_name = getConsistencyProof, unchecked_return_type = "Promise<ConsistencyProof>")]
+    pub fn get_consistency_proof(
+        &self,
+        from: f64,
+        to: Option<f64>,
+        #[wasm_bindgen(unchecked_optional_param_type = "CallOptions")] options: JsValue,
+    ) -> Result<Promise, JsValue> {
+        let from = whole(from, "from")?;
+        let to = to.map(|t| whole(t, "to")).transpose()?;
+        let p = prepare(&self.client, &options)?;
+        let c = p.client;
+        Ok(spawn(p.signal, async move {
+            c.get_consistency_proof(from, to).await
+        }))
+    }
+
+    // ---- evidence ----------------------------------------------------------------------------
+
+    /// `exportRunEvidence`: the bundle's zip bytes (deterministic per tree size).
+    #[wasm_bindgen(js_name = exportRunEvidence, unchecked_return_type = "Promise<Uint8Array>")]
+    pub fn export_run_evidence(
+        &self,
+        #[wasm_bindgen(js_name = runId)] run_id: String,
+        #[wasm_bindgen(js_name = treeSize)] tree_size: Option<f64>,
+        #[wasm_bindgen(unchecked_optional_param_type = "CallOptions")] options: JsValue,
+    ) -> Result<Promise, JsValue> {
+        let tree_size = tree_size.map(|t| whole(t, "treeSize")).transpose()?;
+        let p = prepare(&self.client, &options)?;
+        let c = p.client;
+        Ok(spawn_js(p.signal, async move {
+            let bytes = c
+                .export_run_evidence(&run_id, tree_size)
+                .await
+                .map_err(core)?;
+            Ok(Uint8Array::from(&bytes[..]).into())
+        }))
+    }
+
+    /// `exportDatasetVersionEvidence`.
+    #[wasm_bindgen(js_name = exportDatasetVersionEvidence, unchecked_return_type = "Promise<Uint8Array>")]
+    pub fn export_dataset_version_evidence(
+        &self,
+        #[wasm_bindgen(js_name = datasetId)] dataset_id: String,
+        digest: String,
+        #[wasm_bindgen(js_name = treeSize)] tree_size: Option<f64>,
+        #[wasm_bindgen(unchecked_optional_param_type = "CallOptions")] options: JsValue,
+    ) -> Result<Promise, JsValue> {
+        let tree_size = tree_size.map(|t| whole(t, "treeSize")).transpose()?;
+        let p = prepare(&self.client, &options)?;
+        let c = p.client;
+        Ok(spawn_js(p.signal, async move {
+            let bytes = c
+                .export_dataset_version_evidence(&dataset_id, &digest, tree_size)
+                .await
+                .map_err(core)?;
+            Ok(Uint8Array::from(&bytes[..]).into())
+        }))
+    }
+
+    /// Verifies a bundle like the offline `verifyEvidenceBundle`, and with `lastCheckpoint`
+    /// fetches the consistency proof from it to the bundle's checkpoint (rollback and fork
+    /// detection). Resolves to the report; a bad bundle does not reject: read `report.ok`.
+    #[wasm_bindgen(js_name = verifyEvidenceBundle, unchecked_return_type = "Promise<VerificationReport>")]
+    pub fn verify_evidence_bundle(
+        &self,
+        bytes: Vec<u8>,
+        #[wasm_bindgen(unchecked_param_type = "OnlineVerifyOptions")] options: JsValue,
+    ) -> Result<Promise, JsValue> {
+        let keys = verifiers(&opt(&options, "trustedKeys"))?;
+        let last = opt(&options, "lastCheckpoint").as_string();
+        let p = prepare(&self.client, &options)?;
+        let c = p.client;
+        Ok(spawn_js(p.signal, async move {
+            let mut proof = Vec::new();
+            if let Some(note) = &last {
+                let offline = verify_bundle_report(&bytes, &keys, None, Vec::new());
+                if let (Some(from), Some(to)) =
+                    (checkpoint_size(note, &keys), offline.summary.tree_size)
+                {
+                    if from > 0 && from < to {
+                        proof = c
+                            .get_consistency_proof(from, Some(to))
+                            .await
+                            .map_err(core)?
+                            .hashes;
+                    }
+                }
+            }
+            to_js(&verify_bundle_report(&bytes, &keys, last, proof))
+        }))
+    }
+
+    // ---- tokens ------------------------------------------------------------------------------
+
+    /// `createToken` (admin): the secret is in the result once.
+    #[wasm_bindgen(js_name = createToken, unchecked_return_type = "Promise<CreatedToken>")]
+    pub fn create_token(
+        &self,
+        #[wasm_bindgen(unchecked_param_type = "CreateTokenRequest")] request: JsValue,
+        #[wasm_bindgen(unchecked_optional_param_type = "WriteOptions")] options: JsValue,
+    ) -> Result<Promise, JsValue> {
+        let req: CreateTokenRequest = from_js(request, "createToken request")?;
+        let p = prepare(&self.client, &options)?;
+        let (c, o) = (p.client, p.opts);
+        Ok(spawn(p.signal, async move {
+            c.create_token_with(&req, &o).await
+        }))
+    }
+
+    /// `listTokens` (admin).
+    #[wasm_bindgen(js_name = listTokens, unchecked_return_type = "ListIterator<ApiToken>")]
+    pub fn list_tokens(
+        &self,
+        #[wasm_bindgen(unchecked_optional_param_type = "ListOptions")] options: JsValue,
+    ) -> Result<JsValue, JsValue> {
+        let p = prepare(&self.client, &options)?;
+        list(p.client.list_tokens(), &options)
+    }
+
+    /// `revokeToken` (admin).
+    #[wasm_bindgen(js_name = revokeToken, unchecked_return_type = "Promise<ApiToken>")]
+    pub fn revoke_token(
+        &self,
+        #[wasm_bindgen(js_name = tokenId)] token_id: String,
+        #[wasm_bindgen(unchecked_optional_param_type = "WriteOptions")] options: JsValue,
+    ) -> Result<Promise, JsValue> {
+        let p = prepare(&self.client, &options)?;
+        let (c, o) = (p.client, p.opts);
+        Ok(spawn(p.signal, async move {
+            c.revoke_token_with(&token_id, &o).await
+        }))
+    }
+}
+
+/// A non-negative safe integer argument.
+pub(crate) fn whole(n: f64, what: &str) -> Result<u64, JsValue> {
+    if n >= 0.0 && n.fract() == 0.0 && n <= crate::jcs::MAX_SAFE_INTEGER as f64 {
+        Ok(n as u64)
+    } else {
+        Err(invalid_argument(&format!(
+            "{what} must be a non-negative integer"
+        )))
+    }
+}
+
+#[wasm_bindgen]
+extern "C" {
+    #[wasm_bindgen(js_namespace = crypto, js_name = getRandomValues, catch)]
+    fn get_random_values(buf: &mut [u8]) -> Result<JsValue, JsValue>;
+}
+
+/// Fills `buf` from `crypto.getRandomValues` (browsers, workers, Node ≥ 20), else the clock.
+fn fill_random(buf: &mut [u8]) {
+    if get_random_values(buf).is_err() {
+        let t = (js_sys::Date::now() * 1000.0) as u64 ^ (js_sys::Math::random() * 1e15) as u64;
+        for (i, b) in buf.iter_mut().enumerate() {
+            *b = (t >> ((i % 8) * 8)) as u8;
+        }
+    }
+}

@@ -1,0 +1,206 @@
+//! TypeScript for what `tsify` does not generate from `src/model`.
+//!
+//! - The closed string vocabularies: the core's `string_enum!` types serialize as bare strings
+//!   (with an `Other` variant for values from newer servers), which a derive cannot see. Their
+//!   literal unions are listed here and checked against the contract by
+//!   `tests/js/typings-drift.mjs`, so they cannot drift silently either.
+//! - Option bags of the JS API (camelCase, as JS options are), the `ListIterator` interface
+//!   every list returns, and the `DataPilotError` interface.
+
+use wasm_bindgen::prelude::*;
+
+#[wasm_bindgen(typescript_custom_section)]
+const TS_VOCABULARIES: &str = r#"
+/** A role. `run` and `system` appear only in `whoAmI` and audit actors. */
+export type Role = "viewer" | "engineer" | "auditor" | "admin" | "run" | "system";
+/** Kind of principal behind an audit event. */
+export type ActorKind = "token" | "run" | "gateway" | "system";
+/** Aggregate quality gate status of a dataset version. */
+export type GateStatus = "pending" | "passed" | "failed";
+/** Outcome of one gate evaluation. */
+export type GateOutcome = "passed" | "failed";
+/** Lifecycle status of a run. */
+export type RunStatus = "running" | "succeeded" | "failed";
+/** Kind of a lineage node. */
+export type NodeKind = "dataset_version" | "run" | "git_commit" | "image" | "artifact";
+/** Kind of a lineage edge. */
+export type EdgeKind = "input" | "built_from" | "executed_in" | "produced";
+/** A secret (`dpt_…` API token or `dpr_…` run token). Keep it in memory only. */
+export type Secret = string;
+/** Any JSON value (audit event data holds no floats). */
+export type JsonValue = string | number | boolean | null | JsonValue[] | { [key: string]: JsonValue };
+/** A JSON object. */
+export type JsonObject = { [key: string]: JsonValue };
+"#;
+
+#[wasm_bindgen(typescript_custom_section)]
+const TS_OPTIONS: &str = r#"
+/** Options of `new DataPilot(...)`. */
+export interface DataPilotOptions {
+  /** Absolute server URL, e.g. `https://datapilot.corp.example` (the SDK appends `/v1/...`). */
+  baseUrl: string;
+  /** API token (`dpt_...`) or run token (`dpr_...`). Kept in memory only. */
+  token?: string;
+  /** Per-attempt timeout in milliseconds (default 30000). */
+  timeoutMs?: number;
+  /** Attempts per call including the first (default 3; 1 disables retries). */
+  maxAttempts?: number;
+  /** Product token appended to the Node `User-Agent` (browsers send their own). */
+  userAgent?: string;
+}
+
+/** Options every call takes. */
+export interface CallOptions {
+  /** Aborts the call (the promise rejects with `signal.reason`). */
+  signal?: AbortSignal;
+  /** Per-attempt timeout in milliseconds for this call. */
+  timeoutMs?: number;
+}
+
+/** Options of writes (`POST`). */
+export interface WriteOptions extends CallOptions {
+  /** The `Idempotency-Key`; a fresh one per call when omitted (reused on its retries). */
+  idempotencyKey?: string;
+}
+
+/** Options of list operations. */
+export interface ListOptions extends CallOptions {
+  /** Page size, 1-500 (server default 50). */
+  limit?: number;
+  /** Resume from a saved `cursor`. */
+  cursor?: string;
+}
+
+/** Options of `listMetrics`. */
+export interface ListMetricsOptions extends ListOptions {
+  /** Only this metric. */
+  name?: string;
+}
+
+/** Options of `listAuditEvents`. */
+export interface ListAuditEventsOptions extends ListOptions {
+  /** Only events with this subject, e.g. `run:run_...`. */
+  subject?: string;
+  /** Only events with this action, e.g. `run.create`. */
+  action?: string;
+}
+
+/** Options of `listLedgerEntries`. */
+export interface ListLedgerEntriesOptions extends ListOptions {
+  /** First leaf index (first page only). */
+  start?: number;
+}
+
+/** Progress of a hashing call, reported after every chunk and every file. */
+export interface HashProgress {
+  bytesHashed: number;
+  totalBytes: number;
+  filesHashed: number;
+  totalFiles: number;
+  /** The file being hashed. */
+  path: string;
+}
+
+/** Options of the hashing functions. */
+export interface HashOptions {
+  /** Called after every chunk. */
+  onProgress?: (progress: HashProgress) => void;
+  /** Bytes per read, 1 KiB-256 MiB (default 4 MiB). */
+  chunkSize?: number;
+  /** Stops hashing between chunks. */
+  signal?: AbortSignal;
+}
+
+/** A file of a dataset with its manifest path. */
+export interface DatasetFile {
+  /** Relative `/`-separated path. */
+  path: string;
+  file: Blob;
+}
+
+/** Options of `uploadArtifact`. */
+export interface UploadOptions extends WriteOptions {
+  /** SHA-256 (64 hex) of the data; computed by streaming the data when omitted. */
+  sha256?: string;
+  /** Progress of hashing and of the upload (fetch reports no upload progress: the upload is
+   * reported when it starts and when it completes). */
+  onProgress?: (progress: UploadProgress) => void;
+}
+
+/** Progress of an artifact upload. */
+export interface UploadProgress {
+  phase: "hashing" | "uploading" | "done";
+  bytes: number;
+  totalBytes: number;
+}
+
+/** Options of `verifyEvidenceBundle`. */
+export interface VerifyBundleOptions {
+  /** Pinned note verifier keys (`<name>+<hex id>+<base64 key>`). */
+  trustedKeys: string[];
+  /** The checkpoint note you trusted last: adds the `consistency` check (rollback / fork). */
+  lastCheckpoint?: string;
+  /** Base64 consistency proof from `lastCheckpoint`'s size to the bundle's. The client's
+   * `verifyEvidenceBundle` fetches it; offline callers pass it. */
+  consistencyProof?: string[];
+}
+
+/** Options of `DataPilot#verifyEvidenceBundle` (fetches the consistency proof). */
+export interface OnlineVerifyOptions extends CallOptions {
+  trustedKeys: string[];
+  lastCheckpoint?: string;
+}
+
+/** The result of `registerDatasetVersion`. */
+export interface Registration {
+  version: DatasetVersion;
+  /** `false` when the same digest was already registered (the existing version). */
+  created: boolean;
+}
+
+/** Downloaded artifact content (checked against the server's `X-Content-SHA256`). */
+export interface DownloadedArtifact {
+  bytes: Uint8Array;
+  sha256: string | null;
+}
+
+/** The pager every list operation returns: `for await (const item of client.listRuns())`. */
+export interface ListIterator<T> extends AsyncIterableIterator<T> {
+  next(): Promise<IteratorResult<T, undefined>>;
+  /** The next whole page, `undefined` after the last one. */
+  nextPage(): Promise<Page<T> | undefined>;
+  /** Every remaining item. */
+  all(): Promise<T[]>;
+  /** The cursor of the next page (save it to resume with `{ cursor }`), `null` at the end. */
+  readonly cursor: string | null;
+  [Symbol.asyncIterator](): ListIterator<T>;
+  /** Frees the wasm memory now instead of at garbage collection. */
+  free(): void;
+}
+
+/** The error every SDK call rejects with (except aborts, which reject with `signal.reason`). */
+export interface DataPilotError extends Error {
+  name: "DataPilotError";
+  kind: "api" | "transport" | "timeout" | "invalid_request" | "decode" | "verification";
+  /** The server's problem code (`gate_not_passed`, `not_found`, ...) or a local one
+   * (`invalid_request`, `transport_error`, `timeout`, `decode_error`, `verification_failed`). */
+  code: string;
+  /** HTTP status when the server answered. */
+  status: number | null;
+  /** The request id to quote to operators. */
+  requestId: string | null;
+  /** Whether repeating the call (same idempotency key) could succeed. */
+  retryable: boolean;
+  /** Whether the request could have taken effect. */
+  sent: "no" | "maybe" | "yes";
+  /** The problem's detail. */
+  detail: string | null;
+  /** Field errors of a `validation_failed` problem. */
+  errors: { field: string; message: string }[];
+  /** The server's `Retry-After` in milliseconds. */
+  retryAfterMs: number | null;
+}
+
+/** Whether `value` is an error thrown by this SDK (either module format). */
+export function isDataPilotError(value: unknown): value is DataPilotError;
+"#;
