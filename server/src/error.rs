@@ -140,14 +140,25 @@ struct Problem<'a> {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, title) = code_info(self.code);
+        // The contract caps `detail` at 4096 characters and field errors at 1024.
+        let detail = clip(&self.detail, 4000);
+        let errors: Vec<FieldError> = self
+            .errors
+            .iter()
+            .take(100)
+            .map(|e| FieldError {
+                field: clip(&e.field, 1000),
+                message: clip(&e.message, 1000),
+            })
+            .collect();
         let problem = Problem {
             type_: format!("{PROBLEM_BASE}{}", self.code),
             title,
             status: status.as_u16(),
-            detail: &self.detail,
+            detail: &detail,
             code: self.code,
             request_id: current_request_id(),
-            errors: &self.errors,
+            errors: &errors,
         };
         let body = serde_json::to_vec(&problem).unwrap_or_default();
         let mut resp = (status, body).into_response();
@@ -160,6 +171,18 @@ impl IntoResponse for ApiError {
         }
         resp
     }
+}
+
+/// At most `max` characters, never empty (the contract requires a non-empty detail).
+fn clip(s: &str, max: usize) -> String {
+    let mut out: String = s.chars().take(max).collect();
+    if out.len() < s.len() {
+        out.push('…');
+    }
+    if out.is_empty() {
+        out.push('-');
+    }
+    out
 }
 
 /// Result type of handlers.

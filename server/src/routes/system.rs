@@ -5,13 +5,22 @@ use axum::Json;
 
 use crate::app::AppState;
 use crate::auth::Principal;
-use crate::error::ApiResult;
+use crate::error::{ApiError, ApiResult};
 use crate::model::{Health, VerifierKey, VerifierKeys, WhoAmI};
 use crate::util::b64;
 
 pub async fn health(State(st): State<AppState>) -> ApiResult<Json<Health>> {
-    // Touches the database, so a broken store shows as an error instead of a false "ok".
-    let tree_size = st.db(|s| s.tree_size()).await?;
+    // Touches the database, so a broken store shows as 503 instead of a false "ok".
+    let tree_size = st.db(|s| s.tree_size()).await.map_err(|e| {
+        ApiError::new(
+            "unavailable",
+            format!("the database is not available: {}", e.detail),
+        )
+        .with_header(
+            axum::http::header::RETRY_AFTER,
+            axum::http::HeaderValue::from_static("5"),
+        )
+    })?;
     Ok(Json(Health {
         status: "ok",
         version: env!("CARGO_PKG_VERSION"),
