@@ -1,0 +1,283 @@
+// Browser test of the demo page (docs/demo-web.md): the real reference server on 127.0.0.1
+// with a temp data dir serves target/site/ (`./x site`), and Debian's Chromium, driven by
+// playwright-core, goes through the whole page: connect, register a generated directory,
+// a run refused by the gate policy, record the gate, start and finish the run, export its
+// evidence bundle, verify it (every check passes) and a tampered copy (a check fails).
+// Along the way: no request leaves 127.0.0.1, and the token is in no web storage, cookie or
+// DOM text.
+//
+//   DATAPILOT_SERVER_BIN  server binary (default target/debug/datapilot-server)
+//   DATAPILOT_SITE_DIR    assembled site (default target/site)
+//   CHROMIUM              browser (default /usr/bin/chromium)
+//
+// Run: ./x site && node --test tests/e2e/demo.test.mjs   (./x test runs it as stage e2e-demo)
+
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { createHash, randomBytes } from "node:crypto";
+import { existsSync } from "node:fs";
+import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { chromium } from "playwright-core";
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
+const SERVER_BIN = process.env.DATAPILOT_SERVER_BIN || path.join(ROOT, "target/debug/datapilot-server");
+const SITE_DIR = process.env.DATAPILOT_SITE_DIR || path.join(ROOT, "target/site");
+const CHROMIUM = process.env.CHROMIUM || "/usr/bin/chromium";
+const SCREENSHOT = path.join(ROOT, "target/e2e/demo.png");
+
+const CHROMIUM_ARGS = [
+  "--headless",
+  "--no-sandbox",
+  "--disable-gpu",
+  "--disable-background-networking",
+  "--disable-component-update",
+  "--disable-sync",
+  "--no-first-run",
+  "--disable-dev-shm-usage",
+];
+
+// The worked example of docs/formats.md section 1 (its DPM-1 id is pinned there).
+const DATASET = [
+  ["README.md", "DataPilot example\n"],
+  ["train/data.csv", "id,label\n1,cat\n2,dog\n"],
+  ["train/.keep", ""],
+  ["donn\u00e9es/\u00e9.csv", "x,y\n1,2\n"],
+];
+const DATASET_DIGEST = "sha256:afe734752faaa535f81c97db93a1cd2d5a7bbc8984872803a09287cb9d6ff8f3";
+
+const sha256 = (b) => createHash("sha256").update(b).digest("hex");
+
+/** DPM-1, independently of the SDK: sha256 over "<hex>  <path>\n" sorted by path bytes. */
+function dpm1(files) {
+  const lines = files
+    .map(([p, c]) => [Buffer.from(p.normalize("NFC")), sha256(Buffer.from(c))])
+    .sort((a, b) => Buffer.compare(a[0], b[0]))
+    .map(([p, h]) => `${h}  ${p.toString()}\n`)
+    .join("");
+  return `sha256:${sha256(Buffer.from(lines))}`;
+}
+
+/** Starts the server; resolves once it prints its address. */
+async function startServer(dataDir, token) {
+  const child = spawn(
+    SERVER_BIN,
+    ["--data-dir", dataDir, "--listen", "127.0.0.1:0", "--static-dir", SITE_DIR, "--log", "warn"],
+    { env: { ...process.env, DATAPILOT_BOOTSTRAP_TOKEN: token }, stdio: ["ignore", "pipe", "pipe"] },
+  );
+  let stderr = "";
+  child.stderr.on("data", (d) => {
+    stderr += d;
+  });
+  const base = await new Promise((resolve, reject) => {
+    let out = "";
+    const timer = setTimeout(() => reject(new Error(`server did not start in 30 s:\n${stderr}`)), 30_000);
+    child.stdout.on("data", (d) => {
+      out += d;
+      const m = out.match(/listening on (http:\/\/127\.0\.0\.1:\d+)/);
+      if (m) {
+        clearTimeout(timer);
+        resolve(m[1]);
+      }
+    });
+    child.on("exit", (code) => {
+      clearTimeout(timer);
+      reject(new Error(`server exited with ${code}:\n${stderr}`));
+    });
+  });
+  return { child, base, stderr: () => stderr };
+}
+
+test("demo page: register, gate, run, export and verify in Chromium", { timeout: 240_000 }, async (t) => {
+  for (const [what, p] of [["server binary", SERVER_BIN], ["site (./x site)", path.join(SITE_DIR, "sdk.js")], ["Chromium", CHROMIUM]]) {
+    assert.ok(existsSync(p), `${what} not found at ${p}`);
+  }
+  const work = await mkdtemp(path.join(tmpdir(), "datapilot-e2e-"));
+  t.after(() => rm(work, { recursive: true, force: true }));
+
+  // A secret with a recognisable body, to search for it afterwards.
+  const token = `dpt_${randomBytes(24).toString("hex")}`;
+  const server = await startServer(path.join(work, "data"), token);
+  t.after(() => server.child.kill("SIGTERM"));
+  const { base } = server;
+
+  // The policy requires a gate, so a run on an unchecked version is refused.
+  const put = await fetch(`${base}/v1/policy`, {
+    method: "PUT",
+    headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
+    body: JSON.stringify({ required_gates: ["pii-scan"] }),
+  });
+  assert.equal(put.status, 200, await put.text());
+
+  // The dataset directory, and its digest computed here without the SDK.
+  const dir = path.join(work, "cats");
+  for (const [rel, content] of DATASET) {
+    await mkdir(path.dirname(path.join(dir, rel)), { recursive: true });
+    await writeFile(path.join(dir, rel), content);
+  }
+  assert.equal(dpm1(DATASET), DATASET_DIGEST);
+
+  const context = await chromium.launchPersistentContext(path.join(work, "profile"), {
+    executablePath: CHROMIUM,
+    headless: true,
+    args: CHROMIUM_ARGS,
+    acceptDownloads: true,
+    viewport: { width: 1100, height: 900 },
+  });
+  t.after(() => context.close());
+
+  // Observe every request; anything not for the test server is aborted and recorded.
+  const origin = new URL(base).origin;
+  const requests = [];
+  const blocked = [];
+  await context.route("**/*", (route) => {
+    const url = route.request().url();
+    if (url.startsWith(`${origin}/`)) return route.continue();
+    blocked.push(url);
+    return route.abort("blockedbyclient");
+  });
+  context.on("request", (r) => requests.push(r.url()));
+  const pageErrors = [];
+  const page = context.pages()[0] ?? (await context.newPage());
+  page.on("pageerror", (e) => pageErrors.push(e.message));
+  page.on("console", (m) => {
+    // Chromium logs every 4xx answer ("Failed to load resource"); the 401 and 422 are expected.
+    if (m.type() === "error" && !m.text().startsWith("Failed to load resource")) pageErrors.push(`console: ${m.text()}`);
+  });
+
+  await page.goto(`${base}/`);
+  await page.waitForSelector("body.ready", { timeout: 30_000 });
+
+  // The verifier key is pre-filled from /v1/keys, with the pinning note.
+  const keys = await (await fetch(`${base}/v1/keys`)).json();
+  assert.equal(await page.inputValue("#trusted-keys"), keys.keys.map((k) => k.verifier).join("\n"));
+  assert.match(await page.textContent("#pin-note"), /out of band/);
+  assert.equal(await page.inputValue("#base-url"), origin);
+
+  // 1. Connect: a wrong token first (error shown inline with code and request id).
+  await page.fill("#token", "dpt_wrongwrongwrongwrongwrong");
+  await page.click("#connect-btn");
+  const bad = page.locator('#connect-out [data-code="unauthenticated"]');
+  await bad.waitFor();
+  assert.match(await bad.textContent(), /Request id\s*req_/);
+  await page.fill("#token", token);
+  await page.keyboard.press("Enter");
+  await page.locator("#conn-pill", { hasText: "Connected as" }).waitFor();
+  assert.equal(await page.inputValue("#token"), "", "the token field is cleared after connecting");
+  assert.match(await page.textContent("#connect-out"), /admin/);
+
+  // 2. Create a dataset, hash the directory, register it (new, then already registered).
+  await page.fill("#new-dataset-name", "cats-train");
+  await page.click("#new-dataset-btn");
+  await page.locator("#register-out", { hasText: "created" }).waitFor();
+  assert.match(await page.locator("#dataset-select option:checked").textContent(), /cats-train/);
+
+  await page.setInputFiles("#dir-input", dir);
+  const digestOut = page.locator("#digest-out .msg.ok");
+  await digestOut.waitFor();
+  const digestText = await digestOut.textContent();
+  assert.ok(digestText.includes(DATASET_DIGEST), `page shows the DPM-1 id: ${digestText}`);
+  assert.match(digestText, /Files\s*4(?!\d)/);
+  assert.equal(await page.getAttribute("#hash-bar", "value"), String(await page.getAttribute("#hash-bar", "max")));
+
+  await page.click("#register-btn");
+  await page.locator("#register-status", { hasText: "new" }).waitFor();
+  assert.match(await page.textContent("#register-out"), /201/);
+  await page.click("#register-btn");
+  await page.locator("#register-status", { hasText: "already registered" }).waitFor();
+  assert.match(await page.textContent("#register-out"), /200/);
+  assert.equal(await page.inputValue("#version-select"), DATASET_DIGEST);
+
+  // 3. A run on the ungated version is refused with gate_not_passed, shown clearly.
+  await page.fill("#git-commit", "a".repeat(40));
+  await page.fill("#image-digest", `sha256:${"b".repeat(64)}`);
+  await page.click("#run-btn");
+  const refused = page.locator('#run-out [data-code="gate_not_passed"]');
+  await refused.waitFor();
+  const refusedText = await refused.textContent();
+  assert.match(refusedText, /Run refused/);
+  assert.match(refusedText, /gate_not_passed/);
+  assert.match(refusedText, /422/);
+  assert.match(refusedText, /req_/);
+
+  // Record the gate (the name is pre-filled from the policy), then the run starts.
+  assert.equal(await page.inputValue("#gate-name"), "pii-scan");
+  await page.click("#gate-btn");
+  await page.locator("#gate-out", { hasText: "recorded as passed" }).waitFor();
+  await page.click("#run-btn");
+  await page.locator("#run-out", { hasText: "Run started." }).waitFor();
+  const runId = (await page.textContent("#run-out")).match(/run_[0-9A-Z]{26}/)?.[0];
+  assert.ok(runId, "run id shown");
+  await page.click("#finish-btn");
+  await page.locator("#run-out", { hasText: "Run finished and sealed." }).waitFor();
+
+  // 4. Export the run's evidence bundle: a .zip download.
+  assert.ok(await page.isChecked("#scope-run"));
+  const [download] = await Promise.all([page.waitForEvent("download"), page.click("#export-btn")]);
+  assert.equal(download.suggestedFilename(), `evidence-${runId}.zip`);
+  const bundlePath = path.join(work, download.suggestedFilename());
+  await download.saveAs(bundlePath);
+  const bundle = await readFile(bundlePath);
+  assert.equal(bundle.subarray(0, 2).toString(), "PK");
+  await page.locator("#export-out", { hasText: sha256(bundle) }).waitFor();
+  // Deterministic: the server gives the same bytes for the same scope and tree size.
+  const again = await fetch(`${base}/v1/runs/${runId}/evidence`, { headers: { authorization: `Bearer ${token}` } });
+  assert.equal(again.status, 200);
+  assert.equal(sha256(Buffer.from(await again.arrayBuffer())), sha256(bundle));
+
+  // 5. Verify the bundle in the browser: every named check passes.
+  await page.setInputFiles("#zip-input", bundlePath);
+  await page.locator('#verdict[data-ok="true"]').waitFor();
+  const checks = await page.$$eval("#verify-out .checks li", (lis) =>
+    lis.map((li) => ({ name: li.dataset.check, passed: li.dataset.passed === "true", text: li.textContent })),
+  );
+  assert.ok(checks.length >= 6, `named checks: ${JSON.stringify(checks)}`);
+  assert.deepEqual(checks.filter((c) => !c.passed), []);
+  for (const c of checks) assert.match(c.name, /^[a-z_.]+$/);
+  assert.match(await page.textContent("#verify-out"), new RegExp(`run:${runId}`));
+  await mkdir(path.dirname(SCREENSHOT), { recursive: true });
+  await page.locator("#verify-out").screenshot({ path: SCREENSHOT.replace(/\.png$/, "-verified.png") });
+
+  // A tampered copy (one byte flipped in the middle) fails, with a reason.
+  const tampered = Buffer.from(bundle);
+  tampered[Math.floor(tampered.length / 2)] ^= 0x01;
+  const tamperedPath = path.join(work, "tampered.zip");
+  await writeFile(tamperedPath, tampered);
+  await page.setInputFiles("#zip-input", tamperedPath);
+  await page.locator('#verdict[data-ok="false"]').waitFor();
+  const failed = await page.$$eval('#verify-out .checks li[data-passed="false"]', (lis) =>
+    lis.map((li) => li.textContent),
+  );
+  assert.ok(failed.length >= 1, "a failed check is listed");
+  assert.match(await page.textContent("#verdict"), /NOT verified/);
+
+  // Air gap: every request went to the test server on 127.0.0.1.
+  assert.deepEqual(blocked, [], "no request left 127.0.0.1");
+  const outside = requests.filter((u) => !u.startsWith(`${origin}/`) && !/^(blob|data):/.test(u));
+  assert.deepEqual(outside, []);
+  assert.ok(requests.some((u) => u.endsWith(".wasm")), "the wasm came from the server");
+
+  // The token is in no storage, cookie or page text.
+  const stored = await page.evaluate(() => ({
+    local: JSON.stringify({ ...localStorage }),
+    session: JSON.stringify({ ...sessionStorage }),
+    cookie: document.cookie,
+    html: document.documentElement.outerHTML,
+    inputs: [...document.querySelectorAll("input, textarea")].map((e) => e.value).join("\n"),
+  }));
+  const secretBody = token.slice(4);
+  for (const [where, value] of Object.entries(stored)) {
+    assert.ok(!value.includes(secretBody), `token found in ${where}`);
+  }
+  assert.equal(stored.local, "{}");
+  assert.equal(stored.session, "{}");
+  assert.equal((await context.cookies()).length, 0);
+
+  assert.deepEqual(pageErrors, [], "no page errors");
+
+  // Screenshot of the final state (the tampered bundle's report) for a human look.
+  await page.screenshot({ path: SCREENSHOT, fullPage: true });
+});
