@@ -54,18 +54,40 @@ pub fn too_large(limit: u64) -> ApiError {
     )
 }
 
-/// Read a whole body up to `limit` bytes.
+/// Bodies over a cap but below this are read to the end and discarded before the 413 is sent,
+/// so the client (still writing) receives the answer instead of a connection reset. Larger
+/// ones are refused at once and the connection closes.
+pub const DRAIN_CAP: u64 = 16 << 20;
+
+/// Reject a declared `Content-Length` above `limit` without reading, when draining is not worth
+/// it (above [`DRAIN_CAP`]).
+pub fn check_declared_length(headers: &HeaderMap, limit: u64) -> Result<(), ApiError> {
+    check_content_length(headers, limit.max(DRAIN_CAP))
+}
+
+/// Read a whole body up to `limit` bytes; an oversized body is drained (up to [`DRAIN_CAP`])
+/// and answered with 413.
 pub async fn read_body(body: axum::body::Body, limit: usize) -> Result<bytes::Bytes, ApiError> {
-    axum::body::to_bytes(body, limit).await.map_err(|e| {
-        let is_limit = std::error::Error::source(&e)
-            .is_some_and(|s| s.is::<http_body_util::LengthLimitError>())
-            || e.to_string().contains("length limit");
-        if is_limit {
-            too_large(limit as u64)
-        } else {
-            ApiError::bad_request(format!("could not read the request body: {e}"))
+    use http_body_util::BodyExt;
+    let mut body = body;
+    let mut buf = bytes::BytesMut::new();
+    let mut total: u64 = 0;
+    while let Some(frame) = body.frame().await {
+        let frame = frame
+            .map_err(|e| ApiError::bad_request(format!("could not read the request body: {e}")))?;
+        if let Ok(data) = frame.into_data() {
+            total += data.len() as u64;
+            if total <= limit as u64 {
+                buf.extend_from_slice(&data);
+            } else if total > DRAIN_CAP {
+                break;
+            }
         }
-    })
+    }
+    if total > limit as u64 {
+        return Err(too_large(limit as u64));
+    }
+    Ok(buf.freeze())
 }
 
 /// Map a serde_json error to the contract's codes.
@@ -134,7 +156,7 @@ impl<T: DeserializeOwned, const LIMIT: usize> JsonBody<T, LIMIT> {
                 "the request body must be Content-Type: application/json",
             ));
         }
-        check_content_length(self.req.headers(), LIMIT as u64)?;
+        check_declared_length(self.req.headers(), LIMIT as u64)?;
         let bytes = read_body(self.req.into_body(), LIMIT).await?;
         serde_json::from_slice(&bytes).map_err(json_error)
     }
@@ -211,5 +233,53 @@ pub fn page_req(
             })?),
         };
         Ok(crate::store::PageReq { limit, after })
+    }
+}
+
+/// Serde helpers that make request parsing match JSON Schema exactly.
+///
+/// JSON Schema's `integer` accepts `124.0` (a number with a zero fraction is an integer), so
+/// integer fields accept integral floats; and an optional field that is not nullable in the
+/// contract must be absent rather than `null`, so optional fields reject an explicit `null`.
+pub mod lenient {
+    use serde::de::{self, Deserialize, Deserializer, Visitor};
+
+    struct IntVisitor;
+
+    impl Visitor<'_> for IntVisitor {
+        type Value = u64;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a non-negative integer")
+        }
+        fn visit_u64<E: de::Error>(self, v: u64) -> Result<u64, E> {
+            Ok(v)
+        }
+        fn visit_i64<E: de::Error>(self, v: i64) -> Result<u64, E> {
+            u64::try_from(v).map_err(|_| E::custom("must be a non-negative integer"))
+        }
+        fn visit_f64<E: de::Error>(self, v: f64) -> Result<u64, E> {
+            if v.is_finite() && v >= 0.0 && v.fract() == 0.0 && v < 18_446_744_073_709_551_616.0 {
+                Ok(v as u64)
+            } else {
+                Err(E::custom("must be a non-negative integer"))
+            }
+        }
+    }
+
+    /// A non-negative integer, also written as an integral float.
+    pub fn int<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+        d.deserialize_any(IntVisitor)
+    }
+
+    /// An optional integer that, when present, is not `null`.
+    pub fn opt_int<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+        int(d).map(Some)
+    }
+
+    /// An optional value that, when present, is not `null`.
+    pub fn some<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
+        d: D,
+    ) -> Result<Option<T>, D::Error> {
+        T::deserialize(d).map(Some)
     }
 }

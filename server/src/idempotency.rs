@@ -1,7 +1,7 @@
 //! `Idempotency-Key` on POST: a retried write is answered, not repeated.
 //!
-//! The key is scoped to the caller (two principals cannot collide or read each other's stored
-//! responses) and bound to a fingerprint of the request: method, path with query, content type
+//! The key is scoped to the caller, the method and the path (two principals cannot collide or
+//! read each other's stored responses) and bound to a fingerprint of the request: method, path with query, content type
 //! and the SHA-256 of the body. For a streamed artifact upload the body is not buffered: the
 //! query already carries the declared SHA-256, and a body that differs from it is refused, so
 //! the fingerprint still pins the content.
@@ -22,7 +22,7 @@ use sha2::{Digest, Sha256};
 use crate::app::AppState;
 use crate::auth::AuthState;
 use crate::error::ApiError;
-use crate::extract::{check_content_length, content_type_is, read_body, MAX_JSON_LIMIT};
+use crate::extract::{check_declared_length, content_type_is, read_body, MAX_JSON_LIMIT};
 use crate::store::{IdemBegin, StoredResponse};
 
 pub const HEADER: &str = "idempotency-key";
@@ -56,7 +56,17 @@ async fn run(st: AppState, req: Request, next: Next) -> Result<Response, ApiErro
         .to_string();
     // Unauthenticated requests fail in the handler; nothing to remember for them.
     let scope = match req.extensions().get::<AuthState>() {
-        Some(AuthState::Ok(p)) => format!("{}:{}", p.actor.kind, p.actor.id),
+        // The contract scopes a key to principal, method and path: the same key on another
+        // operation is a different key.
+        Some(AuthState::Ok(p)) => {
+            format!(
+                "{}:{} {} {}",
+                p.actor.kind,
+                p.actor.id,
+                req.method(),
+                req.uri().path()
+            )
+        }
         _ => return Ok(next.run(req).await),
     };
 
@@ -73,7 +83,7 @@ async fn run(st: AppState, req: Request, next: Next) -> Result<Response, ApiErro
     } else {
         // JSON bodies are small (capped); buffer to fingerprint, then hand the bytes on.
         // The handler's extractor applies the operation's own (possibly smaller) cap.
-        check_content_length(&parts.headers, MAX_JSON_LIMIT as u64)?;
+        check_declared_length(&parts.headers, MAX_JSON_LIMIT as u64)?;
         let bytes = read_body(body, MAX_JSON_LIMIT).await?;
         let h = hex::encode(Sha256::digest(&bytes));
         (Body::from(bytes), h)

@@ -10,6 +10,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::extract::lenient;
+
 /// The four API roles. `viewer` < `engineer` < `admin`; `auditor` is separate: it reads
 /// everything including audit and evidence, records gate results, and writes nothing else.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -47,19 +49,39 @@ impl Role {
 #[serde(deny_unknown_fields)]
 pub struct CreateDatasetRequest {
     pub name: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient::some")]
     pub description: Option<String>,
 }
 
-/// One file of a manifest: the SDK's type, so client and server parse it identically.
+/// One file of a manifest as returned (the SDK's type, so both sides agree on the shape).
 pub use datapilot::manifest::FileEntry;
+
+/// One file of a submitted manifest (integral-float sizes accepted, as JSON Schema does).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileIn {
+    pub path: String,
+    pub sha256: String,
+    #[serde(deserialize_with = "lenient::int")]
+    pub size: u64,
+}
+
+impl From<FileIn> for FileEntry {
+    fn from(f: FileIn) -> FileEntry {
+        FileEntry {
+            path: f.path,
+            sha256: f.sha256,
+            size: f.size,
+        }
+    }
+}
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RegisterVersionRequest {
     pub digest: String,
-    pub files: Vec<FileEntry>,
-    #[serde(default)]
+    pub files: Vec<FileIn>,
+    #[serde(default, deserialize_with = "lenient::some")]
     pub note: Option<String>,
 }
 
@@ -84,7 +106,7 @@ impl GateOutcome {
 pub struct RecordGateRequest {
     pub gate: String,
     pub status: GateOutcome,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient::some")]
     pub details: Option<BTreeMap<String, String>>,
 }
 
@@ -92,7 +114,7 @@ pub struct RecordGateRequest {
 #[serde(deny_unknown_fields)]
 pub struct UpdatePolicyRequest {
     pub required_gates: Vec<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient::opt_int")]
     pub run_token_ttl_seconds: Option<u64>,
 }
 
@@ -110,7 +132,7 @@ pub struct CreateRunRequest {
     pub inputs: Vec<VersionRef>,
     pub git_commit: String,
     pub image_digest: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient::some")]
     pub params: Option<BTreeMap<String, String>>,
 }
 
@@ -134,7 +156,7 @@ impl FinishStatus {
 #[serde(deny_unknown_fields)]
 pub struct FinishRunRequest {
     pub status: FinishStatus,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient::some")]
     pub outputs: Option<Vec<VersionRef>>,
 }
 
@@ -144,9 +166,14 @@ pub struct FinishRunRequest {
 #[serde(deny_unknown_fields)]
 pub struct MetricPoint {
     pub name: String,
+    #[serde(deserialize_with = "lenient::int")]
     pub step: u64,
     pub value: f64,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "lenient::some"
+    )]
     pub time: Option<String>,
 }
 
@@ -161,7 +188,7 @@ pub struct AppendMetricsRequest {
 pub struct CreateTokenRequest {
     pub name: String,
     pub role: Role,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient::opt_int")]
     pub expires_in_seconds: Option<u64>,
 }
 

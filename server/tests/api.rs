@@ -879,6 +879,40 @@ async fn errors_are_problem_json() {
         .await;
     assert_ne!(r.header("x-request-id"), Some("bad id!"));
     r.assert_problem(404, "not_found");
+    // JSON Schema semantics: integral floats are integers; optional fields are not nullable.
+    let r = admin
+        .post(
+            "/v1/tokens",
+            json!({ "name": "f", "role": "viewer", "expires_in_seconds": 120.0 }),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text());
+    admin
+        .post(
+            "/v1/tokens",
+            json!({ "name": "f", "role": "viewer", "expires_in_seconds": 120.5 }),
+        )
+        .await
+        .assert_problem(400, "validation_failed");
+    admin
+        .put(
+            "/v1/policy",
+            json!({ "required_gates": [], "run_token_ttl_seconds": null }),
+        )
+        .await
+        .assert_problem(400, "validation_failed");
+    admin
+        .post("/v1/datasets", json!({ "name": "n", "description": null }))
+        .await
+        .assert_problem(400, "validation_failed");
+    admin
+        .get("/v1/audit/events?subject=nonsense")
+        .await
+        .assert_problem(400, "validation_failed");
+    admin
+        .get("/v1/audit/events?action=dataset.delete")
+        .await
+        .assert_problem(400, "validation_failed");
     // Body caps per operation: a manifest may exceed 1 MiB (up to 64 MiB).
     let ds = admin.dataset("big").await;
     let (digest, files) = manifest("big", 12_000);

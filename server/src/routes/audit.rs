@@ -11,6 +11,21 @@ use crate::error::{ApiError, ApiResult};
 use crate::extract::{page_req, P, Q};
 use crate::model::{AuditEvent, Page};
 
+/// The audit actions of the contract (`AuditAction`).
+const ACTIONS: [&str; 11] = [
+    "ledger.init",
+    "dataset.create",
+    "dataset_version.register",
+    "gate.record",
+    "policy.update",
+    "run.create",
+    "run.finish",
+    "metrics.append",
+    "artifact.upload",
+    "token.create",
+    "token.revoke",
+];
+
 #[derive(Debug, Deserialize)]
 pub struct AuditQuery {
     subject: Option<String>,
@@ -26,6 +41,31 @@ pub async fn list(
 ) -> ApiResult<Json<Page<AuditEvent>>> {
     p.audit()?;
     let pr = page_req(q.limit, q.cursor.as_deref())?;
+    if let Some(s) = &q.subject {
+        const KINDS: [&str; 6] = [
+            "dataset",
+            "dataset_version",
+            "run",
+            "policy",
+            "token",
+            "ledger",
+        ];
+        let ok = s.len() <= 512
+            && s.split_once(':').is_some_and(|(k, rest)| {
+                KINDS.contains(&k) && !rest.is_empty() && !rest.chars().any(char::is_whitespace)
+            });
+        if !ok {
+            return Err(ApiError::validation("subject", "must be <kind>:<id> with kind one of dataset, dataset_version, run, policy, token, ledger"));
+        }
+    }
+    if let Some(a) = &q.action {
+        if !ACTIONS.contains(&a.as_str()) {
+            return Err(ApiError::validation(
+                "action",
+                format!("must be one of {}", ACTIONS.join(", ")),
+            ));
+        }
+    }
     Ok(Json(page(
         st.db(move |s| s.list_audit(q.subject.as_deref(), q.action.as_deref(), pr))
             .await?,

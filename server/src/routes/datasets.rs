@@ -79,7 +79,8 @@ pub async fn register_version(
         validate::safe_int(&format!("files[{i}].size"), f.size)?;
     }
     // The server never trusts the client's digest: it recomputes DPM-1 from the manifest.
-    let manifest = Manifest::from_entries(req.files).map_err(manifest_error)?;
+    let files = req.files.into_iter().map(FileEntry::from).collect();
+    let manifest = Manifest::from_entries(files).map_err(manifest_error)?;
     validate::safe_int("files", manifest.total_bytes())?;
     manifest.check_digest(&req.digest).map_err(manifest_error)?;
     let a = p.actor.clone();
