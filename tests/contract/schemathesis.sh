@@ -42,11 +42,21 @@ done
 # Seed real objects through the API itself (python: already a dependency of this test).
 "$VENV/bin/python" "$ROOT/tests/contract/seed.py" "$url" "$token"
 
+# Every check runs except `positive_data_acceptance` ("a schema-valid request must get 2xx"):
+# the contract itself requires refusing some schema-valid requests that a generator cannot avoid:
+# opaque cursors it did not get from the server (400), proof and export sizes beyond the current
+# tree (400), ids that do not exist (404), and a reused example Idempotency-Key with another
+# body (422). Those refusals are covered by the server's own integration tests instead.
+# `revokeToken` is left out: the generator finds the run's own admin token through `listTokens`
+# and revokes it, after which every later request is a 401 and tests nothing (the operation is
+# covered by server/tests/api.rs).
 cd "$work"
 "$VENV/bin/st" run "$ROOT/openapi/datapilot.v1.yaml" \
   --url "$url" \
   --header "Authorization: Bearer $token" \
   --checks all \
+  --exclude-checks positive_data_acceptance \
+  --exclude-operation-id revokeToken \
   --max-examples "$MAX_EXAMPLES" \
   --seed 20261127 \
   --workers 1 \

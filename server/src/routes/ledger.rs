@@ -43,22 +43,19 @@ pub async fn entries(
     if !(1..=500).contains(&limit) {
         return Err(ApiError::validation("limit", "must be between 1 and 500"));
     }
-    let start = match (q.start, &q.cursor) {
-        (Some(_), Some(_)) => {
-            return Err(ApiError::bad_request(
-                "pass either start or cursor, not both",
-            ))
-        }
-        (Some(s), None) => s,
-        (None, Some(c)) => decode_cursor(c)
+    // The contract: `cursor` (a later page) wins over `start` (the first page's position).
+    let start = match (&q.cursor, q.start) {
+        (Some(c), _) => decode_cursor(c)
             .and_then(|v| u64::try_from(v).ok())
             .ok_or_else(|| {
                 ApiError::bad_request("invalid cursor: pass back a next_cursor unchanged")
             })?,
+        (None, Some(s)) => s,
         (None, None) => 0,
     };
-    if start > crate::validate::MAX_SAFE_INTEGER {
-        return Err(ApiError::validation("start", "must be at most 2^53 - 1"));
+    // A seq is at most 2^53 - 2 (the tree size, one more, must stay a safe JSON integer).
+    if start > crate::validate::MAX_SAFE_INTEGER - 1 {
+        return Err(ApiError::validation("start", "must be at most 2^53 - 2"));
     }
     let mut items = st.db(move |s| s.ledger_entries(start, limit + 1)).await?;
     let next = if items.len() > limit as usize {
