@@ -62,6 +62,9 @@ function glue(target, name, dts) {
     /export interface InitOutput \{[\s\S]*?\n\}\n/,
     'export interface InitOutput {\n    readonly memory: WebAssembly.Memory;\n}\n',
   );
+  // `[Symbol.dispose]` needs lib "esnext.disposable"; consumers on older libs would fail to
+  // compile. The method stays at run time (use `free()` in typed code).
+  types = types.replace(/^\s*\[Symbol\.dispose\]\(\): void;\n/gm, '');
   writeFileSync(join(out, 'dist', dts), types);
 }
 glue('web', 'web.js', 'web.d.ts');

@@ -102,7 +102,7 @@ const commands = {
     if (!values.run) throw new UsageError('--run ID is required');
     if (!values.output) throw new UsageError('-o FILE is required');
     const treeSize = values['tree-size'] === undefined ? undefined : Number(values['tree-size']);
-    const bytes = await client(values).exportRunEvidence(values.run, treeSize);
+    const bytes = await client(values).exportRunEvidence(values.run, { treeSize });
     // Write then rename: a partial file never looks like a bundle.
     const tmp = `${values.output}.part`;
     await writeFile(tmp, bytes);

@@ -643,11 +643,10 @@ impl DataPilot {
     pub fn get_inclusion_proof(
         &self,
         seq: f64,
-        #[wasm_bindgen(js_name = treeSize)] tree_size: Option<f64>,
-        #[wasm_bindgen(unchecked_optional_param_type = "CallOptions")] options: JsValue,
+        #[wasm_bindgen(unchecked_optional_param_type = "TreeSizeOptions")] options: JsValue,
     ) -> Result<Promise, JsValue> {
         let seq = whole(seq, "seq")?;
-        let tree_size = tree_size.map(|t| whole(t, "treeSize")).transpose()?;
+        let tree_size = opt_whole(&options, "treeSize")?;
         let p = prepare(&self.client, &options)?;
         let c = p.client;
         Ok(spawn(p.signal, async move {
@@ -660,11 +659,10 @@ impl DataPilot {
     pub fn get_consistency_proof(
         &self,
         from: f64,
-        to: Option<f64>,
-        #[wasm_bindgen(unchecked_optional_param_type = "CallOptions")] options: JsValue,
+        #[wasm_bindgen(unchecked_optional_param_type = "ConsistencyProofOptions")] options: JsValue,
     ) -> Result<Promise, JsValue> {
         let from = whole(from, "from")?;
-        let to = to.map(|t| whole(t, "to")).transpose()?;
+        let to = opt_whole(&options, "to")?;
         let p = prepare(&self.client, &options)?;
         let c = p.client;
         Ok(spawn(p.signal, async move {
@@ -679,10 +677,9 @@ impl DataPilot {
     pub fn export_run_evidence(
         &self,
         #[wasm_bindgen(js_name = runId)] run_id: String,
-        #[wasm_bindgen(js_name = treeSize)] tree_size: Option<f64>,
-        #[wasm_bindgen(unchecked_optional_param_type = "CallOptions")] options: JsValue,
+        #[wasm_bindgen(unchecked_optional_param_type = "TreeSizeOptions")] options: JsValue,
     ) -> Result<Promise, JsValue> {
-        let tree_size = tree_size.map(|t| whole(t, "treeSize")).transpose()?;
+        let tree_size = opt_whole(&options, "treeSize")?;
         let p = prepare(&self.client, &options)?;
         let c = p.client;
         Ok(spawn_js(p.signal, async move {
@@ -700,10 +697,9 @@ impl DataPilot {
         &self,
         #[wasm_bindgen(js_name = datasetId)] dataset_id: String,
         digest: String,
-        #[wasm_bindgen(js_name = treeSize)] tree_size: Option<f64>,
-        #[wasm_bindgen(unchecked_optional_param_type = "CallOptions")] options: JsValue,
+        #[wasm_bindgen(unchecked_optional_param_type = "TreeSizeOptions")] options: JsValue,
     ) -> Result<Promise, JsValue> {
-        let tree_size = tree_size.map(|t| whole(t, "treeSize")).transpose()?;
+        let tree_size = opt_whole(&options, "treeSize")?;
         let p = prepare(&self.client, &options)?;
         let c = p.client;
         Ok(spawn_js(p.signal, async move {
@@ -787,6 +783,18 @@ impl DataPilot {
         Ok(spawn(p.signal, async move {
             c.revoke_token_with(&token_id, &o).await
         }))
+    }
+}
+
+/// An optional non-negative safe integer option.
+fn opt_whole(options: &JsValue, key: &str) -> Result<Option<u64>, JsValue> {
+    let v = opt(options, key);
+    if v.is_undefined() || v.is_null() {
+        return Ok(None);
+    }
+    match v.as_f64() {
+        Some(n) => whole(n, key).map(Some),
+        None => Err(invalid_argument(&format!("{key} must be a number"))),
     }
 }
 

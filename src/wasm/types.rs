@@ -71,6 +71,17 @@ export interface ListOptions extends CallOptions {
   cursor?: string;
 }
 
+/** Options of calls that read the ledger at a tree size (default: the current size). */
+export interface TreeSizeOptions extends CallOptions {
+  treeSize?: number;
+}
+
+/** Options of `getConsistencyProof`. */
+export interface ConsistencyProofOptions extends CallOptions {
+  /** Newer tree size (default: the current size). */
+  to?: number;
+}
+
 /** Options of `listMetrics`. */
 export interface ListMetricsOptions extends ListOptions {
   /** Only this metric. */

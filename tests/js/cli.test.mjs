@@ -1,0 +1,118 @@
+// The `datapilot` bin of the installed package: exit codes, one-line errors, --json, and the
+// commands against a live server.
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { DataPilot } from '@animus/datapilot';
+import { ADMIN_TOKEN, startServer } from './support.mjs';
+
+const BIN = join('node_modules', '.bin', 'datapilot');
+let server;
+let keys;
+
+function cli(args, env = {}) {
+  const r = spawnSync(BIN, args, {
+    encoding: 'utf8',
+    env: { PATH: process.env.PATH, DATAPILOT_URL: server?.url ?? '', DATAPILOT_TOKEN: ADMIN_TOKEN, ...env },
+  });
+  return { code: r.status, out: r.stdout, err: r.stderr };
+}
+
+function oneLine(r) {
+  assert.equal(r.err.split('\n').filter(Boolean).length, 1, `stderr: ${r.err}`);
+  assert.match(r.err, /^datapilot: /);
+}
+
+before(async () => {
+  server = await startServer();
+  const admin = new DataPilot({ baseUrl: server.url, token: ADMIN_TOKEN });
+  keys = (await admin.listVerifierKeys()).keys.map((k) => k.verifier);
+});
+after(() => server?.stop());
+
+test('--help and --version', () => {
+  const h = cli(['--help']);
+  assert.equal(h.code, 0);
+  for (const c of ['digest', 'register', 'export', 'verify', 'whoami', '--json']) assert.ok(h.out.includes(c), c);
+  assert.match(cli(['--version']).out, /^\d+\.\d+\.\d+/);
+});
+
+test('usage errors exit 2 with one line', () => {
+  for (const args of [['frobnicate'], ['digest'], ['verify', 'x.zip'], ['export', '--run', 'r'], ['--bogus']]) {
+    const r = cli(args);
+    assert.equal(r.code, 2, args.join(' '));
+    oneLine(r);
+  }
+  const noUrl = cli(['whoami'], { DATAPILOT_URL: '' });
+  assert.equal(noUrl.code, 2);
+  oneLine(noUrl);
+});
+
+test('whoami, and a bad token fails with one line and no secret', () => {
+  const me = cli(['whoami', '--json']);
+  assert.equal(me.code, 0, me.err);
+  assert.equal(JSON.parse(me.out).role, 'admin');
+  const bad = cli(['whoami'], { DATAPILOT_TOKEN: 'dpt_notTheRightToken123456' });
+  assert.equal(bad.code, 1);
+  oneLine(bad);
+  assert.match(bad.err, /401/);
+  assert.ok(!bad.err.includes('notTheRightToken'));
+  const down = cli(['whoami', '--url', 'http://127.0.0.1:9', '--timeout-ms', '2000']);
+  assert.equal(down.code, 1);
+  oneLine(down);
+});
+
+test('digest, register, export, verify; a tampered bundle exits 1', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'dp-cli-'));
+  writeFileSync(join(dir, 'a.txt'), 'a\n');
+  writeFileSync(join(dir, 'b.txt'), 'b\n');
+  const d = cli(['digest', dir]);
+  assert.equal(d.code, 0, d.err);
+  assert.match(d.out.trim(), /^sha256:[0-9a-f]{64}$/);
+  const dj = JSON.parse(cli(['digest', dir, '--json']).out);
+  assert.equal(dj.digest, d.out.trim());
+  assert.equal(dj.file_count, 2);
+
+  const reg = cli(['register', dir, '--dataset', 'cli-set', '--json']);
+  assert.equal(reg.code, 0, reg.err);
+  const r = JSON.parse(reg.out);
+  assert.equal(r.created, true);
+  assert.equal(r.version.digest, dj.digest);
+  const again = cli(['register', dir, '--dataset', 'cli-set']);
+  assert.equal(again.code, 0, again.err);
+  assert.match(again.out, /already registered/);
+
+  const admin = new DataPilot({ baseUrl: server.url, token: ADMIN_TOKEN });
+  const run = await admin.createRun({
+    name: 'cli-run',
+    inputs: [{ dataset_id: r.dataset_id, digest: dj.digest }],
+    git_commit: 'f'.repeat(40),
+    image_digest: `sha256:${'c'.repeat(64)}`,
+  });
+  await run.finish({ status: 'failed' });
+
+  const file = join(dir, 'evidence.zip');
+  const ex = cli(['export', '--run', run.runId, '-o', file]);
+  assert.equal(ex.code, 0, ex.err);
+  const v = cli(['verify', file, ...keys.flatMap((k) => ['--trusted-key', k])]);
+  assert.equal(v.code, 0, v.out + v.err);
+  assert.match(v.out, /^ok +inclusion\.proofs: /m);
+  const vj = cli(['verify', file, '--json', '--trusted-key', keys[0]]);
+  assert.equal(JSON.parse(vj.out).ok, true);
+
+  const bytes = readFileSync(file);
+  bytes[Math.floor(bytes.length / 2)] ^= 0xff;
+  writeFileSync(file, bytes);
+  const bad = cli(['verify', file, '--trusted-key', keys[0]]);
+  assert.equal(bad.code, 1);
+  oneLine(bad);
+  assert.match(bad.err, /does not verify/);
+
+  const missing = cli(['export', '--run', 'run_doesnotexist', '-o', join(dir, 'x.zip')]);
+  assert.equal(missing.code, 1);
+  oneLine(missing);
+  assert.match(missing.err, /404|not_found/);
+});

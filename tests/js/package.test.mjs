@@ -1,0 +1,92 @@
+// The installed tarball: ESM import, CommonJS require, TypeScript (tsc --strict on a consumer
+// file), are-the-types-wrong, the DPM-1 digest against coreutils.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, writeFileSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import * as dp from '@animus/datapilot';
+
+const repo = process.env.DATAPILOT_REPO;
+const bin = (name) => join(repo, 'node_modules', '.bin', name);
+
+function sampleDir() {
+  const d = mkdtempSync(join(tmpdir(), 'dp-data-'));
+  mkdirSync(join(d, 'sub', 'deeper'), { recursive: true });
+  writeFileSync(join(d, 'a.txt'), 'alpha\n');
+  writeFileSync(join(d, 'sub', 'b.bin'), Buffer.alloc(3 << 20, 7));
+  writeFileSync(join(d, 'sub', 'deeper', 'c.csv'), 'x,y\n1,2\n');
+  writeFileSync(join(d, 'Zebra'), '');
+  return d;
+}
+
+function coreutilsDigest(dir) {
+  const out = execFileSync('bash', ['-c', "find . -type f -printf '%P\\n' | LC_ALL=C sort | xargs -d '\\n' sha256sum | sha256sum"], { cwd: dir, encoding: 'utf8' });
+  return `sha256:${out.slice(0, 64)}`;
+}
+
+test('ESM import exposes the API', async () => {
+  for (const name of ['DataPilot', 'RunHandle', 'DigestBuilder', 'hashDirectory', 'hashFiles', 'hashBlob', 'filesFromDataTransfer', 'verifyEvidenceBundle', 'verifyCheckpoint', 'verifyInclusion', 'verifyConsistency', 'datasetDigest', 'isDataPilotError', 'init', 'sdkVersion']) {
+    assert.equal(typeof dp[name], 'function', name);
+  }
+  await dp.init(); // no-op in Node, callable anyway
+  assert.match(dp.sdkVersion(), /^\d+\.\d+\.\d+/);
+});
+
+test('CommonJS require gives the same module', () => {
+  const r = spawnSync(process.execPath, ['consumer.cjs'], { encoding: 'utf8' });
+  assert.equal(r.status, 0, r.stderr);
+  const got = JSON.parse(r.stdout);
+  assert.equal(got.version, dp.sdkVersion());
+  assert.equal(got.digest, dp.datasetDigest([{ path: 'a', sha256: '0'.repeat(64), size: 1 }]));
+  assert.equal(got.isError, true);
+});
+
+test('hashDirectory equals the coreutils DPM-1 recipe, with progress', async () => {
+  const dir = sampleDir();
+  const seen = [];
+  const d = await dp.hashDirectory(dir, { onProgress: (p) => seen.push(p) });
+  assert.equal(d.digest, coreutilsDigest(dir));
+  assert.deepEqual(d.files.map((f) => f.path), ['Zebra', 'a.txt', 'sub/b.bin', 'sub/deeper/c.csv']);
+  assert.equal(d.total_bytes, (3 << 20) + 6 + 8);
+  const last = seen.at(-1);
+  assert.equal(last.bytesHashed, d.total_bytes);
+  assert.equal(last.filesHashed, 4);
+  assert.ok(seen.length > 4, 'progress per chunk');
+  assert.equal(dp.datasetDigest(d.files), d.digest);
+});
+
+test('the wasm browser path (hashFiles over Blobs) gives the same digest', async () => {
+  const dir = sampleDir();
+  const files = [];
+  for (const p of ['a.txt', 'sub/b.bin', 'sub/deeper/c.csv', 'Zebra']) {
+    files.push({ path: p, file: new Blob([readFileSync(join(dir, p))]) });
+  }
+  let progress = 0;
+  const d = await dp.hashFiles(files, { chunkSize: 1 << 20, onProgress: () => progress++ });
+  assert.equal(d.digest, coreutilsDigest(dir));
+  assert.ok(progress >= 4);
+  const b = new dp.DigestBuilder();
+  b.beginFile('x/y');
+  b.update(new TextEncoder().encode('he'));
+  b.update(new TextEncoder().encode('llo'));
+  assert.equal(b.endFile().sha256, dp.sha256Hex(new TextEncoder().encode('hello')));
+  assert.throws(() => b.addFile('../evil', '0'.repeat(64), 1), (e) => dp.isDataPilotError(e) && e.code === 'invalid_request');
+  b.free();
+});
+
+test('tsc --noEmit --strict accepts the consumer file (and rejects misuse)', () => {
+  writeFileSync('tsconfig.json', JSON.stringify({
+    compilerOptions: { strict: true, noEmit: true, module: 'nodenext', moduleResolution: 'nodenext', target: 'es2022', lib: ['es2022', 'dom'], skipLibCheck: false, types: [] },
+    files: ['consumer.ts'],
+  }));
+  const r = spawnSync(bin('tsc'), ['-p', 'tsconfig.json'], { encoding: 'utf8' });
+  assert.equal(r.status, 0, r.stdout + r.stderr);
+});
+
+test('are-the-types-wrong finds no problem in the tarball', () => {
+  const r = spawnSync(bin('attw'), ['--pack', '--format', 'ascii', process.env.DATAPILOT_TARBALL], { encoding: 'utf8' });
+  assert.equal(r.status, 0, r.stdout + r.stderr);
+  assert.match(r.stdout, /No problems found/);
+});
