@@ -92,6 +92,7 @@ pub struct AuditEvent {
     /// Who did it.
     pub actor: Actor,
     /// What was done.
+    #[cfg_attr(target_arch = "wasm32", tsify(type = "AuditAction"))]
     pub action: String,
     /// `<kind>:<id>`.
     pub subject: String,

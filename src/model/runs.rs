@@ -99,6 +99,7 @@ pub struct CreatedRun {
 #[cfg_attr(target_arch = "wasm32", derive(tsify::Tsify))]
 pub struct FinishRunRequest {
     /// `succeeded` or `failed`.
+    #[cfg_attr(target_arch = "wasm32", tsify(type = "\"succeeded\" | \"failed\""))]
     pub status: RunStatus,
     /// Dataset versions the run produced.
     #[serde(default, skip_serializing_if = "Option::is_none")]

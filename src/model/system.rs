@@ -10,6 +10,7 @@ use super::Role;
 #[non_exhaustive]
 pub struct Health {
     /// `"ok"` when the server is serving.
+    #[cfg_attr(target_arch = "wasm32", tsify(type = "\"ok\""))]
     pub status: String,
     /// Server version.
     pub version: String,
@@ -58,6 +59,7 @@ pub struct VerifierKey {
     /// 8 lowercase hex chars: `SHA-256(name || 0x0A || 0x01 || key)[:4]`.
     pub key_id: String,
     /// `"ed25519"`.
+    #[cfg_attr(target_arch = "wasm32", tsify(type = "\"ed25519\""))]
     pub algorithm: String,
     /// Base64 of the 32-byte public key.
     pub public_key: String,

@@ -25,6 +25,8 @@ export type RunStatus = "running" | "succeeded" | "failed";
 export type NodeKind = "dataset_version" | "run" | "git_commit" | "image" | "artifact";
 /** Kind of a lineage edge. */
 export type EdgeKind = "input" | "built_from" | "executed_in" | "produced";
+/** An audit action. */
+export type AuditAction = "ledger.init" | "dataset.create" | "dataset_version.register" | "gate.record" | "policy.update" | "run.create" | "run.finish" | "metrics.append" | "artifact.upload" | "token.create" | "token.revoke";
 /** A secret (`dpt_…` API token or `dpr_…` run token). Keep it in memory only. */
 export type Secret = string;
 /** Any JSON value (audit event data holds no floats). */
