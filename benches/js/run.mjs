@@ -1,0 +1,177 @@
+#!/usr/bin/env node
+// Benchmarks of the npm package (pkg/, built by `./x pkg`). Every line is a ratio measured in
+// this one run, so machine noise cancels out. `./x bench` builds and runs them; results go to
+// BENCHMARKS.md by hand. Env: DP_BENCH_MIB (directory size, default 256), DATAPILOT_SERVER_BIN.
+import { execFileSync, spawn } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { gzipSync } from 'node:zlib';
+
+const repo = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
+const dp = await import(pathToFileURL(join(repo, 'pkg', 'index.node.mjs')));
+const { createSHA256 } = await import('hash-wasm');
+const { sha256: nobleSha256 } = await import('@noble/hashes/sha2.js');
+
+const rows = [];
+const row = (what, ours, peer, unit, note = '') => {
+  rows.push({ what, ours, peer, unit, note });
+  console.error(`${what}: ${ours.toFixed(1)} vs ${peer.toFixed(1)} ${unit} ${note}`);
+};
+const time = async (fn, reps = 3) => {
+  let best = Infinity;
+  for (let i = 0; i < reps; i++) {
+    const t = performance.now();
+    await fn();
+    best = Math.min(best, performance.now() - t);
+  }
+  return best;
+};
+
+// ---- 1. streaming SHA-256 of 256 MiB in 4 MiB chunks: wasm (the browser path) vs peers -------
+{
+  const chunk = randomBytes(4 << 20);
+  const n = 64;
+  const mib = (n * chunk.length) / (1 << 20);
+  const blob = new Blob(Array.from({ length: n }, () => chunk));
+  const ours = await time(() => dp.hashBlob(blob));
+  const ourStream = await time(() => {
+    const b = new dp.DigestBuilder();
+    b.beginFile('f');
+    for (let i = 0; i < n; i++) b.update(chunk);
+    b.endFile();
+    b.free();
+  });
+  const hw = await createSHA256();
+  const hashWasm = await time(() => {
+    hw.init();
+    for (let i = 0; i < n; i++) hw.update(chunk);
+    hw.digest();
+  });
+  const noble = await time(() => {
+    const h = nobleSha256.create();
+    for (let i = 0; i < n; i++) h.update(chunk);
+    h.digest();
+  }, 1);
+  const nodeCrypto = await time(() => {
+    const h = createHash('sha256');
+    for (let i = 0; i < n; i++) h.update(chunk);
+    h.digest();
+  });
+  const mbs = (ms) => mib / (ms / 1000);
+  row('SHA-256 wasm hashBlob (Blob slices) vs hash-wasm', mbs(ours), mbs(hashWasm), 'MiB/s');
+  row('SHA-256 wasm DigestBuilder.update vs hash-wasm', mbs(ourStream), mbs(hashWasm), 'MiB/s');
+  row('SHA-256 wasm DigestBuilder.update vs @noble/hashes', mbs(ourStream), mbs(noble), 'MiB/s');
+  row('SHA-256 wasm DigestBuilder.update vs node:crypto (for reference)', mbs(ourStream), mbs(nodeCrypto), 'MiB/s');
+}
+
+// ---- 2. directory hashing (Node entry) vs sha256sum on the same files -------------------------
+{
+  const total = Number(process.env.DP_BENCH_MIB ?? 256);
+  const dir = mkdtempSync(join(tmpdir(), 'dp-bench-'));
+  try {
+    const files = 64;
+    const per = Math.floor((total << 20) / files);
+    for (let i = 0; i < files; i++) {
+      mkdirSync(join(dir, `d${i % 8}`), { recursive: true });
+      writeFileSync(join(dir, `d${i % 8}`, `f${i}.bin`), randomBytes(per));
+    }
+    const recipe = "find . -type f -printf '%P\\n' | LC_ALL=C sort | xargs -d '\\n' sha256sum | sha256sum";
+    const sum = () => execFileSync('bash', ['-c', recipe], { cwd: dir, encoding: 'utf8' }).slice(0, 64);
+    const expected = sum(); // also warms the page cache
+    const ours = await time(async () => {
+      const d = await dp.hashDirectory(dir);
+      if (d.digest !== `sha256:${expected}`) throw new Error('digest mismatch');
+    });
+    const peer = await time(() => sum());
+    row(`directory ${total} MiB / ${files} files: hashDirectory vs sha256sum recipe`, ours, peer, 'ms', '(lower is better)');
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+// ---- 3. Merkle root of 1M leaves: wasm vs node:crypto from JS ----------------------------------
+{
+  const n = 1 << 20;
+  const leaves = randomBytes(32 * n);
+  const jsRoot = () => {
+    // RFC 9162: MTH over leaf hashes, split at the largest power of two below n.
+    let level = [];
+    for (let i = 0; i < n; i++) level.push(leaves.subarray(32 * i, 32 * i + 32));
+    // n is a power of two here, so pairwise levels are exact.
+    while (level.length > 1) {
+      const next = [];
+      for (let i = 0; i < level.length; i += 2) {
+        next.push(createHash('sha256').update(Buffer.of(1)).update(level[i]).update(level[i + 1]).digest());
+      }
+      level = next;
+    }
+    return level[0];
+  };
+  let a;
+  let b;
+  const ours = await time(() => (a = dp.merkleRoot(leaves)));
+  const peer = await time(() => (b = jsRoot()));
+  if (Buffer.compare(Buffer.from(a), b) !== 0) throw new Error('merkle roots differ');
+  row('Merkle root of 1M leaf hashes: wasm merkleRoot vs node:crypto in JS', ours, peer, 'ms', '(lower is better)');
+}
+
+// ---- 4. SDK call latency vs raw fetch of the same endpoint -------------------------------------
+{
+  const bin = resolve(process.env.DATAPILOT_SERVER_BIN ?? join(repo, 'target', 'release', 'datapilot-server'));
+  const data = mkdtempSync(join(tmpdir(), 'dp-bench-srv-'));
+  const child = spawn(bin, ['--data-dir', data, '--listen', '127.0.0.1:0'], {
+    env: { ...process.env, DATAPILOT_BOOTSTRAP_TOKEN: 'dpt_benchAdminToken0123456789', DATAPILOT_LOG: 'warn' },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  const url = await new Promise((res, rej) => {
+    let out = '';
+    child.on('error', rej);
+    child.stdout.on('data', (d) => {
+      out += d;
+      const m = /listening on (\S+)/.exec(out);
+      if (m) res(m[1]);
+    });
+  });
+  try {
+    const token = 'dpt_benchAdminToken0123456789';
+    const client = new dp.DataPilot({ baseUrl: url, token });
+    const raw = async () => {
+      const r = await fetch(`${url}/v1/whoami`, { headers: { authorization: `Bearer ${token}`, accept: 'application/json' } });
+      return r.json();
+    };
+    const sdk = () => client.whoAmI();
+    const n = 1000;
+    const median = async (fn) => {
+      for (let i = 0; i < 100; i++) await fn(); // warm up both paths and the connection pool
+      const t = [];
+      for (let i = 0; i < n; i++) {
+        const s = performance.now();
+        await fn();
+        t.push(performance.now() - s);
+      }
+      t.sort((x, y) => x - y);
+      return t[n >> 1] * 1000;
+    };
+    const r1 = await median(raw);
+    const s1 = await median(sdk);
+    const r2 = await median(raw);
+    row('whoAmI latency, median of 1000: SDK vs raw fetch', s1, Math.min(r1, r2), 'µs', '(lower is better)');
+  } finally {
+    child.kill();
+    rmSync(data, { recursive: true, force: true });
+  }
+}
+
+// ---- 5. size of the web wasm ------------------------------------------------------------------
+const wasm = readFileSync(join(repo, 'pkg', 'dist', 'datapilot_bg.wasm'));
+const sizes = { raw: wasm.length, gzip: gzipSync(wasm, { level: 9 }).length };
+
+console.log('| benchmark | ours | peer | unit | ratio (ours / peer) |');
+console.log('|---|---:|---:|---|---:|');
+for (const r of rows) {
+  console.log(`| ${r.what} ${r.note} | ${r.ours.toFixed(1)} | ${r.peer.toFixed(1)} | ${r.unit} | ${(r.ours / r.peer).toFixed(2)} |`);
+}
+console.log(`| web wasm size | ${sizes.raw} raw | ${sizes.gzip} gzip | bytes | |`);
