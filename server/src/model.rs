@@ -298,11 +298,22 @@ pub struct Run {
     pub audit_seq: u64,
 }
 
-#[derive(Debug, Clone, Serialize)]
+/// `createRun`'s answer. `Debug` redacts the run token: it must never reach a log.
+#[derive(Clone, Serialize)]
 pub struct CreatedRun {
     pub run: Run,
     pub run_token: String,
     pub run_token_expires_at: String,
+}
+
+impl std::fmt::Debug for CreatedRun {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CreatedRun")
+            .field("run", &self.run)
+            .field("run_token", &"<redacted>")
+            .field("run_token_expires_at", &self.run_token_expires_at)
+            .finish()
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -345,10 +356,20 @@ pub struct ApiToken {
     pub revoked_at: Option<String>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+/// `createToken`'s answer. `Debug` redacts the secret: it must never reach a log.
+#[derive(Clone, Serialize)]
 pub struct CreatedToken {
     pub token: ApiToken,
     pub secret: String,
+}
+
+impl std::fmt::Debug for CreatedToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CreatedToken")
+            .field("token", &self.token)
+            .field("secret", &"<redacted>")
+            .finish()
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -382,4 +403,49 @@ pub struct ConsistencyProof {
     pub from: u64,
     pub to: u64,
     pub hashes: Vec<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_of_created_secrets_is_redacted() {
+        let token = CreatedToken {
+            token: ApiToken {
+                id: "tok_1".into(),
+                name: "ci".into(),
+                role: Role::Viewer,
+                created_at: "2026-01-01T00:00:00.000Z".into(),
+                expires_at: None,
+                revoked_at: None,
+            },
+            secret: "dpt_supersecretvalue0000".into(),
+        };
+        let out = format!("{token:?} {token:#?}");
+        assert!(!out.contains("dpt_supersecretvalue0000"), "{out}");
+        assert!(out.contains("tok_1") && out.contains("<redacted>"), "{out}");
+
+        let run = CreatedRun {
+            run: Run {
+                id: "run_1".into(),
+                name: "train".into(),
+                status: "running".into(),
+                inputs: Vec::new(),
+                git_commit: "a".repeat(40),
+                image_digest: format!("sha256:{}", "b".repeat(64)),
+                params: BTreeMap::new(),
+                outputs: Vec::new(),
+                created_at: "2026-01-01T00:00:00.000Z".into(),
+                created_by: "tok_1".into(),
+                finished_at: None,
+                audit_seq: 3,
+            },
+            run_token: "dpr_supersecretvalue0000".into(),
+            run_token_expires_at: "2026-01-02T00:00:00.000Z".into(),
+        };
+        let out = format!("{run:?} {run:#?}");
+        assert!(!out.contains("dpr_supersecretvalue0000"), "{out}");
+        assert!(out.contains("run_1") && out.contains("<redacted>"), "{out}");
+    }
 }
