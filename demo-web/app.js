@@ -328,6 +328,7 @@ async function hashSelection(files, label) {
   const bar = $("hash-bar");
   const text = $("hash-text");
   $("hash-progress").hidden = false;
+  $("hash-cancel").hidden = false;
   $("hash-label").textContent = `Hashing ${label}…`;
   bar.value = 0;
   text.textContent = "";
@@ -372,7 +373,10 @@ async function hashSelection(files, label) {
     );
     $("hash-label").textContent = `Hashed ${label}.`;
   });
-  if (state.hashAbort === abort) state.hashAbort = null;
+  if (state.hashAbort === abort) {
+    state.hashAbort = null;
+    $("hash-cancel").hidden = true;
+  }
   if (!state.hashed) $("hash-label").textContent = `Hashing ${label} stopped.`;
   refreshControls();
 }

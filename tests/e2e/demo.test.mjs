@@ -91,7 +91,19 @@ async function startServer(dataDir, token) {
   return { child, base, stderr: () => stderr };
 }
 
-test("demo page: register, gate, run, export and verify in Chromium", { timeout: 240_000 }, async (t) => {
+const TEST_TIMEOUT_MS = 240_000;
+
+/** SIGTERM, then SIGKILL if the server has not exited after 5 s. */
+async function stop(child) {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise((r) => child.once("exit", r));
+  child.kill("SIGTERM");
+  const timer = setTimeout(() => child.kill("SIGKILL"), 5_000);
+  await exited;
+  clearTimeout(timer);
+}
+
+test("demo page: register, gate, run, export and verify in Chromium", { timeout: TEST_TIMEOUT_MS }, async (t) => {
   for (const [what, p] of [["server binary", SERVER_BIN], ["site (./x site)", path.join(SITE_DIR, "sdk.js")], ["Chromium", CHROMIUM]]) {
     assert.ok(existsSync(p), `${what} not found at ${p}`);
   }
@@ -101,7 +113,14 @@ test("demo page: register, gate, run, export and verify in Chromium", { timeout:
   // A secret with a recognisable body, to search for it afterwards.
   const token = `dpt_${randomBytes(24).toString("hex")}`;
   const server = await startServer(path.join(work, "data"), token);
-  t.after(() => server.child.kill("SIGTERM"));
+  t.after(() => stop(server.child));
+  // Last resort: a wedged browser or server must not keep `./x test` waiting forever.
+  const watchdog = setTimeout(() => {
+    console.error(`e2e: still running after ${TEST_TIMEOUT_MS + 30_000} ms; killing the server and exiting`);
+    server.child.kill("SIGKILL");
+    process.exit(1);
+  }, TEST_TIMEOUT_MS + 30_000);
+  watchdog.unref();
   const { base } = server;
 
   // The policy requires a gate, so a run on an unchecked version is refused.
@@ -127,7 +146,7 @@ test("demo page: register, gate, run, export and verify in Chromium", { timeout:
     acceptDownloads: true,
     viewport: { width: 1100, height: 900 },
   });
-  t.after(() => context.close());
+  t.after(() => Promise.race([context.close(), new Promise((r) => setTimeout(r, 10_000).unref())]));
 
   // Observe every request; anything not for the test server is aborted and recorded.
   const origin = new URL(base).origin;
@@ -142,6 +161,7 @@ test("demo page: register, gate, run, export and verify in Chromium", { timeout:
   context.on("request", (r) => requests.push(r.url()));
   const pageErrors = [];
   const page = context.pages()[0] ?? (await context.newPage());
+  page.setDefaultTimeout(30_000);
   page.on("pageerror", (e) => pageErrors.push(e.message));
   page.on("console", (m) => {
     // Chromium logs every 4xx answer ("Failed to load resource"); the 401 and 422 are expected.
@@ -190,6 +210,11 @@ test("demo page: register, gate, run, export and verify in Chromium", { timeout:
   await page.locator("#register-status", { hasText: "already registered" }).waitFor();
   assert.match(await page.textContent("#register-out"), /200/);
   assert.equal(await page.inputValue("#version-select"), DATASET_DIGEST);
+
+  // A checkpoint from now, older than the bundle exported below (the rollback check's input).
+  const older = await fetch(`${base}/v1/ledger/checkpoint`, { headers: { authorization: `Bearer ${token}` } });
+  assert.equal(older.status, 200);
+  const olderNote = await older.text();
 
   // 3. A run on the ungated version is refused with gate_not_passed, shown clearly.
   await page.fill("#git-commit", "a".repeat(40));
@@ -240,6 +265,33 @@ test("demo page: register, gate, run, export and verify in Chromium", { timeout:
   assert.match(await page.textContent("#verify-out"), new RegExp(`run:${runId}`));
   await mkdir(path.dirname(SCREENSHOT), { recursive: true });
   await page.locator("#verify-out").screenshot({ path: SCREENSHOT.replace(/\.png$/, "-verified.png") });
+
+  // With the last trusted checkpoint (an older one, from the server), the consistency check
+  // joins the list and passes.
+  await page.click("#rollback summary");
+  await page.fill("#last-checkpoint", olderNote);
+  await page.click("#verify-last-btn");
+  await page.locator('#verify-out li[data-check="consistency"]').waitFor();
+  assert.equal(await page.getAttribute('#verify-out li[data-check="consistency"]', "data-passed"), "true");
+  assert.equal(await page.getAttribute("#verdict", "data-ok"), "true");
+  await page.fill("#last-checkpoint", "");
+
+  // Dropping a bundle on the drop zone verifies it too.
+  await page.evaluate(() => document.getElementById("verify-out").replaceChildren());
+  await page.evaluate((b64) => {
+    const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+    const dt = new DataTransfer();
+    dt.items.add(new File([bytes], "dropped.zip", { type: "application/zip" }));
+    document.getElementById("drop-zip").dispatchEvent(new DragEvent("drop", { dataTransfer: dt, bubbles: true, cancelable: true }));
+  }, bundle.toString("base64"));
+  await page.locator('#verdict[data-ok="true"]', { hasText: "every check passed" }).waitFor();
+  assert.match(await page.textContent("#verdict"), /dropped\.zip/);
+
+  // The file inputs are reachable from the keyboard.
+  for (const id of ["dir-input", "zip-input"]) {
+    await page.focus(`#${id}`);
+    assert.equal(await page.evaluate(() => document.activeElement.id), id);
+  }
 
   // A tampered copy (one byte flipped in the middle) fails, with a reason.
   const tampered = Buffer.from(bundle);
