@@ -357,9 +357,15 @@ async fn every_operation_end_to_end() {
     // Ledger: entries, proofs, checkpoint.
     let (size, root, _) = checkpoint(&viewer).await;
     let mut all = Vec::new();
+    // The leaves are the audit events: auditor and admin only (checkpoints and proofs are not).
+    for api in [&viewer, &eng] {
+        api.get("/v1/ledger/entries?start=0")
+            .await
+            .assert_problem(403, "forbidden");
+    }
     let mut next = String::from("/v1/ledger/entries?start=0&limit=7");
     loop {
-        let page = viewer.get(&next).await.json();
+        let page = auditor.get(&next).await.json();
         all.extend(page["items"].as_array().unwrap().clone());
         match page["next_cursor"].as_str() {
             Some(c) => next = format!("/v1/ledger/entries?limit=7&cursor={c}"),
@@ -376,7 +382,7 @@ async fn every_operation_end_to_end() {
     for e in &all {
         assert!(datapilot::jcs::is_canonical(&b64d(&e["leaf"])));
     }
-    viewer
+    auditor
         .get("/v1/ledger/entries?start=0&cursor=abc")
         .await
         .assert_problem(400, "bad_request");

@@ -38,7 +38,9 @@ pub async fn entries(
     p: Principal,
     Q(q): Q<EntriesQuery>,
 ) -> ApiResult<Json<Page<LedgerEntry>>> {
-    p.any_role()?;
+    // The leaves are the audit events themselves: the same roles as `listAuditEvents`.
+    // Checkpoints and proofs (hashes only) stay readable by every API-token role.
+    p.audit()?;
     let limit = q.limit.unwrap_or(50);
     if !(1..=500).contains(&limit) {
         return Err(ApiError::validation("limit", "must be between 1 and 500"));
