@@ -55,6 +55,7 @@ pub fn code_info(code: &str) -> (StatusCode, &'static str) {
         "immutable" => (StatusCode::CONFLICT, "Immutable"),
         "run_sealed" => (StatusCode::CONFLICT, "Run sealed"),
         "idempotency_in_flight" => (StatusCode::CONFLICT, "Idempotent request in flight"),
+        "secret_not_replayable" => (StatusCode::CONFLICT, "Secret not replayable"),
         "payload_too_large" => (StatusCode::PAYLOAD_TOO_LARGE, "Payload too large"),
         "unsupported_media_type" => (StatusCode::UNSUPPORTED_MEDIA_TYPE, "Unsupported media type"),
         "digest_mismatch" => (StatusCode::UNPROCESSABLE_ENTITY, "Digest mismatch"),

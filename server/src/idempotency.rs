@@ -11,6 +11,11 @@
 //! request with the same key while the first runs gets 409 `idempotency_in_flight`; with a
 //! different request, 422 `idempotency_key_reused`. A 5xx (or a crash: in-flight keys are
 //! cleared at start-up) releases the key so the client can retry. Keys are kept 24 hours.
+//!
+//! Secrets are never kept: a success of `createToken` or `createRun` is stored without its
+//! `secret` / `run_token` (plus the id of the token or run), and a retry with its key gets 409
+//! `secret_not_replayable` naming that id instead of a replay, since the secret exists only in
+//! the first response.
 
 use axum::body::Body;
 use axum::extract::{Request, State};
@@ -99,9 +104,15 @@ async fn run(st: AppState, req: Request, next: Next) -> Result<Response, ApiErro
     let req = Request::from_parts(parts, body);
 
     let (s2, k2, f2) = (scope.clone(), key.clone(), fingerprint);
+    let op_path = req.uri().path().to_string();
     match st.db(move |s| s.idem_begin(&s2, &k2, &f2)).await? {
         IdemBegin::Proceed => {}
-        IdemBegin::Replay(stored) => return Ok(replay(stored)),
+        IdemBegin::Replay(stored) => {
+            return Ok(match &stored.secret_of {
+                Some(id) => secret_not_replayable(&op_path, id),
+                None => replay(stored),
+            })
+        }
         IdemBegin::InFlight => {
             return Err(ApiError::new(
                 "idempotency_in_flight",
@@ -133,27 +144,85 @@ async fn run(st: AppState, req: Request, next: Next) -> Result<Response, ApiErro
     if status.is_server_error() {
         let _ = st.db(move |s| s.idem_abort(&s2, &k2)).await;
     } else {
-        let stored = StoredResponse {
-            status: status.as_u16(),
-            headers: KEPT_HEADERS
-                .iter()
-                .filter_map(|h| {
-                    parts
-                        .headers
-                        .get(*h)
-                        .and_then(|v| v.to_str().ok())
-                        .map(|v| (h.to_string(), v.to_string()))
-                })
-                .collect(),
-            body: bytes.to_vec(),
-        };
-        // If keeping the response fails, the write itself has still happened: answer it and
-        // release the key rather than turn a success into an error.
-        if let Err(e) = st.db(move |s| s.idem_complete(&s2, &k2, &stored)).await {
-            tracing::warn!(error = %e, "could not store idempotent response");
+        let headers = KEPT_HEADERS
+            .iter()
+            .filter_map(|h| {
+                parts
+                    .headers
+                    .get(*h)
+                    .and_then(|v| v.to_str().ok())
+                    .map(|v| (h.to_string(), v.to_string()))
+            })
+            .collect();
+        match keepable(&op_path, status, &bytes) {
+            Some((body, secret_of)) => {
+                let stored = StoredResponse {
+                    status: status.as_u16(),
+                    headers,
+                    body,
+                    secret_of,
+                };
+                // If keeping the response fails, the write itself has still happened: answer
+                // it and release the key rather than turn a success into an error.
+                if let Err(e) = st.db(move |s| s.idem_complete(&s2, &k2, &stored)).await {
+                    tracing::warn!(error = %e, "could not store idempotent response");
+                }
+            }
+            None => {
+                tracing::warn!(path = %op_path, "a secret-bearing response without its id; key released");
+                let _ = st.db(move |s| s.idem_abort(&s2, &k2)).await;
+            }
         }
     }
     Ok(Response::from_parts(parts, Body::from(bytes)))
+}
+
+/// Operations whose success carries a secret shown only once: (path, member holding the created
+/// object, member holding the secret, what the object is).
+const SECRET_OPS: [(&str, &str, &str, &str); 2] = [
+    ("/v1/tokens", "token", "secret", "token"),
+    ("/v1/runs", "run", "run_token", "run"),
+];
+
+/// What may be kept of a response: the body as is, or for a success of a secret-bearing
+/// operation the body without the secret plus the created object's id. `None` if such a body
+/// cannot be taken apart (then nothing is kept).
+fn keepable(path: &str, status: StatusCode, body: &[u8]) -> Option<(Vec<u8>, Option<String>)> {
+    let Some((_, object, secret, _)) = SECRET_OPS.iter().find(|(p, ..)| *p == path) else {
+        return Some((body.to_vec(), None));
+    };
+    if !status.is_success() {
+        return Some((body.to_vec(), None));
+    }
+    let mut v: serde_json::Value = serde_json::from_slice(body).ok()?;
+    let id = v.get(*object)?.get("id")?.as_str()?.to_string();
+    v.as_object_mut()?.remove(*secret);
+    Some((serde_json::to_vec(&v).ok()?, Some(id)))
+}
+
+/// The answer to a retry of `createToken` / `createRun` whose first request succeeded.
+fn secret_not_replayable(path: &str, id: &str) -> Response {
+    let what = SECRET_OPS
+        .iter()
+        .find(|(p, ..)| *p == path)
+        .map_or("object", |(.., what)| *what);
+    let detail = if what == "run" {
+        format!(
+            "the first request with this Idempotency-Key created run {id}; its run token is shown \
+             only once and is not kept, so the response cannot be replayed. Use the run token \
+             from that first response, or finish run {id} and create a new run with a new key"
+        )
+    } else {
+        format!(
+            "the first request with this Idempotency-Key created {what} {id}; its secret is shown \
+             only once and is not kept, so the response cannot be replayed. Use the secret from \
+             that first response, or revoke {what} {id} and create a new one with a new key"
+        )
+    };
+    let mut resp = ApiError::new("secret_not_replayable", detail).into_response();
+    resp.headers_mut()
+        .insert(REPLAYED, HeaderValue::from_static("true"));
+    resp
 }
 
 fn replay(stored: StoredResponse) -> Response {

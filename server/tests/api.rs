@@ -794,6 +794,104 @@ async fn idempotency_replay_mismatch_and_in_flight() {
 }
 
 #[tokio::test]
+async fn idempotency_never_keeps_secrets() {
+    let srv = Server::start();
+    let admin = srv.client(ADMIN);
+    let ds = admin.dataset("secrets").await;
+    let digest = admin.version(&ds, "s").await;
+    let run_body = json!({ "name": "train", "inputs": [{ "dataset_id": ds, "digest": digest }],
+        "git_commit": "a".repeat(40), "image_digest": format!("sha256:{}", "b".repeat(64)) });
+    let mut secrets = Vec::new();
+    for i in 0..3 {
+        let body = json!({ "name": format!("ci-{i}"), "role": "engineer" });
+        let key = format!("tok-{i}");
+        let r = admin.post_idem("/v1/tokens", &key, body.clone()).await;
+        assert_eq!(r.status, 201, "{}", r.text());
+        let (id, secret) = (
+            r.json()["token"]["id"].as_str().unwrap().to_string(),
+            r.json()["secret"].as_str().unwrap().to_string(),
+        );
+        secrets.push(secret);
+        // A retry cannot get the secret again: 409 naming the token.
+        let again = admin.post_idem("/v1/tokens", &key, body).await;
+        again.assert_problem(409, "secret_not_replayable");
+        assert!(
+            again.json()["detail"].as_str().unwrap().contains(&id),
+            "{}",
+            again.text()
+        );
+
+        let key = format!("run-{i}");
+        let r = admin.post_idem("/v1/runs", &key, run_body.clone()).await;
+        assert_eq!(r.status, 201, "{}", r.text());
+        let (id, secret) = (
+            r.json()["run"]["id"].as_str().unwrap().to_string(),
+            r.json()["run_token"].as_str().unwrap().to_string(),
+        );
+        secrets.push(secret);
+        let again = admin.post_idem("/v1/runs", &key, run_body.clone()).await;
+        again.assert_problem(409, "secret_not_replayable");
+        assert!(
+            again.json()["detail"].as_str().unwrap().contains(&id),
+            "{}",
+            again.text()
+        );
+        // Nothing was created twice.
+        let n = admin
+            .get(&format!("/v1/audit/events?subject=run:{id}"))
+            .await
+            .json();
+        assert_eq!(n["items"].as_array().unwrap().len(), 1);
+    }
+    // Errors of these operations are still replayed as usual.
+    let bad = json!({ "name": "x", "role": "superuser" });
+    let r1 = admin.post_idem("/v1/tokens", "tok-bad", bad.clone()).await;
+    r1.assert_problem(400, "validation_failed");
+    let r2 = admin.post_idem("/v1/tokens", "tok-bad", bad).await;
+    assert_eq!(r2.header("idempotent-replayed"), Some("true"));
+    assert_eq!(r1.body, r2.body);
+
+    // Go around the API: no secret in any column of the idempotency table, nor anywhere in the
+    // database files.
+    let conn = rusqlite::Connection::open(srv.dir.join("datapilot.sqlite3")).unwrap();
+    let mut st = conn
+        .prepare("SELECT scope, key, fingerprint, state, status, headers, CAST(body AS TEXT), secret_of FROM idempotency")
+        .unwrap();
+    let rows: Vec<String> = st
+        .query_map([], |r| {
+            let mut cols = Vec::new();
+            for i in 0..8 {
+                let v: rusqlite::types::Value = r.get(i)?;
+                cols.push(format!("{v:?}"));
+            }
+            Ok(cols.join(" | "))
+        })
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert!(rows.len() >= 7, "{rows:#?}");
+    for row in &rows {
+        assert!(
+            !row.contains("dpt_") && !row.contains("dpr_"),
+            "secret kept: {row}"
+        );
+    }
+    drop(st);
+    drop(conn);
+    for f in ["datapilot.sqlite3", "datapilot.sqlite3-wal"] {
+        let Ok(bytes) = std::fs::read(srv.dir.join(f)) else {
+            continue;
+        };
+        for s in &secrets {
+            assert!(
+                !bytes.windows(s.len()).any(|w| w == s.as_bytes()),
+                "{f} holds a secret"
+            );
+        }
+    }
+}
+
+#[tokio::test]
 async fn errors_are_problem_json() {
     let srv = Server::start();
     let admin = srv.client(ADMIN);

@@ -132,11 +132,17 @@ pub struct TreeHead {
 }
 
 /// A response kept for an `Idempotency-Key`.
+///
+/// Never holds a secret: for `createToken` and `createRun` the body is kept without the
+/// `secret` / `run_token` member and `secret_of` names the resource created (token or run id);
+/// such a key is answered with 409 `secret_not_replayable` instead of a replay.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredResponse {
     pub status: u16,
     pub headers: Vec<(String, String)>,
     pub body: Vec<u8>,
+    /// Id of the resource whose secret the first response carried (shown only once).
+    pub secret_of: Option<String>,
 }
 
 /// What to do with a request carrying an `Idempotency-Key`.

@@ -25,7 +25,8 @@ use crate::ledger::{nodes_for_append, subtree_hash, NodeSource};
 use crate::util::{self, b64, new_id, now_str};
 
 /// Schema migrations, applied in order; the applied count is kept in `schema_version`.
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE audit_events (
     seq INTEGER PRIMARY KEY, time TEXT NOT NULL,
@@ -138,12 +139,28 @@ WHEN OLD.revoked_at IS NOT NULL OR NEW.revoked_at IS NULL
   OR NEW.audit_seq IS NOT OLD.audit_seq
 BEGIN SELECT RAISE(ABORT, 'immutable: tokens (only revocation is allowed)'); END;
 CREATE TRIGGER tokens_no_delete BEFORE DELETE ON tokens BEGIN SELECT RAISE(ABORT, 'immutable: tokens'); END;
-"#];
+"#,
+    r#"
+-- Idempotency records never hold a secret: createToken / createRun keep their body without it
+-- and name the created resource here. Records from before this migration may hold secrets
+-- (the whole response was kept): drop them.
+ALTER TABLE idempotency ADD COLUMN secret_of TEXT;
+DELETE FROM idempotency WHERE scope LIKE '% POST /v1/tokens' OR scope LIKE '% POST /v1/runs'
+    OR instr(CAST(body AS TEXT), 'dpt_') > 0 OR instr(CAST(body AS TEXT), 'dpr_') > 0;
+"#,
+];
 
 /// `tokens` columns read by authentication: id, name, role, expires_at, revoked_at.
 type TokenRow = (String, String, String, Option<String>, Option<String>);
-/// `idempotency` columns: fingerprint, state, status, headers, body.
-type IdemRow = (String, String, Option<i64>, Option<String>, Option<Vec<u8>>);
+/// `idempotency` columns: fingerprint, state, status, headers, body, secret_of.
+type IdemRow = (
+    String,
+    String,
+    Option<i64>,
+    Option<String>,
+    Option<Vec<u8>>,
+    Option<String>,
+);
 
 /// How long an idempotency key is remembered.
 const IDEMPOTENCY_TTL_SECS: i64 = 24 * 3600;
@@ -1472,8 +1489,8 @@ impl Store for SqliteStore {
             tx.execute("DELETE FROM idempotency WHERE scope = ?1 AND key = ?2 AND created_unix < ?3",
                 params![scope, key, now - IDEMPOTENCY_TTL_SECS])?;
             let row: Option<IdemRow> = tx
-                .query_row("SELECT fingerprint, state, status, headers, body FROM idempotency WHERE scope = ?1 AND key = ?2",
-                    params![scope, key], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)))
+                .query_row("SELECT fingerprint, state, status, headers, body, secret_of FROM idempotency WHERE scope = ?1 AND key = ?2",
+                    params![scope, key], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?)))
                 .optional()?;
             Ok(match row {
                 None => {
@@ -1481,12 +1498,13 @@ impl Store for SqliteStore {
                         params![scope, key, fingerprint, now])?;
                     IdemBegin::Proceed
                 }
-                Some((fp, _, _, _, _)) if fp != fingerprint => IdemBegin::Mismatch,
-                Some((_, state, _, _, _)) if state == "in_flight" => IdemBegin::InFlight,
-                Some((_, _, status, headers, body)) => IdemBegin::Replay(StoredResponse {
+                Some((fp, ..)) if fp != fingerprint => IdemBegin::Mismatch,
+                Some((_, state, ..)) if state == "in_flight" => IdemBegin::InFlight,
+                Some((_, _, status, headers, body, secret_of)) => IdemBegin::Replay(StoredResponse {
                     status: status.unwrap_or(200) as u16,
                     headers: headers.and_then(|h| serde_json::from_str(&h).ok()).unwrap_or_default(),
                     body: body.unwrap_or_default(),
+                    secret_of,
                 }),
             })
         })
@@ -1494,8 +1512,8 @@ impl Store for SqliteStore {
 
     fn idem_complete(&self, scope: &str, key: &str, resp: &StoredResponse) -> StoreResult<()> {
         self.write(|tx| {
-            tx.execute("UPDATE idempotency SET state = 'done', status = ?3, headers = ?4, body = ?5 WHERE scope = ?1 AND key = ?2",
-                params![scope, key, resp.status as i64, serde_json::to_string(&resp.headers).unwrap_or_default(), resp.body])?;
+            tx.execute("UPDATE idempotency SET state = 'done', status = ?3, headers = ?4, body = ?5, secret_of = ?6 WHERE scope = ?1 AND key = ?2",
+                params![scope, key, resp.status as i64, serde_json::to_string(&resp.headers).unwrap_or_default(), resp.body, resp.secret_of])?;
             Ok(())
         })
     }
