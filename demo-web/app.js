@@ -191,6 +191,7 @@ async function connect(ev) {
   await act($("connect-btn"), out, "connect", async () => {
     const client = new sdk.DataPilot({ baseUrl, token, timeoutMs: 30_000 });
     const me = await client.whoAmI();
+    if (state.client && state.client !== client) state.client.free?.();
     state.client = client;
     $("conn-pill").textContent = `Connected as ${me.subject} (${me.role})`;
     const origin = new URL(client.baseUrl).origin;

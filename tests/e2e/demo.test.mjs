@@ -293,6 +293,16 @@ test("demo page: register, gate, run, export and verify in Chromium", { timeout:
     assert.equal(await page.evaluate(() => document.activeElement.id), id);
   }
 
+  // The dataset version's bundle exports and verifies too.
+  await page.check("#scope-version");
+  const [download2] = await Promise.all([page.waitForEvent("download"), page.click("#export-btn")]);
+  assert.match(download2.suggestedFilename(), /^evidence-ds_[0-9A-Z]{26}-afe734752faaa535\.zip$/);
+  const versionBundlePath = path.join(work, download2.suggestedFilename());
+  await download2.saveAs(versionBundlePath);
+  await page.setInputFiles("#zip-input", versionBundlePath);
+  await page.locator('#verdict[data-ok="true"]', { hasText: "evidence-ds_" }).waitFor();
+  assert.match(await page.textContent("#verify-out"), new RegExp(`dataset_version:ds_[0-9A-Z]{26}@${DATASET_DIGEST}`));
+
   // A tampered copy (one byte flipped in the middle) fails, with a reason.
   const tampered = Buffer.from(bundle);
   tampered[Math.floor(tampered.length / 2)] ^= 0x01;
