@@ -24,7 +24,7 @@ use sha2::Sha256;
 use crate::app::AppState;
 use crate::error::ApiError;
 use crate::model::Role;
-use crate::store::ActorRef;
+use crate::store::{ActorRef, IdemKey, Writer};
 use crate::util::{hash_secret, now_str};
 
 /// Freshness window of gateway signatures.
@@ -42,6 +42,9 @@ pub struct Principal {
     pub token_id: Option<String>,
     /// Set for run tokens: the only run this principal may touch.
     pub run_id: Option<String>,
+    /// The request's `Idempotency-Key`, once the idempotency middleware has marked it in
+    /// flight: the write completes it in its own transaction.
+    pub idem: Option<IdemKey>,
 }
 
 /// Result of authentication, stored in request extensions by [`authenticate`].
@@ -53,6 +56,14 @@ pub enum AuthState {
 }
 
 impl Principal {
+    /// This caller as the writer of a store write (audit actor and `Idempotency-Key`).
+    pub fn writer(&self) -> Writer {
+        Writer {
+            actor: self.actor.clone(),
+            idem: self.idem.clone(),
+        }
+    }
+
     fn is_run(&self) -> bool {
         self.run_id.is_some()
     }
@@ -143,7 +154,11 @@ impl<S: Send + Sync> FromRequestParts<S> for Principal {
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
         match parts.extensions.get::<AuthState>() {
-            Some(AuthState::Ok(p)) => Ok(p.clone()),
+            Some(AuthState::Ok(p)) => {
+                let mut p = p.clone();
+                p.idem = parts.extensions.get::<IdemKey>().cloned();
+                Ok(p)
+            }
             Some(AuthState::Invalid(why)) => Err(ApiError::unauthenticated(why.clone())),
             _ => Err(ApiError::unauthenticated("authentication required")),
         }
@@ -231,6 +246,7 @@ fn gateway_auth(key: &[u8], req: &Request) -> AuthState {
         subject: subject.to_string(),
         token_id: None,
         run_id: None,
+        idem: None,
     })
 }
 
@@ -269,6 +285,7 @@ async fn bearer_auth(st: &AppState, secret: String) -> AuthState {
                     subject: r.run_id.clone(),
                     token_id: None,
                     run_id: Some(r.run_id),
+                    idem: None,
                 }))
             } else {
                 Ok(s.lookup_api_token(&hash, &now)?.map(|t| Principal {
@@ -281,6 +298,7 @@ async fn bearer_auth(st: &AppState, secret: String) -> AuthState {
                     subject: t.name,
                     token_id: Some(t.id),
                     run_id: None,
+                    idem: None,
                 }))
             }
         })

@@ -7,10 +7,14 @@
 //! the fingerprint still pins the content.
 //!
 //! First use marks the key in flight in the database and runs the request; a response below
-//! 500 is stored and later replayed byte for byte with `Idempotent-Replayed: true`. A second
-//! request with the same key while the first runs gets 409 `idempotency_in_flight`; with a
-//! different request, 422 `idempotency_key_reused`. A 5xx (or a crash: in-flight keys are
-//! cleared at start-up) releases the key so the client can retry. Keys are kept 24 hours.
+//! 500 is stored and later replayed byte for byte with `Idempotent-Replayed: true`. A write
+//! stores its response in its own transaction, with its rows and its audit event (the key
+//! travels to the store in [`IdemKey`] / [`crate::store::Writer`]), so a crash can never
+//! leave a committed write whose key is released; answers of requests that wrote nothing
+//! (errors below 500) are stored here afterwards. A second request with the same key while
+//! the first runs gets 409 `idempotency_in_flight`; with a different request, 422
+//! `idempotency_key_reused`. A 5xx, or a crash before the write committed (in-flight keys
+//! are cleared at start-up), releases the key so the client can retry. Keys are kept 24 hours.
 //!
 //! Secrets are never kept: a success of `createToken` or `createRun` is stored without its
 //! `secret` / `run_token` (plus the id of the token or run), and a retry with its key gets 409
@@ -28,7 +32,7 @@ use crate::app::AppState;
 use crate::auth::AuthState;
 use crate::error::ApiError;
 use crate::extract::{check_declared_length, content_type_is, read_body, MAX_JSON_LIMIT};
-use crate::store::{IdemBegin, StoredResponse};
+use crate::store::{IdemBegin, IdemKey, StoredResponse};
 
 pub const HEADER: &str = "idempotency-key";
 pub const REPLAYED: &str = "idempotent-replayed";
@@ -101,9 +105,9 @@ async fn run(st: AppState, req: Request, next: Next) -> Result<Response, ApiErro
     let fingerprint = hex::encode(Sha256::digest(
         format!("{}\n{path}\n{content_type}\n{body_hash}", parts.method).as_bytes(),
     ));
-    let req = Request::from_parts(parts, body);
+    let mut req = Request::from_parts(parts, body);
 
-    let (s2, k2, f2) = (scope.clone(), key.clone(), fingerprint);
+    let (s2, k2, f2) = (scope.clone(), key.clone(), fingerprint.clone());
     let op_path = req.uri().path().to_string();
     match st.db(move |s| s.idem_begin(&s2, &k2, &f2)).await? {
         IdemBegin::Proceed => {}
@@ -127,6 +131,12 @@ async fn run(st: AppState, req: Request, next: Next) -> Result<Response, ApiErro
         }
     }
 
+    // The handler's store write completes the key in its own transaction (see `Writer`).
+    req.extensions_mut().insert(IdemKey {
+        scope: scope.clone(),
+        key: key.clone(),
+        fingerprint,
+    });
     let resp = next.run(req).await;
     let status = resp.status();
     let (parts, body) = resp.into_parts();
@@ -162,8 +172,8 @@ async fn run(st: AppState, req: Request, next: Next) -> Result<Response, ApiErro
                     body,
                     secret_of,
                 };
-                // If keeping the response fails, the write itself has still happened: answer
-                // it and release the key rather than turn a success into an error.
+                // A write already completed the key in its own transaction (this is then a
+                // no-op); this keeps the answers of requests that wrote nothing.
                 if let Err(e) = st.db(move |s| s.idem_complete(&s2, &k2, &stored)).await {
                     tracing::warn!(error = %e, "could not store idempotent response");
                 }

@@ -183,3 +183,98 @@ async fn kill9_loses_no_acknowledged_write() {
         acked.len()
     );
 }
+
+/// The idempotency record of a write commits with the write: a process that dies right after
+/// the commit (before the HTTP layer could do anything more) leaves a key that replays on the
+/// retry, never a released key that would perform the write twice.
+#[test]
+fn a_keyed_write_replays_after_a_crash_right_after_its_commit() {
+    use datapilot_server::store::sqlite::SqliteStore;
+    use datapilot_server::store::{ActorRef, IdemBegin, IdemKey, InitParams, Store, Writer};
+
+    let tmp = tempfile::tempdir().unwrap();
+    let db = tmp.path().join("datapilot.sqlite3");
+    let init = InitParams {
+        origin: "datapilot.local/ledger".into(),
+        verifier: "test".into(),
+        bootstrap_secret_hash: "0".repeat(64),
+    };
+    let key = IdemKey {
+        scope: "token:tok_test POST /v1/datasets".into(),
+        key: "k-1".into(),
+        fingerprint: "f".repeat(64),
+    };
+    let created = {
+        let store = SqliteStore::open(&db).unwrap();
+        store.init(&init).unwrap();
+        assert!(matches!(
+            store
+                .idem_begin(&key.scope, &key.key, &key.fingerprint)
+                .unwrap(),
+            IdemBegin::Proceed
+        ));
+        let w = Writer {
+            actor: ActorRef {
+                kind: "token",
+                id: "tok_test".into(),
+                role: "engineer",
+            },
+            idem: Some(key.clone()),
+        };
+        store.create_dataset(&w, "crashy", None).unwrap()
+        // Dropped here: the "process" dies before the middleware completes anything.
+    };
+    // Restart: start-up clears keys still in flight; this one is not.
+    let store = SqliteStore::open(&db).unwrap();
+    assert!(!store.init(&init).unwrap());
+    match store
+        .idem_begin(&key.scope, &key.key, &key.fingerprint)
+        .unwrap()
+    {
+        IdemBegin::Replay(stored) => {
+            assert_eq!(stored.status, 201);
+            assert_eq!(stored.body, serde_json::to_vec(&created).unwrap());
+            assert_eq!(stored.secret_of, None);
+        }
+        other => panic!("expected a replay, got {other:?}"),
+    }
+    let (events, _) = store
+        .list_audit(
+            None,
+            Some("dataset.create"),
+            datapilot_server::store::PageReq {
+                limit: 10,
+                after: None,
+            },
+        )
+        .unwrap();
+    assert_eq!(events.len(), 1);
+}
+
+/// The same over HTTP: `kill -9` right after an acknowledged keyed write, restart, retry with
+/// the key: the first answer comes back and nothing is written twice.
+#[tokio::test]
+async fn keyed_retry_after_kill9_replays() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("data");
+    let mut srv = Server::start_in(&dir, &[]);
+    let admin = srv.client(ADMIN);
+    let first = admin
+        .post_idem("/v1/datasets", "crash-key", json!({ "name": "once" }))
+        .await;
+    assert_eq!(first.status, 201, "{}", first.text());
+    srv.kill9();
+    let srv = Server::start_in(&dir, &[]);
+    let admin = srv.client(ADMIN);
+    let again = admin
+        .post_idem("/v1/datasets", "crash-key", json!({ "name": "once" }))
+        .await;
+    assert_eq!(again.status, 201, "{}", again.text());
+    assert_eq!(again.header("idempotent-replayed"), Some("true"));
+    assert_eq!(again.body, first.body);
+    let ev = admin
+        .get("/v1/audit/events?action=dataset.create")
+        .await
+        .json();
+    assert_eq!(ev["items"].as_array().unwrap().len(), 1);
+}

@@ -71,7 +71,7 @@ pub async fn upload(
         }
         Err(BlobError::Io(e)) => return Err(ApiError::internal(e)),
     };
-    let a = p.actor.clone();
+    let a = p.writer();
     let art = st
         .db(move |s| s.add_artifact(&a, &run_id, &name, &sha, size))
         .await?;

@@ -25,7 +25,7 @@ pub async fn create(
     if let Some(d) = &req.description {
         validate::long_text("description", d)?;
     }
-    let a = p.actor.clone();
+    let a = p.writer();
     let ds = st
         .db(move |s| s.create_dataset(&a, &req.name, req.description.as_deref()))
         .await?;
@@ -83,7 +83,7 @@ pub async fn register_version(
     let manifest = Manifest::from_entries(files).map_err(manifest_error)?;
     validate::safe_int("files", manifest.total_bytes())?;
     manifest.check_digest(&req.digest).map_err(manifest_error)?;
-    let a = p.actor.clone();
+    let a = p.writer();
     let note = req.note;
     let (v, created) = st
         .db(move |s| s.register_version(&a, &dataset_id, &manifest, note.as_deref()))
@@ -142,7 +142,7 @@ pub async fn record_gate(
     validate::gate_name("gate", &req.gate)?;
     let details = req.details.unwrap_or_default();
     validate::string_map("details", &details, 64)?;
-    let a = p.actor.clone();
+    let a = p.writer();
     let g = st
         .db(move |s| s.record_gate(&a, &dataset_id, &digest, &req.gate, req.status, &details))
         .await?;

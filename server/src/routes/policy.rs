@@ -45,7 +45,7 @@ pub async fn update(
             "must be 60 to 604800",
         ));
     }
-    let a = p.actor.clone();
+    let a = p.writer();
     Ok(Json(
         st.db(move |s| s.update_policy(&a, &req.required_gates, ttl))
             .await?,

@@ -60,7 +60,7 @@ pub async fn create(
         params,
         token_hash: hash_secret(&secret),
     };
-    let a = p.actor.clone();
+    let a = p.writer();
     let (run, expires) = st.db(move |s| s.create_run(&a, &new)).await?;
     Ok((
         StatusCode::CREATED,
@@ -101,7 +101,7 @@ pub async fn finish(
     let req = body.parse().await?;
     let outputs = req.outputs.unwrap_or_default();
     refs("outputs", &outputs, 0)?;
-    let a = p.actor.clone();
+    let a = p.writer();
     Ok(Json(
         st.db(move |s| s.finish_run(&a, &id, req.status, &outputs))
             .await?,
@@ -140,7 +140,7 @@ pub async fn append_metrics(
         "sha256:{}",
         crate::util::sha256_hex(&crate::canon::jcs(&req.points))
     );
-    let a = p.actor.clone();
+    let a = p.writer();
     let batch = st
         .db(move |s| s.append_metrics(&a, &run_id, &req.points, &digest))
         .await?;

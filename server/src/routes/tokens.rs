@@ -36,7 +36,7 @@ pub async fn create(
     };
     let secret = new_secret("dpt_");
     let hash = hash_secret(&secret);
-    let a = p.actor.clone();
+    let a = p.writer();
     let token = st
         .db(move |s| s.create_token(&a, &req.name, req.role, &hash, expires_at.as_deref()))
         .await?;
@@ -60,6 +60,6 @@ pub async fn revoke(
     P(id): P<String>,
 ) -> ApiResult<Json<ApiToken>> {
     p.admin()?;
-    let a = p.actor.clone();
+    let a = p.writer();
     Ok(Json(st.db(move |s| s.revoke_token(&a, &id)).await?))
 }

@@ -81,6 +81,32 @@ impl ActorRef {
     }
 }
 
+/// The `Idempotency-Key` a write runs under (already marked in flight by [`Store::idem_begin`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdemKey {
+    pub scope: String,
+    pub key: String,
+    pub fingerprint: String,
+}
+
+/// Who performs a write, and under which `Idempotency-Key`.
+///
+/// With a key, the write completes the key's record (its response, never a secret) in its own
+/// transaction, together with the rows and the audit event: once the write is committed, a
+/// retry with the key replays it, even after a crash, and never performs it twice.
+#[derive(Debug, Clone)]
+pub struct Writer {
+    pub actor: ActorRef,
+    pub idem: Option<IdemKey>,
+}
+
+impl Writer {
+    /// A write without an `Idempotency-Key`.
+    pub fn new(actor: ActorRef) -> Self {
+        Writer { actor, idem: None }
+    }
+}
+
 /// Keyset pagination: items after row key `after`, at most `limit`.
 #[derive(Debug, Clone, Copy)]
 pub struct PageReq {
@@ -158,8 +184,9 @@ pub enum IdemBegin {
     Mismatch,
 }
 
-/// The metadata store. Every `&ActorRef` method is a write that appends exactly one audit event
-/// in its own transaction.
+/// The metadata store. Every `&Writer` method is a write that appends exactly one audit event
+/// in its own transaction, and completes the writer's `Idempotency-Key` record in that same
+/// transaction.
 pub trait Store: Send + Sync + 'static {
     /// Create the schema and, on a new ledger, `ledger.init`, policy v1 and the bootstrap
     /// token. Returns true if the ledger was new.
@@ -171,7 +198,7 @@ pub trait Store: Send + Sync + 'static {
 
     fn create_dataset(
         &self,
-        a: &ActorRef,
+        w: &Writer,
         name: &str,
         description: Option<&str>,
     ) -> StoreResult<Dataset>;
@@ -182,7 +209,7 @@ pub trait Store: Send + Sync + 'static {
     /// digest was already registered in this dataset (nothing written, no event).
     fn register_version(
         &self,
-        a: &ActorRef,
+        w: &Writer,
         dataset_id: &str,
         manifest: &datapilot::manifest::Manifest,
         note: Option<&str>,
@@ -197,7 +224,7 @@ pub trait Store: Send + Sync + 'static {
 
     fn record_gate(
         &self,
-        a: &ActorRef,
+        w: &Writer,
         dataset_id: &str,
         digest: &str,
         gate: &str,
@@ -212,22 +239,18 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<(Vec<GateResult>, Option<i64>)>;
 
     fn get_policy(&self) -> StoreResult<Policy>;
-    fn update_policy(
-        &self,
-        a: &ActorRef,
-        required_gates: &[String],
-        ttl: u64,
-    ) -> StoreResult<Policy>;
+    fn update_policy(&self, w: &Writer, required_gates: &[String], ttl: u64)
+        -> StoreResult<Policy>;
     /// The policy in force at `tree_size` and the seq of its `policy.update` event (none for v1).
     fn policy_at(&self, tree_size: u64) -> StoreResult<(Policy, Option<u64>)>;
 
     /// Create a run; returns it and its token's expiry.
-    fn create_run(&self, a: &ActorRef, r: &NewRun) -> StoreResult<(Run, String)>;
+    fn create_run(&self, w: &Writer, r: &NewRun) -> StoreResult<(Run, String)>;
     fn list_runs(&self, page: PageReq) -> StoreResult<(Vec<Run>, Option<i64>)>;
     fn get_run(&self, id: &str) -> StoreResult<Run>;
     fn finish_run(
         &self,
-        a: &ActorRef,
+        w: &Writer,
         id: &str,
         status: FinishStatus,
         outputs: &[VersionRef],
@@ -235,7 +258,7 @@ pub trait Store: Send + Sync + 'static {
 
     fn append_metrics(
         &self,
-        a: &ActorRef,
+        w: &Writer,
         run_id: &str,
         points: &[MetricPoint],
         digest: &str,
@@ -251,7 +274,7 @@ pub trait Store: Send + Sync + 'static {
     fn check_artifact_upload(&self, run_id: &str, name: &str) -> StoreResult<()>;
     fn add_artifact(
         &self,
-        a: &ActorRef,
+        w: &Writer,
         run_id: &str,
         name: &str,
         sha256: &str,
@@ -302,16 +325,18 @@ pub trait Store: Send + Sync + 'static {
 
     fn create_token(
         &self,
-        a: &ActorRef,
+        w: &Writer,
         name: &str,
         role: Role,
         secret_hash: &str,
         expires_at: Option<&str>,
     ) -> StoreResult<ApiToken>;
     fn list_tokens(&self, page: PageReq) -> StoreResult<(Vec<ApiToken>, Option<i64>)>;
-    fn revoke_token(&self, a: &ActorRef, id: &str) -> StoreResult<ApiToken>;
+    fn revoke_token(&self, w: &Writer, id: &str) -> StoreResult<ApiToken>;
 
     fn idem_begin(&self, scope: &str, key: &str, fingerprint: &str) -> StoreResult<IdemBegin>;
+    /// Keep the response of a request that wrote nothing (an error below 500); a key whose
+    /// write already completed it in its own transaction is left as it is.
     fn idem_complete(&self, scope: &str, key: &str, resp: &StoredResponse) -> StoreResult<()>;
     fn idem_abort(&self, scope: &str, key: &str) -> StoreResult<()>;
 }

@@ -276,6 +276,35 @@ fn write_event(
     Ok(())
 }
 
+/// Complete the writer's `Idempotency-Key` record inside the write's transaction, so that the
+/// write, its audit event and its replayable response commit (or vanish) together: a crash
+/// after the commit leaves a key that replays, never one that is released and repeats the
+/// write. `secret_of` names the token or run whose secret the real response carries; the
+/// secret itself never reaches the store.
+fn idem_record<T: serde::Serialize>(
+    tx: &Connection,
+    w: &Writer,
+    status: u16,
+    body: &T,
+    secret_of: Option<&str>,
+) -> StoreResult<()> {
+    let Some(k) = &w.idem else {
+        return Ok(());
+    };
+    let body = serde_json::to_vec(body).map_err(|e| StoreError::Internal(e.to_string()))?;
+    let headers = serde_json::to_string(&[("content-type", "application/json")])
+        .map_err(|e| StoreError::Internal(e.to_string()))?;
+    tx.execute(
+        "INSERT INTO idempotency (scope, key, fingerprint, state, status, headers, body, secret_of, created_unix)
+         VALUES (?1, ?2, ?3, 'done', ?4, ?5, ?6, ?7, ?8)
+         ON CONFLICT (scope, key) DO UPDATE SET state = 'done', status = excluded.status,
+             headers = excluded.headers, body = excluded.body, secret_of = excluded.secret_of
+         WHERE idempotency.fingerprint = excluded.fingerprint AND idempotency.state = 'in_flight'",
+        params![k.scope, k.key, k.fingerprint, status as i64, headers, body, secret_of, unix_now()],
+    )?;
+    Ok(())
+}
+
 fn version_subject(dataset_id: &str, digest: &str) -> String {
     format!("dataset_version:{dataset_id}@{digest}")
 }
@@ -751,10 +780,11 @@ impl Store for SqliteStore {
 
     fn create_dataset(
         &self,
-        a: &ActorRef,
+        w: &Writer,
         name: &str,
         description: Option<&str>,
     ) -> StoreResult<Dataset> {
+        let a = &w.actor;
         self.write(|tx| {
             let exists: Option<String> = tx
                 .query_row(
@@ -785,13 +815,15 @@ impl Store for SqliteStore {
                 &format!("dataset:{id}"),
                 json!({ "dataset_id": id, "name": name, "description": description }),
             )?;
-            Ok(Dataset {
+            let ds = Dataset {
                 id,
                 name: name.into(),
                 description: description.map(Into::into),
                 created_at: time,
                 created_by: a.id.clone(),
-            })
+            };
+            idem_record(tx, w, 201, &ds, None)?;
+            Ok(ds)
         })
     }
 
@@ -825,18 +857,21 @@ impl Store for SqliteStore {
 
     fn register_version(
         &self,
-        a: &ActorRef,
+        w: &Writer,
         dataset_id: &str,
         manifest: &datapilot::manifest::Manifest,
         note: Option<&str>,
     ) -> StoreResult<(DatasetVersion, bool)> {
+        let a = &w.actor;
         let total = to_i64("files", manifest.total_bytes())?;
         self.write(|tx| {
             require_dataset(tx, dataset_id)?;
             let policy = current_policy(tx)?;
             let digest = manifest.digest();
             if let Some((_, v)) = find_version(tx, dataset_id, digest)? {
-                return Ok((with_gate_status(tx, v, &policy)?, false));
+                let v = with_gate_status(tx, v, &policy)?;
+                idem_record(tx, w, 200, &v, None)?;
+                return Ok((v, false));
             }
             let (seq, time) = next_event(tx)?;
             tx.execute(
@@ -860,7 +895,9 @@ impl Store for SqliteStore {
                 total_bytes: manifest.total_bytes(), note: note.map(Into::into), created_at: time,
                 created_by: a.id.clone(), gate_status: "pending", audit_seq: seq,
             };
-            Ok((with_gate_status(tx, v, &policy)?, true))
+            let v = with_gate_status(tx, v, &policy)?;
+            idem_record(tx, w, 201, &v, None)?;
+            Ok((v, true))
         })
     }
 
@@ -923,13 +960,14 @@ impl Store for SqliteStore {
 
     fn record_gate(
         &self,
-        a: &ActorRef,
+        w: &Writer,
         dataset_id: &str,
         digest: &str,
         gate: &str,
         status: GateOutcome,
         details: &BTreeMap<String, String>,
     ) -> StoreResult<GateResult> {
+        let a = &w.actor;
         self.write(|tx| {
             require_dataset(tx, dataset_id)?;
             find_version(tx, dataset_id, digest)?
@@ -944,10 +982,12 @@ impl Store for SqliteStore {
             )?;
             write_event(tx, seq, &time, a, "gate.record", &version_subject(dataset_id, digest),
                 json!({ "gate_result_id": id, "gate": gate, "status": status.as_str(), "details": details }))?;
-            Ok(GateResult {
+            let g = GateResult {
                 id, dataset_id: dataset_id.into(), digest: digest.into(), gate: gate.into(), status,
                 details: details.clone(), recorded_at: time, recorded_by: a.id.clone(), audit_seq: seq,
-            })
+            };
+            idem_record(tx, w, 201, &g, None)?;
+            Ok(g)
         })
     }
 
@@ -975,10 +1015,11 @@ impl Store for SqliteStore {
 
     fn update_policy(
         &self,
-        a: &ActorRef,
+        w: &Writer,
         required_gates: &[String],
         ttl: u64,
     ) -> StoreResult<Policy> {
+        let a = &w.actor;
         self.write(|tx| {
             let cur = current_policy(tx)?;
             let version = cur.version + 1;
@@ -991,7 +1032,9 @@ impl Store for SqliteStore {
             )?;
             write_event(tx, seq, &time, a, "policy.update", &format!("policy:{version}"),
                 json!({ "version": version, "required_gates": required_gates, "run_token_ttl_seconds": ttl }))?;
-            Ok(Policy { version, required_gates: required_gates.to_vec(), run_token_ttl_seconds: ttl, updated_at: time, updated_by: a.id.clone() })
+            let p = Policy { version, required_gates: required_gates.to_vec(), run_token_ttl_seconds: ttl, updated_at: time, updated_by: a.id.clone() };
+            idem_record(tx, w, 200, &p, None)?;
+            Ok(p)
         })
     }
 
@@ -1005,7 +1048,8 @@ impl Store for SqliteStore {
         })
     }
 
-    fn create_run(&self, a: &ActorRef, r: &NewRun) -> StoreResult<(Run, String)> {
+    fn create_run(&self, w: &Writer, r: &NewRun) -> StoreResult<(Run, String)> {
+        let a = &w.actor;
         self.write(|tx| {
             let policy = current_policy(tx)?;
             for (i, input) in r.inputs.iter().enumerate() {
@@ -1043,11 +1087,14 @@ impl Store for SqliteStore {
                 "image_digest": r.image_digest, "params": r.params, "policy_version": policy.version,
                 "run_token_expires_at": expires,
             }))?;
-            Ok((Run {
+            let run = Run {
                 id, name: r.name.clone(), status: "running".into(), inputs: r.inputs.clone(),
                 git_commit: r.git_commit.clone(), image_digest: r.image_digest.clone(), params: r.params.clone(),
                 outputs: vec![], created_at: time, created_by: a.id.clone(), finished_at: None, audit_seq: seq,
-            }, expires))
+            };
+            // The run token exists only in the handler's response: keep the rest, and the run id.
+            idem_record(tx, w, 201, &json!({ "run": run, "run_token_expires_at": expires }), Some(&run.id))?;
+            Ok((run, expires))
         })
     }
 
@@ -1070,11 +1117,12 @@ impl Store for SqliteStore {
 
     fn finish_run(
         &self,
-        a: &ActorRef,
+        w: &Writer,
         id: &str,
         status: FinishStatus,
         outputs: &[VersionRef],
     ) -> StoreResult<Run> {
+        let a = &w.actor;
         self.write(|tx| {
             let mut run = running_run(tx, id)?.run;
             for (i, o) in outputs.iter().enumerate() {
@@ -1097,17 +1145,19 @@ impl Store for SqliteStore {
             run.status = status.as_str().into();
             run.outputs = outputs.to_vec();
             run.finished_at = Some(time);
+            idem_record(tx, w, 200, &run, None)?;
             Ok(run)
         })
     }
 
     fn append_metrics(
         &self,
-        a: &ActorRef,
+        w: &Writer,
         run_id: &str,
         points: &[MetricPoint],
         digest: &str,
     ) -> StoreResult<MetricBatch> {
+        let a = &w.actor;
         self.write(|tx| {
             running_run(tx, run_id)?;
             let batch: i64 = tx.query_row(
@@ -1129,7 +1179,9 @@ impl Store for SqliteStore {
             }
             write_event(tx, seq, &time, a, "metrics.append", &format!("run:{run_id}"),
                 json!({ "run_id": run_id, "batch": batch, "count": points.len(), "digest": digest }))?;
-            Ok(MetricBatch { run_id: run_id.into(), batch: batch as u64, count: points.len() as u64, digest: digest.into(), audit_seq: seq })
+            let b = MetricBatch { run_id: run_id.into(), batch: batch as u64, count: points.len() as u64, digest: digest.into(), audit_seq: seq };
+            idem_record(tx, w, 201, &b, None)?;
+            Ok(b)
         })
     }
 
@@ -1166,12 +1218,13 @@ impl Store for SqliteStore {
 
     fn add_artifact(
         &self,
-        a: &ActorRef,
+        w: &Writer,
         run_id: &str,
         name: &str,
         sha256: &str,
         size: u64,
     ) -> StoreResult<Artifact> {
+        let a = &w.actor;
         self.write(|tx| {
             running_run(tx, run_id)?;
             artifact_name_free(tx, run_id, name)?;
@@ -1184,7 +1237,9 @@ impl Store for SqliteStore {
             )?;
             write_event(tx, seq, &time, a, "artifact.upload", &format!("run:{run_id}"),
                 json!({ "run_id": run_id, "artifact_id": id, "name": name, "sha256": sha256, "size": size }))?;
-            Ok(Artifact { id, run_id: run_id.into(), name: name.into(), sha256: sha256.into(), size, created_at: time, created_by: a.id.clone(), audit_seq: seq })
+            let art = Artifact { id, run_id: run_id.into(), name: name.into(), sha256: sha256.into(), size, created_at: time, created_by: a.id.clone(), audit_seq: seq };
+            idem_record(tx, w, 201, &art, None)?;
+            Ok(art)
         })
     }
 
@@ -1416,12 +1471,13 @@ impl Store for SqliteStore {
 
     fn create_token(
         &self,
-        a: &ActorRef,
+        w: &Writer,
         name: &str,
         role: Role,
         secret_hash: &str,
         expires_at: Option<&str>,
     ) -> StoreResult<ApiToken> {
+        let a = &w.actor;
         self.write(|tx| {
             let (seq, time) = next_event(tx)?;
             let id = new_id("tok_");
@@ -1432,7 +1488,10 @@ impl Store for SqliteStore {
             )?;
             write_event(tx, seq, &time, a, "token.create", &format!("token:{id}"),
                 json!({ "token_id": id, "name": name, "role": role.as_str(), "expires_at": expires_at }))?;
-            Ok(ApiToken { id, name: name.into(), role, created_at: time, expires_at: expires_at.map(Into::into), revoked_at: None })
+            let token = ApiToken { id, name: name.into(), role, created_at: time, expires_at: expires_at.map(Into::into), revoked_at: None };
+            // The secret exists only in the handler's response: keep the rest, and the token id.
+            idem_record(tx, w, 201, &json!({ "token": token }), Some(&token.id))?;
+            Ok(token)
         })
     }
 
@@ -1448,7 +1507,8 @@ impl Store for SqliteStore {
         })
     }
 
-    fn revoke_token(&self, a: &ActorRef, id: &str) -> StoreResult<ApiToken> {
+    fn revoke_token(&self, w: &Writer, id: &str) -> StoreResult<ApiToken> {
+        let a = &w.actor;
         self.write(|tx| {
             let (_, mut tok) = tx
                 .query_row(
@@ -1479,6 +1539,7 @@ impl Store for SqliteStore {
                 json!({ "token_id": id }),
             )?;
             tok.revoked_at = Some(time);
+            idem_record(tx, w, 200, &tok, None)?;
             Ok(tok)
         })
     }
@@ -1512,7 +1573,7 @@ impl Store for SqliteStore {
 
     fn idem_complete(&self, scope: &str, key: &str, resp: &StoredResponse) -> StoreResult<()> {
         self.write(|tx| {
-            tx.execute("UPDATE idempotency SET state = 'done', status = ?3, headers = ?4, body = ?5, secret_of = ?6 WHERE scope = ?1 AND key = ?2",
+            tx.execute("UPDATE idempotency SET state = 'done', status = ?3, headers = ?4, body = ?5, secret_of = ?6 WHERE scope = ?1 AND key = ?2 AND state = 'in_flight'",
                 params![scope, key, resp.status as i64, serde_json::to_string(&resp.headers).unwrap_or_default(), resp.body, resp.secret_of])?;
             Ok(())
         })
