@@ -13,8 +13,9 @@
 //! leave a committed write whose key is released; answers of requests that wrote nothing
 //! (errors below 500) are stored here afterwards. A second request with the same key while
 //! the first runs gets 409 `idempotency_in_flight`; with a different request, 422
-//! `idempotency_key_reused`. A 5xx, or a crash before the write committed (in-flight keys
-//! are cleared at start-up), releases the key so the client can retry. Keys are kept 24 hours.
+//! `idempotency_key_reused`. A 5xx, a failure to store the answer, or a crash before the
+//! write committed (in-flight keys are cleared at start-up) releases the key so the client can
+//! retry. Keys are kept 24 hours.
 //!
 //! Secrets are never kept: a success of `createToken` or `createRun` is stored without its
 //! `secret` / `run_token` (plus the id of the token or run), and a retry with its key gets 409
@@ -173,9 +174,14 @@ async fn run(st: AppState, req: Request, next: Next) -> Result<Response, ApiErro
                     secret_of,
                 };
                 // A write already completed the key in its own transaction (this is then a
-                // no-op); this keeps the answers of requests that wrote nothing.
+                // no-op); this keeps the answers of requests that wrote nothing. If keeping it
+                // fails, answer anyway and release the key rather than leave it in flight.
+                let (s3, k3) = (s2.clone(), k2.clone());
                 if let Err(e) = st.db(move |s| s.idem_complete(&s2, &k2, &stored)).await {
-                    tracing::warn!(error = %e, "could not store idempotent response");
+                    tracing::warn!(error = %e, "could not store idempotent response; key released");
+                    if let Err(e) = st.db(move |s| s.idem_abort(&s3, &k3)).await {
+                        tracing::warn!(error = %e, "could not release the idempotency key");
+                    }
                 }
             }
             None => {

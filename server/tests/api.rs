@@ -5,6 +5,7 @@ mod common;
 
 use base64::Engine;
 use common::*;
+use rusqlite::OptionalExtension;
 use serde_json::{json, Value};
 
 fn b64d(s: &Value) -> Vec<u8> {
@@ -889,6 +890,41 @@ async fn idempotency_never_keeps_secrets() {
             );
         }
     }
+}
+
+/// If the answer of a keyed request cannot be kept, the key is released (not left in flight
+/// for 24 hours): a retry runs again.
+#[tokio::test]
+async fn idempotency_key_is_released_when_its_answer_cannot_be_kept() {
+    let srv = Server::start();
+    let admin = srv.client(ADMIN);
+    // Go around the API: make completing an idempotency record fail.
+    let conn = rusqlite::Connection::open(srv.dir.join("datapilot.sqlite3")).unwrap();
+    conn.busy_timeout(std::time::Duration::from_secs(5))
+        .unwrap();
+    conn.execute_batch(
+        "CREATE TRIGGER test_idem_fail BEFORE UPDATE ON idempotency WHEN NEW.state = 'done'
+         BEGIN SELECT RAISE(ABORT, 'injected failure'); END;",
+    )
+    .unwrap();
+    // A request that writes nothing (400): its answer is kept by the middleware, which fails.
+    let bad = json!({ "name": "NOT VALID" });
+    admin
+        .post_idem("/v1/datasets", "lost-answer", bad.clone())
+        .await
+        .assert_problem(400, "validation_failed");
+    let state: Option<String> = conn
+        .query_row(
+            "SELECT state FROM idempotency WHERE key = 'lost-answer'",
+            [],
+            |r| r.get(0),
+        )
+        .optional()
+        .unwrap();
+    assert_eq!(state, None, "the key is released, not left in flight");
+    let r = admin.post_idem("/v1/datasets", "lost-answer", bad).await;
+    r.assert_problem(400, "validation_failed");
+    assert_eq!(r.header("idempotent-replayed"), None, "it ran again");
 }
 
 #[tokio::test]
