@@ -1,0 +1,390 @@
+#!/usr/bin/env python3
+"""Independent verifier of DataPilot evidence bundles, written from docs/formats.md alone.
+
+    python3 verify_bundle.py BUNDLE.zip VERIFIER_KEY [VERIFIER_KEY ...]
+
+VERIFIER_KEY is a pinned key string `<name>+<8 hex key id>+<base64(0x01 || public key)>`
+(`verifier` of GET /v1/keys, obtained out of band). Runs the checks of docs/formats.md
+section 7 in order, prints one line per check, and exits 0 only if every check passed.
+Python 3.9+, standard library only; Ed25519 uses the `cryptography` package when it is
+installed and the pure-Python RFC 8032 code below otherwise. Nothing is ever skipped.
+"""
+import base64, hashlib, json, struct, sys, zlib
+
+MEMBERS = ["evidence.dsse.json", "ledger/checkpoint.txt", "ledger/proofs.jsonl", "audit.jsonl",
+           "lineage.json", "policy.json", "report.html"]
+MAX_ARCHIVE, MAX_ENTRIES, MAX_ENTRY, MAX_TOTAL = 256 << 20, 64, 128 << 20, 512 << 20
+MAX_RATIO, RATIO_FLOOR = 200, 1 << 20
+PAYLOAD_TYPE = "application/vnd.in-toto+json"
+STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
+PREDICATE_TYPE = "https://animus.dev/datapilot/evidence-bundle/v1"
+
+class Bad(Exception): pass
+
+def need(ok, why):
+    if not ok: raise Bad(why)
+
+def sha256(b): return hashlib.sha256(b).digest()
+
+def b64(s, size=None):
+    """Strict standard base64 (padding, no stray bits); optionally of exactly `size` bytes."""
+    need(isinstance(s, str), "expected a base64 string")
+    raw = base64.b64decode(s, validate=True)
+    need(base64.b64encode(raw).decode() == s and (size is None or len(raw) == size),
+         f"{s[:20]!r} is not {size or 'some'} bytes of canonical base64")
+    return raw
+
+# --- Ed25519, strict (RFC 8032; canonical S, no small-order key or R, as ed25519-dalek) ----
+P, L = 2**255 - 19, 2**252 + 27742317777372353535851937790883648493
+D = -121665 * pow(121666, P - 2, P) % P
+SQRT_M1 = pow(2, (P - 1) // 4, P)
+
+def _add(a, b):  # extended coordinates, RFC 8032 5.1.4 (complete: also doubles)
+    A, B = (a[1] - a[0]) * (b[1] - b[0]) % P, (a[1] + a[0]) * (b[1] + b[0]) % P
+    C, Dd = 2 * a[3] * b[3] * D % P, 2 * a[2] * b[2] % P
+    E, F, G, H = B - A, Dd - C, Dd + C, B + A
+    return (E * F % P, G * H % P, F * G % P, E * H % P)
+
+def _mul(s, p):
+    q = (0, 1, 1, 0)
+    while s:
+        if s & 1: q = _add(q, p)
+        p, s = _add(p, p), s >> 1
+    return q
+
+def _encode(p):
+    zi = pow(p[2], P - 2, P)
+    x, y = p[0] * zi % P, p[1] * zi % P
+    return (y | (x & 1) << 255).to_bytes(32, "little")
+
+def _decode(b):  # RFC 8032 5.1.3; None for a non-canonical or off-curve encoding
+    y = int.from_bytes(b, "little"); sign, y = y >> 255, y & ((1 << 255) - 1)
+    if y >= P: return None
+    x2 = (y * y - 1) * pow(D * y * y + 1, P - 2, P) % P
+    x = pow(x2, (P + 3) // 8, P)
+    if (x * x - x2) % P: x = x * SQRT_M1 % P
+    if (x * x - x2) % P or (x == 0 and sign): return None
+    if x & 1 != sign: x = P - x
+    return (x, y, 1, x * y % P)
+
+BASE = _decode((4 * pow(5, P - 2, P) % P).to_bytes(32, "little"))
+IDENTITY = _encode((0, 1, 1, 0))
+try:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+    BACKEND = "cryptography"
+except ImportError:
+    Ed25519PublicKey, BACKEND = None, "pure-Python RFC 8032"
+
+def ed25519_verify(pub, msg, sig):
+    if len(pub) != 32 or len(sig) != 64: return False
+    A, R, s = _decode(pub), _decode(sig[:32]), int.from_bytes(sig[32:], "little")
+    if A is None or R is None or s >= L: return False
+    if _encode(_mul(8, A)) == IDENTITY or _encode(_mul(8, R)) == IDENTITY: return False
+    if Ed25519PublicKey is not None:
+        try: Ed25519PublicKey.from_public_bytes(pub).verify(sig, msg); return True
+        except Exception: return False
+    k = int.from_bytes(hashlib.sha512(sig[:32] + pub + msg).digest(), "little") % L
+    return _encode(_add(_mul(s, BASE), _mul(k, (P - A[0], A[1], 1, P - A[3])))) == sig[:32]
+
+# --- JSON: strict parsing and RFC 8785 (JCS) for values without floats -----------------------
+def _no_dupes(pairs):
+    need(len({k for k, _ in pairs}) == len(pairs), "duplicate JSON member name")
+    return dict(pairs)
+
+def _no_float(s): raise Bad(f"number {s} is not an integer")
+
+def parse(b): return json.loads(b.decode("utf-8"), object_pairs_hook=_no_dupes,
+                                parse_float=_no_float, parse_constant=_no_float)
+
+def jcs(v):
+    if isinstance(v, dict):
+        keys = sorted(v, key=lambda k: k.encode("utf-16-be"))
+        return "{" + ",".join(jcs(k) + ":" + jcs(v[k]) for k in keys) + "}"
+    if isinstance(v, list): return "[" + ",".join(map(jcs, v)) + "]"
+    need(not isinstance(v, int) or isinstance(v, bool) or abs(v) < 2**53, f"{v} is above 2^53-1")
+    return json.dumps(v, ensure_ascii=False)
+
+def canonical(b, what):
+    v = parse(b)
+    need(jcs(v).encode("utf-8") == b, f"{what} is not canonical (RFC 8785) JSON")
+    return v
+
+def shape(obj, what, spec):
+    """Requires a JSON object with these members, e.g. "seq:int data:any" (int: 0 to 2^53-1)."""
+    need(isinstance(obj, dict), f"{what} is not a JSON object")
+    for key, typ in (item.split(":") for item in spec.split()):
+        v = obj.get(key)
+        need({"int": type(v) is int and v >= 0, "str": isinstance(v, str), "any": key in obj,
+              "list": isinstance(v, list), "dict": isinstance(v, dict)}[typ],
+             f"{what}: {key} is missing or not a JSON {typ}")
+    return obj
+
+def jsonl(name, b):
+    if not b: return []
+    need(b.endswith(b"\n"), f"{name} does not end with a newline")
+    lines = b[:-1].split(b"\n")
+    need(b"" not in lines, f"{name} has an empty line")
+    return lines
+
+# --- The checks, in the order of docs/formats.md section 7 -----------------------------------
+def archive_safe(zb):
+    """Limits, safe names, and the one canonical zip layout the server writes."""
+    need(len(zb) <= MAX_ARCHIVE, "archive is larger than 256 MiB")
+    need(len(zb) >= 22 and zb[-22:-18] == b"PK\5\6", "no end record at the very end")
+    disks, cd_disk, here, total, cd_size, cd_off, comment = struct.unpack("<HHHHIIH", zb[-18:])
+    need(disks == cd_disk == comment == 0 and here == total, "multi-disk archive or a comment")
+    need(cd_off + cd_size == len(zb) - 22, "central directory does not end at the end record")
+    need(total <= MAX_ENTRIES, f"{total} entries, more than {MAX_ENTRIES}")
+    members, pos, next_local, sum_size = {}, cd_off, 0, 0
+    for i in range(total):
+        (sig, made_by, version, flags, method, mtime, mdate, crc, csize, size, nlen, xlen, clen,
+         disk, internal, external, off) = struct.unpack("<IHHHHHHIIIHHHHHII", zb[pos:pos + 46])
+        raw_name = zb[pos + 46:pos + 46 + nlen]
+        need(sig == 0x02014B50 and xlen == clen == disk == internal == 0,
+             f"entry {i}: no central record, or extra field, comment or attributes")
+        need(flags & ~0x0800 == 0, f"entry {i}: flags {flags:#06x} (encryption, data descriptor)")
+        need(mtime == 0 and mdate == 0x0021, f"entry {i} is not dated 1980-01-01 00:00:00")
+        need(made_by >> 8 == 3 and version <= made_by & 0xFF <= 63, f"entry {i}: version made by")
+        need(external >> 16 == 0o100644, f"entry {i} is not a regular file with mode 0644")
+        need(0xFFFFFFFF not in (crc, csize, size), f"entry {i} uses Zip64")
+        need(off == next_local, f"entry {i} does not start where the previous one ended")
+        need(struct.unpack("<IHHHHHIIIHH", zb[off:off + 30]) == (0x04034B50, version, flags,
+             method, mtime, mdate, crc, csize, size, nlen, 0) and zb[off + 30:][:nlen] == raw_name,
+             f"entry {i}: local header differs from its central record")
+        name = raw_name.decode("utf-8")
+        need(0 < nlen <= 255 and not any(c in "\\:" or ord(c) < 0x20 or 0x7F <= ord(c) <= 0x9F
+             for c in name) and not {"", ".", ".."} & set(name.split("/")),
+             f"member {name!r}: unsafe name")
+        need(name not in members, f"member {name!r} appears twice")
+        need(method in (0, 8), f"member {name!r}: compression method {method}")
+        need(size <= MAX_ENTRY, f"member {name!r} declares more than {MAX_ENTRY} bytes")
+        data = zb[off + 30 + nlen:off + 30 + nlen + csize]
+        if method == 8: data = zlib.decompressobj(-15).decompress(data, MAX_ENTRY + 1)
+        need(len(data) == size and zlib.crc32(data) == crc, f"member {name!r}: size or CRC-32")
+        need(size <= RATIO_FLOOR or size <= csize * MAX_RATIO, f"member {name!r}: zip bomb ratio")
+        sum_size += size
+        need(sum_size <= MAX_TOTAL, f"members decompress to more than {MAX_TOTAL} bytes")
+        members[name] = data
+        next_local, pos = off + 30 + nlen + csize, pos + 46 + nlen
+    need(next_local == cd_off and pos == len(zb) - 22, "bytes between entries and directory")
+    return members, f"{len(members)} members within limits, canonical zip layout"
+
+def archive_members(m):
+    missing, extra = [n for n in MEMBERS if n not in m], [n for n in m if n not in MEMBERS]
+    need(not missing and not extra, f"missing {missing}, unexpected {extra}")
+    return None, f"the {len(MEMBERS)} bundle members"
+
+def dsse_signature(m, keys):
+    need("evidence.dsse.json" in m, "member evidence.dsse.json is missing")
+    env = parse(m["evidence.dsse.json"])
+    need(isinstance(env, dict) and set(env) == {"payload", "payloadType", "signatures"},
+         "not a DSSE envelope")
+    need(env["payloadType"] == PAYLOAD_TYPE, f"payload type is {env['payloadType']!r}")
+    need(isinstance(env["signatures"], list) and 1 <= len(env["signatures"]) <= 16,
+         "needs 1 to 16 signatures")
+    payload = b64(env["payload"])
+    pae = b"DSSEv1 %d %s %d %s" % (len(PAYLOAD_TYPE), PAYLOAD_TYPE.encode(), len(payload), payload)
+    verified = False
+    for s in env["signatures"]:
+        need(isinstance(s, dict) and "sig" in s and set(s) <= {"keyid", "sig"}, "bad signature")
+        kid = s.get("keyid", "")
+        need(isinstance(kid, str), "keyid is not a string")
+        candidates = [k for k in keys if kid in ("", k[1].hex())]  # other keys are ignored
+        if candidates and any(ed25519_verify(k[2], pae, b64(s["sig"])) for k in candidates):
+            verified = True
+        else: need(not candidates or kid == "", f"signature by key {kid} does not verify")
+    need(verified, "envelope has no signature by a pinned key")
+    return payload, "signed by a pinned key"
+
+def statement_format(payload):
+    st = shape(canonical(payload, "statement"), "statement",
+               "_type:str subject:list predicateType:str predicate:dict")
+    need(st["_type"] == STATEMENT_TYPE and st["predicateType"] == PREDICATE_TYPE,
+         "wrong _type or predicateType")
+    p = shape(st["predicate"], "predicate",
+              "scope:dict exported_at:str exporter:str origin:str tree_size:int root_hash:str")
+    b64(p["root_hash"], 32)
+    scope = shape(p["scope"], "scope", "kind:str id:str")
+    for sub in st["subject"]:
+        need(all(isinstance(v, str) for v in shape(sub, "subject", "name:str digest:dict")
+                 ["digest"].values()), "subject digests must be strings")
+    return st, f"in-toto Statement v1 for {scope['kind']}:{scope['id']}"
+
+def statement_subjects(m, st):
+    names = [s["name"] for s in st["subject"]]
+    need(names == sorted(set(names)), "subjects are not sorted and unique")
+    for s in st["subject"]:
+        need(s["name"] != "evidence.dsse.json" and s["name"] in m, f"{s['name']} is missing")
+        need(s["digest"].get("sha256") == hashlib.sha256(m[s["name"]]).hexdigest(),
+             f"{s['name']} does not match its signed sha256")
+    unlisted = [n for n in m if n != "evidence.dsse.json" and n not in names]
+    need(not unlisted, f"member {unlisted} is not listed in the statement")
+    return None, f"{len(names)} members match their signed digests"
+
+def checkpoint_signature(m, keys):
+    need("ledger/checkpoint.txt" in m, "member ledger/checkpoint.txt is missing")
+    note = m["ledger/checkpoint.txt"].decode("utf-8")
+    need(len(note.encode()) <= 1_000_000 and all(c == "\n" or c >= " " for c in note),
+         "note too large or with a control character")
+    need("\n\n" in note, "no blank line before the signatures")
+    text, sigs = note[:note.rindex("\n\n") + 1], note[note.rindex("\n\n") + 2:]
+    need(sigs.endswith("\n"), "the last signature line must end with a newline")
+    lines, signers = sigs[:-1].split("\n"), set()
+    need(len(lines) <= 100, "more than 100 signature lines")
+    for line in lines:
+        need(line.startswith("\u2014 ") and " " in line[2:], f"bad signature line {line!r}")
+        name, sig = line[2:].split(" ", 1)
+        need(name and not any(c.isspace() or c == "+" for c in name), f"bad key name {name!r}")
+        raw = b64(sig)
+        need(len(raw) >= 5, "signature shorter than a key id and one byte")
+        for kname, kid, pub in keys:  # only the first line of a pinned key counts
+            if (name, raw[:4]) == (kname, kid) and (name, kid) not in signers:
+                need(ed25519_verify(pub, text.encode(), raw[4:]), f"{name}: bad signature")
+                signers.add((name, kid))
+    need(signers, "no signature by a pinned key")
+    origin, size, root, *extensions = text[:-1].split("\n")
+    need(origin and size.isascii() and size.isdigit() and str(int(size)) == size
+         and int(size) < 2**64 and "" not in extensions, "malformed checkpoint body")
+    need(origin in {n for n, _ in signers}, f"no pinned key named {origin} signed it")
+    return (origin, int(size), b64(root, 32)), f"{origin} at size {size} signed by a pinned key"
+
+def checkpoint_matches(st, cp):
+    p = st["predicate"]
+    need((p["origin"], p["tree_size"], b64(p["root_hash"], 32)) == cp,
+         "the predicate's origin, tree size or root differs from the checkpoint's")
+    return None, "origin, tree size and root agree"
+
+def inclusion_proofs(m, cp):
+    audit = jsonl("audit.jsonl", m["audit.jsonl"])
+    proofs = jsonl("ledger/proofs.jsonl", m["ledger/proofs.jsonl"])
+    need(audit and len(audit) == len(proofs), f"{len(audit)} audit, {len(proofs)} proof lines")
+    events, (_, size, root) = {}, cp
+    for n, (leaf, line) in enumerate(zip(audit, proofs), 1):
+        ev = shape(canonical(leaf, f"audit line {n}"), f"audit line {n}",
+                   "v:int seq:int time:str actor:dict action:str subject:str data:any")
+        shape(ev["actor"], f"audit line {n} actor", "kind:str id:str role:str")
+        need(ev["v"] == 1 and ev["seq"] > max(events, default=-1), f"audit line {n}: v or seq")
+        pr = shape(canonical(line, f"proof line {n}"), f"proof line {n}",
+                   "hashes:list leaf_hash:str seq:int tree_size:int")
+        need((pr["seq"], pr["tree_size"]) == (ev["seq"], size), f"proof line {n}: seq or size")
+        fn, sn, r = ev["seq"], size - 1, sha256(b"\x00" + leaf)
+        need(b64(pr["leaf_hash"], 32) == r, f"proof line {n}: leaf_hash is not audit line {n}'s")
+        need(fn < size, f"seq {fn} is not below the tree size")
+        for h in pr["hashes"]:  # RFC 9162 section 2.1.3.2
+            need(sn > 0, f"seq {ev['seq']}: proof too long")
+            if fn & 1 or fn == sn:
+                r = sha256(b"\x01" + b64(h, 32) + r)
+                while not fn & 1 and fn: fn, sn = fn >> 1, sn >> 1
+            else: r = sha256(b"\x01" + r + b64(h, 32))
+            fn, sn = fn >> 1, sn >> 1
+        need(sn == 0 and r == root, f"event seq {ev['seq']} is not proven in the tree")
+        events[ev["seq"]] = ev
+    return events, f"{len(events)} events proven included at tree size {size}"
+
+def backs(edge, ev):
+    """Is `ev` the event that creates `edge` (its action, on the edge's run, naming the
+    other end in its data)? Raises Bad with the reason if not."""
+    kind, frm, to, data = edge["kind"], edge["from"], edge["to"], ev["data"]
+    get = lambda k: data.get(k) if isinstance(data, dict) else None
+    names = lambda prefix, k: isinstance(get(k), str) and prefix + get(k) == to
+    def expect(action, run):
+        need(ev["action"] == action, f"is {ev['action']}, not {action}")
+        need(ev["subject"] == run, f"is about {ev['subject']}, not {run}")
+    def lists(key, node):  # data[key] has {"dataset_id", "digest"} of this version node
+        ds, at, digest = node[len("dataset_version:"):].partition("@")
+        return node.startswith("dataset_version:") and at and isinstance(get(key), list) and any(
+            isinstance(i, dict) and (i.get("dataset_id"), i.get("digest")) == (ds, digest)
+            for i in get(key))
+    if kind == "input":
+        expect("run.create", to)
+        need(lists("inputs", frm), f"does not list {frm} as an input")
+    elif kind == "built_from":
+        expect("run.create", frm)
+        need(names("git_commit:", "git_commit"), f"does not name {to}")
+    elif kind == "executed_in":
+        expect("run.create", frm)
+        need(names("image:", "image_digest"), f"does not name {to}")
+    elif kind == "produced" and to.startswith("artifact:"):
+        expect("artifact.upload", frm)
+        need(names("artifact:", "artifact_id"), f"does not upload {to}")
+    elif kind == "produced":
+        expect("run.finish", frm)
+        need(lists("outputs", to), f"does not list {to} as an output")
+    else: raise Bad(f"cannot back an edge of unknown kind {kind}")
+
+def lineage_edges(m, events, st):
+    lin = shape(canonical(m["lineage.json"], "lineage.json"), "lineage", "nodes:list edges:list")
+    ids = [shape(n, "node", "id:str kind:str label:str")["id"] for n in lin["nodes"]]
+    need(ids == sorted(set(ids)), "nodes are not sorted and unique")
+    need(all(n["id"].startswith(n["kind"] + ":") for n in lin["nodes"]), "node id without kind")
+    scope = st["predicate"]["scope"]["kind"] + ":" + st["predicate"]["scope"]["id"]
+    need(scope in ids, f"the scope {scope} is not a lineage node")
+    keys = [(e["from"], e["to"], e["kind"]) for e in lin["edges"]
+            if shape(e, "edge", "from:str to:str kind:str seq:int")]
+    need(keys == sorted(set(keys)), "edges are not sorted and unique")
+    for e in lin["edges"]:
+        label = f"edge {e['from']} -[{e['kind']}]-> {e['to']}"
+        need(e["from"] in ids and e["to"] in ids, f"{label}: an end is not a node")
+        need(e["seq"] in events, f"{label}: seq {e['seq']} is not in the proven audit slice")
+        try: backs(e, events[e["seq"]])
+        except Bad as why: raise Bad(f"{label}: event {e['seq']} {why}") from None
+    return None, f"{len(ids)} nodes, {len(keys)} edges each backed by its event"
+
+def policy_snapshot(m, events):
+    pol = shape(canonical(m["policy.json"], "policy.json"), "policy.json", "version:int "
+                "required_gates:list run_token_ttl_seconds:int updated_at:str updated_by:str")
+    need(all(isinstance(g, str) for g in pol["required_gates"]), "required_gates: not strings")
+    if pol["version"] <= 1: return None, "initial policy version 1"  # made by ledger.init
+    subject = f"policy:{pol['version']}"
+    ev = [e for e in events.values() if (e["action"], e["subject"]) == ("policy.update", subject)]
+    need(ev, f"the {subject} update event is not in the proven audit slice")
+    data = ev[0]["data"] if isinstance(ev[0]["data"], dict) else {}
+    ttl = data.get("run_token_ttl_seconds")
+    need(data.get("required_gates") == pol["required_gates"] and type(ttl) is int
+         and ttl == pol["run_token_ttl_seconds"], f"policy.json differs from event {ev[0]['seq']}")
+    return None, f"policy version {pol['version']} backed by event {ev[0]['seq']}"
+
+def parse_key(s):
+    name, kid, key = s.split("+", 2)
+    raw = b64(key)
+    need(name and len(kid) == 8 and len(raw) == 33 and raw[0] == 1, f"bad verifier key {s!r}")
+    need(sha256(name.encode() + b"\n" + raw)[:4].hex() == kid, f"key id of {s!r} is wrong")
+    return name, bytes.fromhex(kid), raw[1:]
+
+def main(argv):
+    try:
+        keys = [parse_key(k) for k in argv[2:]]
+        with open(argv[1], "rb") as f: zb = f.read()
+        need(keys, "no verifier key")
+    except (Bad, ValueError, OSError, IndexError) as e:
+        print(f"error: {e}\n{__doc__}", file=sys.stderr)
+        return 2
+    print(f"verifying {argv[1]} with {len(keys)} pinned key(s); Ed25519: {BACKEND}")
+    done, failed = {}, 0
+    def check(name, deps, fn):
+        """Runs fn on the results of deps; if one of them failed, this check fails too."""
+        nonlocal failed
+        missing = next((d for d in ["archive.safe"] + deps if d not in done), None)
+        try:
+            if missing and name != "archive.safe": raise Bad(f"not checked: {missing} failed")
+            done[name], summary = fn(*[done[d] for d in deps])
+            print(f"PASS {name}: {summary}")
+        except Exception as e:  # malformed input of any kind is a FAIL, never a crash or a skip
+            failed += 1
+            print(f"FAIL {name}: {e if isinstance(e, Bad) else f'{type(e).__name__}: {e}'}")
+    check("archive.safe", [], lambda: archive_safe(zb))
+    check("archive.members", ["archive.safe"], archive_members)
+    check("dsse.signature", ["archive.safe"], lambda m: dsse_signature(m, keys))
+    check("statement.format", ["dsse.signature"], statement_format)
+    check("statement.subjects", ["archive.safe", "statement.format"], statement_subjects)
+    check("checkpoint.signature", ["archive.safe"], lambda m: checkpoint_signature(m, keys))
+    check("checkpoint.matches_predicate", ["statement.format", "checkpoint.signature"],
+          checkpoint_matches)
+    check("inclusion.proofs", ["archive.safe", "checkpoint.signature"], inclusion_proofs)
+    check("lineage.edges", ["archive.safe", "inclusion.proofs", "statement.format"], lineage_edges)
+    check("policy.snapshot", ["archive.safe", "inclusion.proofs"], policy_snapshot)
+    print("bundle OK" if not failed else f"bundle REJECTED: {failed} of 10 checks failed")
+    return 1 if failed else 0
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
