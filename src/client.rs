@@ -13,23 +13,36 @@
 //!    sent unchanged on every attempt, so a retry after a lost response cannot apply the write
 //!    twice;
 //! 3. runs attempts through the [`crate::transport::Transport`] under the
-//!    [`crate::retry::RetryConfig`] rules;
+//!    [`crate::retry::RetryConfig`] rules, all within one deadline for the whole call
+//!    ([`DEFAULT_CALL_DEADLINE`]): each attempt's timeout is the per-attempt timeout or the time
+//!    left, whichever is less, and no wait is started that would end past the deadline;
 //! 4. decodes a 2xx body, or turns anything else into an [`crate::Error`] (problem+json into
 //!    [`crate::error::ApiError`]).
 //!
 //! Tokens live only in memory, inside [`crate::Secret`], and are redacted from `Debug`.
+//!
+//! Generated idempotency keys are 128 bits of SHA-256 in counter mode over a 256-bit secret
+//! drawn, natively, from the OS random source (through std's `RandomState`, whose keys the
+//! standard library takes from the OS). They cannot be predicted from keys seen before, unlike
+//! the jitter generator's output. [`ClientBuilder::seed`] / [`ClientBuilder::seed_bytes`]
+//! replace the secret (tests; the wasm layer, which draws it from `crypto.getRandomValues`).
 
 use std::cell::Cell;
 use std::fmt;
 use std::rc::Rc;
 use std::time::Duration;
 
+use sha2::{Digest, Sha256};
+
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use crate::error::{redact, ApiError, Error, FieldError, Result, Sent};
-use crate::retry::{parse_retry_after, Jitter, RetryBudget, RetryConfig, DEFAULT_TIMEOUT};
+use crate::error::{redact, ApiError, Error, FieldError, Result, Sent, TimeoutLimit};
+pub use crate::retry::DEFAULT_CALL_DEADLINE;
+use crate::retry::{
+    parse_retry_after, Jitter, RetryBudget, RetryConfig, DEFAULT_TIMEOUT, MIN_ATTEMPT_WINDOW,
+};
 use crate::secret::Secret;
 use crate::transport::{
     headers, Body, Headers, Method, Request, Response, Sleep, Transport, TransportError,
@@ -74,6 +87,8 @@ pub struct RequestOptions {
     pub idempotency_key: Option<String>,
     /// Per-attempt timeout for this call; the client's when `None`.
     pub timeout: Option<Duration>,
+    /// Deadline of this whole call (all attempts and waits); the client's when `None`.
+    pub deadline: Option<Duration>,
 }
 
 impl RequestOptions {
@@ -81,13 +96,19 @@ impl RequestOptions {
     pub fn idempotency_key(key: impl Into<String>) -> Self {
         Self {
             idempotency_key: Some(key.into()),
-            timeout: None,
+            ..Self::default()
         }
     }
 
     /// Sets the per-attempt timeout.
     pub fn with_timeout(mut self, timeout: Duration) -> Self {
         self.timeout = Some(timeout);
+        self
+    }
+
+    /// Sets the deadline of the whole call.
+    pub fn with_deadline(mut self, deadline: Duration) -> Self {
+        self.deadline = Some(deadline);
         self
     }
 }
@@ -97,11 +118,12 @@ pub struct ClientBuilder {
     base_url: Option<String>,
     token: Option<Secret>,
     timeout: Duration,
+    deadline: Option<Duration>,
     retry: RetryConfig,
     user_agent: String,
     transport: Option<Rc<dyn Transport>>,
     sleep: Option<Rc<dyn Sleep>>,
-    seed: Option<u64>,
+    seed: Option<[u8; 32]>,
 }
 
 impl fmt::Debug for ClientBuilder {
@@ -110,6 +132,7 @@ impl fmt::Debug for ClientBuilder {
             .field("base_url", &self.base_url)
             .field("token", &self.token)
             .field("timeout", &self.timeout)
+            .field("deadline", &self.deadline)
             .field("retry", &self.retry)
             .field("user_agent", &self.user_agent)
             .finish_non_exhaustive()
@@ -122,6 +145,7 @@ impl Default for ClientBuilder {
             base_url: None,
             token: None,
             timeout: DEFAULT_TIMEOUT,
+            deadline: None,
             retry: RetryConfig::default(),
             user_agent: USER_AGENT.to_owned(),
             transport: None,
@@ -151,6 +175,13 @@ impl ClientBuilder {
         self
     }
 
+    /// Deadline of every call, all attempts and waits included (default
+    /// [`DEFAULT_CALL_DEADLINE`], or the per-attempt timeout if that is longer).
+    pub fn deadline(mut self, deadline: Duration) -> Self {
+        self.deadline = Some(deadline);
+        self
+    }
+
     /// Retry settings (default [`RetryConfig::default`]).
     pub fn retry(mut self, retry: RetryConfig) -> Self {
         self.retry = retry;
@@ -170,16 +201,29 @@ impl ClientBuilder {
         self
     }
 
-    /// The timer/clock. Required unless the `native` feature provides the default.
+    /// The timers and clocks ([`Sleep`]: waits, the wall clock for `Retry-After` dates and the
+    /// monotonic clock for deadlines). Required unless the `native` feature provides the
+    /// default.
     pub fn sleep(mut self, sleep: impl Sleep + 'static) -> Self {
         self.sleep = Some(Rc::new(sleep));
         self
     }
 
-    /// Seed for backoff jitter and generated idempotency keys. Tests pass a constant; the wasm
-    /// layer passes `crypto.getRandomValues` output. Default: OS-seeded hasher keys mixed with
-    /// the clock.
+    /// Seed for backoff jitter and generated idempotency keys, replacing the OS random
+    /// source: for tests (a constant makes keys and delays reproducible). Only 64 bits: prefer
+    /// [`Self::seed_bytes`] for a real random seed.
     pub fn seed(mut self, seed: u64) -> Self {
+        let mut h = Sha256::new();
+        h.update(b"datapilot client seed v1\0");
+        h.update(seed.to_le_bytes());
+        self.seed = Some(h.finalize().into());
+        self
+    }
+
+    /// A 256-bit seed for backoff jitter and generated idempotency keys, replacing the OS
+    /// random source: e.g. 32 bytes of `crypto.getRandomValues` where the runtime has no OS
+    /// source std can reach (`wasm32-unknown-unknown`).
+    pub fn seed_bytes(mut self, seed: [u8; 32]) -> Self {
         self.seed = Some(seed);
         self
     }
@@ -194,6 +238,9 @@ impl ClientBuilder {
         if self.timeout.is_zero() {
             return Err(Error::build("timeout must be positive"));
         }
+        if self.deadline.is_some_and(|d| d.is_zero()) {
+            return Err(Error::build("deadline must be positive"));
+        }
         if let Some(token) = &self.token {
             validate_token(token)?;
         }
@@ -207,7 +254,7 @@ impl ClientBuilder {
         };
         let seed = self
             .seed
-            .unwrap_or_else(|| default_seed(sleep.now_unix_millis()));
+            .unwrap_or_else(|| os_seed(sleep.now_unix_millis()));
         let max_attempts = self.retry.max_attempts.max(1);
         let retry = RetryConfig {
             max_attempts,
@@ -220,12 +267,14 @@ impl ClientBuilder {
                 transport,
                 sleep,
                 retry,
-                jitter: Jitter::new(seed),
+                jitter: Jitter::new(derive_u64(&seed, b"jitter")),
+                keys: KeyGenerator::new(&seed),
                 user_agent: self.user_agent,
                 attempts: Cell::new(0),
             }),
             token: self.token.map(Rc::new),
             timeout: self.timeout,
+            deadline: self.deadline,
         })
     }
 }
@@ -254,15 +303,64 @@ fn default_sleep() -> Result<Rc<dyn Sleep>> {
     ))
 }
 
-/// A seed with no `getrandom`: std's `RandomState` keys come from the OS where it has one, and
-/// the clock and a heap address add variation where it does not.
-fn default_seed(now: Option<u64>) -> u64 {
+/// A 256-bit seed from the OS random source, without a `getrandom` dependency: std's
+/// `RandomState` takes 128-bit SipHash keys from the OS (`getrandom(2)`, `BCryptGenRandom`,
+/// `SecRandomCopyRandom`…) once per thread and makes each new instance's keys distinct, so
+/// hashing through a few fresh instances yields output no one without those keys can predict.
+/// The clock and a heap address are mixed in too; they only add variation where std has no OS
+/// source (`wasm32-unknown-unknown`, where the wasm layer passes a seed instead).
+fn os_seed(now: Option<u64>) -> [u8; 32] {
     use std::hash::{BuildHasher, Hasher};
     let probe = Box::new(0u8);
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u64(now.unwrap_or(0));
-    h.write_usize(&*probe as *const u8 as usize);
-    h.finish()
+    let mut seed = Sha256::new();
+    seed.update(b"datapilot client seed v1\0");
+    for i in 0..4u64 {
+        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+        h.write_u64(i);
+        seed.update(h.finish().to_le_bytes());
+    }
+    seed.update(now.unwrap_or(0).to_le_bytes());
+    seed.update((&*probe as *const u8 as usize).to_le_bytes());
+    seed.finalize().into()
+}
+
+/// 64 bits derived from `seed` for one purpose (domain-separated, so the jitter generator,
+/// whose output reveals its state, says nothing about the key generator's secret).
+fn derive_u64(seed: &[u8; 32], purpose: &[u8]) -> u64 {
+    let mut h = Sha256::new();
+    h.update(seed);
+    h.update(purpose);
+    let d = h.finalize();
+    u64::from_le_bytes(d[..8].try_into().expect("8 bytes"))
+}
+
+/// Idempotency keys: `dp-` and the first 128 bits, in hex, of SHA-256(secret ‖ counter).
+/// SHA-256 in counter mode under a 256-bit secret: seeing any number of keys does not help
+/// predict the next one (unlike xorshift, whose output reveals its state).
+struct KeyGenerator {
+    secret: [u8; 32],
+    counter: Cell<u64>,
+}
+
+impl KeyGenerator {
+    fn new(seed: &[u8; 32]) -> Self {
+        let mut h = Sha256::new();
+        h.update(seed);
+        h.update(b"idempotency keys");
+        Self {
+            secret: h.finalize().into(),
+            counter: Cell::new(0),
+        }
+    }
+
+    fn next_key(&self) -> String {
+        let n = self.counter.get();
+        self.counter.set(n.wrapping_add(1));
+        let mut h = Sha256::new();
+        h.update(self.secret);
+        h.update(n.to_le_bytes());
+        format!("dp-{}", hex::encode(&h.finalize()[..16]))
+    }
 }
 
 fn validate_base_url(url: &str) -> Result<String> {
@@ -341,6 +439,7 @@ struct Inner {
     retry: RetryConfig,
     budget: RetryBudget,
     jitter: Jitter,
+    keys: KeyGenerator,
     user_agent: String,
     /// Attempts sent over the client's life (observability and tests).
     attempts: Cell<u64>,
@@ -352,6 +451,8 @@ pub struct Client {
     inner: Rc<Inner>,
     token: Option<Rc<Secret>>,
     timeout: Duration,
+    /// `None`: [`DEFAULT_CALL_DEADLINE`], or the call's attempt timeout if that is longer.
+    deadline: Option<Duration>,
 }
 
 impl fmt::Debug for Client {
@@ -360,6 +461,7 @@ impl fmt::Debug for Client {
             .field("base_url", &self.inner.base_url)
             .field("token", &self.token.as_ref().map(|_| "<redacted>"))
             .field("timeout", &self.timeout)
+            .field("deadline", &self.deadline)
             .field("retry", &self.inner.retry)
             .field("retry_budget", &self.inner.budget.available())
             .field("user_agent", &self.inner.user_agent)
@@ -473,6 +575,14 @@ impl Client {
         }
     }
 
+    /// A view of this client with another deadline per call (all attempts and waits).
+    pub fn with_deadline(&self, deadline: Duration) -> Self {
+        Self {
+            deadline: Some(deadline),
+            ..self.clone()
+        }
+    }
+
     /// Retry budget tokens left (see [`crate::retry::RetryBudget`]).
     pub fn retry_budget_available(&self) -> u32 {
         self.inner.budget.available()
@@ -483,10 +593,10 @@ impl Client {
         self.inner.attempts.get()
     }
 
-    /// A fresh random idempotency key: `dp-` and 32 hex characters (128 bits).
+    /// A fresh random idempotency key: `dp-` and 32 hex characters (128 bits, unpredictable;
+    /// see the module docs).
     pub fn new_idempotency_key(&self) -> String {
-        let j = &self.inner.jitter;
-        format!("dp-{:016x}{:016x}", j.next_u64(), j.next_u64())
+        self.inner.keys.next_key()
     }
 
     fn url(&self, call: &Call) -> String {
@@ -500,11 +610,19 @@ impl Client {
         url
     }
 
-    /// Runs `call` with retries and returns the 2xx response.
+    /// Runs `call` with retries, within its deadline, and returns the 2xx response.
     pub(crate) async fn execute(&self, call: Call) -> Result<Response> {
         let timeout = call.options.timeout.unwrap_or(self.timeout);
         if timeout.is_zero() {
             return Err(Error::build("timeout must be positive"));
+        }
+        let deadline = call
+            .options
+            .deadline
+            .or(self.deadline)
+            .unwrap_or_else(|| DEFAULT_CALL_DEADLINE.max(timeout));
+        if deadline.is_zero() {
+            return Err(Error::build("deadline must be positive"));
         }
         let mut hdrs = Headers::new();
         hdrs.set(headers::ACCEPT, call.accept);
@@ -532,14 +650,24 @@ impl Client {
         }
         let url = self.url(&call);
         let retry = &self.inner.retry;
+        let mut clock = CallClock::start(&*self.inner.sleep, deadline);
         let mut retries = 0u32;
+        // Whether an attempt so far may have taken effect on the server: decides what a later
+        // error that left nothing behind (a refused connection) reports as `sent`.
+        let mut maybe_applied = false;
         loop {
+            let left = clock.left();
+            if left.is_zero() {
+                // The wait before this retry overran (a late timer): no time for the attempt.
+                return Err(deadline_timeout(deadline, maybe_applied));
+            }
+            let attempt_timeout = timeout.min(left);
             let request = Request {
                 method: call.method,
                 url: url.clone(),
                 headers: hdrs.clone(),
                 body: call.body.clone(),
-                timeout,
+                timeout: attempt_timeout,
             };
             self.inner.attempts.set(self.inner.attempts.get() + 1);
             let err = match self.inner.transport.send(request).await {
@@ -548,21 +676,44 @@ impl Client {
                     return Ok(resp);
                 }
                 Ok(resp) => api_error(&resp, self.inner.sleep.now_unix_millis()),
-                Err(e) => transport_error(e, timeout),
+                Err(e) if e.kind == TransportErrorKind::Timeout => {
+                    clock.count(attempt_timeout);
+                    if attempt_timeout < timeout {
+                        // This attempt had only what was left of the deadline, and used it up.
+                        return Err(deadline_timeout(deadline, true));
+                    }
+                    Error::Timeout {
+                        after: attempt_timeout,
+                        sent: Sent::Maybe,
+                        limit: TimeoutLimit::Attempt,
+                    }
+                }
+                Err(e) => transport_error(e),
             };
-            if !err.is_retryable() || (!replay_safe && !cannot_have_been_applied(&err)) {
+            let harmless = cannot_have_been_applied(&err);
+            maybe_applied |= !harmless;
+            let err = account_earlier_attempts(err, maybe_applied);
+            if !err.is_retryable() || (!replay_safe && !harmless) {
                 if err.sent() == Sent::Yes {
                     // The server is answering; let the budget recover.
                     self.inner.budget.deposit();
                 }
                 return Err(err);
             }
-            if retries + 1 >= retry.max_attempts || !self.inner.budget.try_withdraw() {
+            if retries + 1 >= retry.max_attempts {
+                return Err(err);
+            }
+            let delay = retry.delay(retries + 1, err.retry_after(), &self.inner.jitter);
+            // No wait that would end past the deadline, or leave too little for the attempt.
+            if delay.saturating_add(MIN_ATTEMPT_WINDOW) > clock.left() {
+                return Err(mark_deadline_exhausted(err, deadline, maybe_applied));
+            }
+            if !self.inner.budget.try_withdraw() {
                 return Err(err);
             }
             retries += 1;
-            let delay = retry.delay(retries, err.retry_after(), &self.inner.jitter);
             self.inner.sleep.sleep(delay).await;
+            clock.count(delay);
         }
     }
 
@@ -589,17 +740,100 @@ fn cannot_have_been_applied(err: &Error) -> bool {
     err.sent() == Sent::No || matches!(err.status(), Some(408 | 429 | 503))
 }
 
-fn transport_error(e: TransportError, timeout: Duration) -> Error {
-    match e.kind {
-        TransportErrorKind::Timeout => Error::Timeout { after: timeout },
-        TransportErrorKind::Connect => Error::Transport {
+/// A transport failure other than a timeout.
+fn transport_error(e: TransportError) -> Error {
+    Error::Transport {
+        sent: match e.kind {
+            TransportErrorKind::Connect => Sent::No,
+            _ => Sent::Maybe,
+        },
+        message: redact(&e.message),
+        deadline_exhausted: false,
+    }
+}
+
+/// An error that left nothing behind on its own (a refused connection) still reports
+/// [`Sent::Maybe`] when an earlier attempt of the same call may have taken effect.
+fn account_earlier_attempts(err: Error, maybe_applied: bool) -> Error {
+    match err {
+        Error::Transport {
             sent: Sent::No,
-            message: redact(&e.message),
-        },
-        _ => Error::Transport {
+            message,
+            deadline_exhausted,
+        } if maybe_applied => Error::Transport {
             sent: Sent::Maybe,
-            message: redact(&e.message),
+            message,
+            deadline_exhausted,
         },
+        other => other,
+    }
+}
+
+/// The call's deadline passed.
+fn deadline_timeout(deadline: Duration, maybe_applied: bool) -> Error {
+    Error::Timeout {
+        after: deadline,
+        sent: if maybe_applied { Sent::Maybe } else { Sent::No },
+        limit: TimeoutLimit::CallDeadline,
+    }
+}
+
+/// The call ends with `err` because its deadline leaves no time for another attempt: the error
+/// is kept (status, code, `Retry-After` stay readable) and marked; an attempt's timeout becomes
+/// the deadline's.
+fn mark_deadline_exhausted(err: Error, deadline: Duration, maybe_applied: bool) -> Error {
+    match err {
+        Error::Api(mut api) => {
+            api.deadline_exhausted = true;
+            Error::Api(api)
+        }
+        Error::Transport { sent, message, .. } => Error::Transport {
+            sent,
+            message,
+            deadline_exhausted: true,
+        },
+        Error::Timeout { .. } => deadline_timeout(deadline, maybe_applied),
+        other => other,
+    }
+}
+
+/// Time spent by one call, against its deadline.
+///
+/// With a clock ([`Sleep::now`]) the elapsed time is measured; it is never taken to be less
+/// than the time the call knows it spent (its waits and the attempts that ran into their
+/// timeout), which also covers a runtime with no clock and a wall clock stepped backwards.
+struct CallClock<'a> {
+    sleep: &'a dyn Sleep,
+    start: Option<Duration>,
+    deadline: Duration,
+    counted: Duration,
+}
+
+impl<'a> CallClock<'a> {
+    fn start(sleep: &'a dyn Sleep, deadline: Duration) -> Self {
+        Self {
+            sleep,
+            start: sleep.now(),
+            deadline,
+            counted: Duration::ZERO,
+        }
+    }
+
+    /// Records time known to have passed.
+    fn count(&mut self, spent: Duration) {
+        self.counted = self.counted.saturating_add(spent);
+    }
+
+    fn elapsed(&self) -> Duration {
+        let measured = match (self.start, self.sleep.now()) {
+            (Some(start), Some(now)) => now.saturating_sub(start),
+            _ => Duration::ZERO,
+        };
+        measured.max(self.counted)
+    }
+
+    fn left(&self) -> Duration {
+        self.deadline.saturating_sub(self.elapsed())
     }
 }
 
@@ -645,6 +879,7 @@ pub(crate) fn api_error(resp: &Response, now_unix_millis: Option<u64>) -> Error 
             .collect(),
         request_id: body_id.or(header_id),
         retry_after,
+        deadline_exhausted: false,
     }))
 }
 

@@ -3,8 +3,14 @@
 //! Every failure answers the question a caller must ask before doing anything else: **could
 //! the request have taken effect?** [`Error::sent`] says so ([`Sent::No`] for input that was
 //! rejected before anything left the process, [`Sent::Maybe`] for a connection that broke or
-//! timed out mid-flight, [`Sent::Yes`] when the server answered). Writes carry an
-//! `Idempotency-Key`, so repeating a `Maybe` write with the same key is safe.
+//! timed out mid-flight, [`Sent::Yes`] when the server answered). For a call that made several
+//! attempts it covers all of them: a refused connection after an earlier attempt broke
+//! mid-flight is still [`Sent::Maybe`]. Writes carry an `Idempotency-Key`, so repeating a
+//! `Maybe` write with the same key is safe.
+//!
+//! A call that ran out of time says so: [`Error::Timeout`] names the limit it hit
+//! ([`TimeoutLimit`]), and a retryable error the call's deadline did not leave time to retry is
+//! returned with [`Error::deadline_exhausted`] set.
 //!
 //! API errors are RFC 9457 problem documents: [`ApiError`] keeps the stable `code`, the HTTP
 //! status, title, detail, field errors, the request id (for the server's logs) and any
@@ -60,6 +66,20 @@ pub struct ApiError {
     pub request_id: Option<String>,
     /// The server's `Retry-After`, if any.
     pub retry_after: Option<Duration>,
+    /// The call ended with this (retryable) error because its deadline left no time for the
+    /// wait before another attempt, e.g. a `Retry-After` longer than the time left.
+    pub deadline_exhausted: bool,
+}
+
+/// Which time limit a [`Error::Timeout`] ran into.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum TimeoutLimit {
+    /// One attempt's timeout ([`crate::ClientBuilder::timeout`]).
+    Attempt,
+    /// The whole call's deadline ([`crate::ClientBuilder::deadline`]), across attempts and
+    /// waits.
+    CallDeadline,
 }
 
 /// Every way an SDK call can fail.
@@ -73,18 +93,31 @@ pub enum Error {
         message: String,
     },
     /// The transport failed (DNS, connect, reset, TLS).
-    #[error("transport error ({sent:?} sent): {message}")]
+    #[error(
+        "transport error ({sent:?} sent): {message}{}",
+        deadline_note(*.deadline_exhausted, None)
+    )]
     Transport {
-        /// Whether the request may have reached the server.
+        /// Whether the request may have reached the server (over every attempt of the call).
         sent: Sent,
         /// Transport's description, redacted.
         message: String,
+        /// The call ended with this error because its deadline left no time for another
+        /// attempt.
+        deadline_exhausted: bool,
     },
-    /// No response within the per-attempt timeout.
-    #[error("timed out after {after:?}")]
+    /// No response in time: one attempt ran into its timeout (and no retry followed), or the
+    /// call's deadline passed.
+    #[error("{}", format_timeout(*.after, *.sent, *.limit))]
     Timeout {
-        /// The timeout that elapsed.
+        /// The limit that elapsed: the attempt's timeout or the call's deadline.
         after: Duration,
+        /// Whether the request may have reached the server (over every attempt of the call):
+        /// [`Sent::Maybe`] when an attempt was cut off in flight, [`Sent::No`] when no attempt
+        /// can have had an effect.
+        sent: Sent,
+        /// Which limit it was.
+        limit: TimeoutLimit,
     },
     /// The server answered with an error status.
     #[error("{}", format_api(.0))]
@@ -104,6 +137,27 @@ pub enum Error {
     Verification(String),
 }
 
+fn deadline_note(exhausted: bool, retry_after: Option<Duration>) -> String {
+    match (exhausted, retry_after) {
+        (false, _) => String::new(),
+        (true, Some(after)) => format!(
+            " (not retried: the server asked to wait {after:?}, longer than the call's deadline leaves)"
+        ),
+        (true, None) => " (not retried: the call's deadline leaves no time for another attempt)".into(),
+    }
+}
+
+fn format_timeout(after: Duration, sent: Sent, limit: TimeoutLimit) -> String {
+    let sent = match sent {
+        Sent::No => "the request was not sent",
+        _ => "the request may have been sent",
+    };
+    match limit {
+        TimeoutLimit::CallDeadline => format!("call deadline of {after:?} passed; {sent}"),
+        _ => format!("attempt timed out after {after:?}; {sent}"),
+    }
+}
+
 fn format_api(e: &ApiError) -> String {
     let mut s = format!("HTTP {}", e.status);
     if let Some(code) = &e.code {
@@ -119,6 +173,7 @@ fn format_api(e: &ApiError) -> String {
         s.push_str(id);
         s.push(')');
     }
+    s.push_str(&deadline_note(e.deadline_exhausted, e.retry_after));
     s
 }
 
@@ -149,7 +204,7 @@ impl Error {
         match self {
             Self::Build { .. } => Sent::No,
             Self::Transport { sent, .. } => *sent,
-            Self::Timeout { .. } => Sent::Maybe,
+            Self::Timeout { sent, .. } => *sent,
             Self::Api(_) | Self::Decode { .. } => Sent::Yes,
             // Verification happens on a response the server sent.
             Self::Verification(_) => Sent::Yes,
@@ -197,6 +252,20 @@ impl Error {
         match self {
             Self::Api(api) => api.retry_after,
             _ => None,
+        }
+    }
+
+    /// Whether the call gave up because of its deadline: a [`TimeoutLimit::CallDeadline`]
+    /// timeout, or a retryable error that was not retried because the deadline left no time
+    /// for the wait (e.g. a `Retry-After` longer than the time left).
+    pub fn deadline_exhausted(&self) -> bool {
+        match self {
+            Self::Timeout { limit, .. } => *limit == TimeoutLimit::CallDeadline,
+            Self::Transport {
+                deadline_exhausted, ..
+            } => *deadline_exhausted,
+            Self::Api(api) => api.deadline_exhausted,
+            _ => false,
         }
     }
 
@@ -266,14 +335,34 @@ mod tests {
                 errors: vec![],
                 request_id: None,
                 retry_after: None,
+                deadline_exhausted: false,
             }));
             assert!(!e.is_retryable(), "{status}");
             assert_eq!(e.sent(), Sent::Yes);
         }
-        assert!(Error::Timeout {
-            after: Duration::from_secs(1)
-        }
-        .is_retryable());
+        let attempt = Error::Timeout {
+            after: Duration::from_secs(1),
+            sent: Sent::Maybe,
+            limit: TimeoutLimit::Attempt,
+        };
+        assert!(attempt.is_retryable());
+        assert!(!attempt.deadline_exhausted());
+        assert_eq!(attempt.sent(), Sent::Maybe);
+        let deadline = Error::Timeout {
+            after: Duration::from_secs(60),
+            sent: Sent::No,
+            limit: TimeoutLimit::CallDeadline,
+        };
+        assert!(deadline.deadline_exhausted());
+        assert_eq!(deadline.sent(), Sent::No);
+        assert_eq!(
+            deadline.to_string(),
+            "call deadline of 60s passed; the request was not sent"
+        );
+        assert_eq!(
+            attempt.to_string(),
+            "attempt timed out after 1s; the request may have been sent"
+        );
         assert!(!Error::build("x").is_retryable());
         assert_eq!(Error::build("x").sent(), Sent::No);
     }

@@ -16,6 +16,7 @@
 //!
 //! The client is `!Send`: drive it with a current-thread runtime, `block_on` or a `LocalSet`.
 
+use std::sync::OnceLock;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::error::{Error, Result};
@@ -115,5 +116,13 @@ impl Sleep for TokioSleep {
             .duration_since(UNIX_EPOCH)
             .ok()
             .map(|d| d.as_millis() as u64)
+    }
+
+    /// Tokio's monotonic clock (which a paused test runtime also pauses), from a process-wide
+    /// origin.
+    fn now(&self) -> Option<Duration> {
+        static ORIGIN: OnceLock<tokio::time::Instant> = OnceLock::new();
+        let origin = *ORIGIN.get_or_init(tokio::time::Instant::now);
+        Some(tokio::time::Instant::now().saturating_duration_since(origin))
     }
 }

@@ -13,14 +13,20 @@
 //!   failed together so they do not retry together. A `Retry-After` header (seconds or
 //!   HTTP-date) replaces the computed delay, capped at [`RetryConfig::max_retry_after`] so a
 //!   misconfigured server cannot park a caller for hours.
-//! - **How often overall.** A per-attempt cap ([`RetryConfig::max_attempts`]) and a
+//! - **How long overall.** Every call has a deadline ([`DEFAULT_CALL_DEADLINE`], configurable
+//!   per client and per call) covering all its attempts and waits: an attempt's timeout is cut
+//!   to the time left, and a wait (backoff or `Retry-After`) that would end past the deadline
+//!   is not started; the call then ends with the last error, marked
+//!   [`crate::Error::deadline_exhausted`].
+//! - **How often overall.** A per-call cap ([`RetryConfig::max_attempts`]) and a
 //!   client-wide [`RetryBudget`]: a token bucket where every retry costs
 //!   [`RETRY_COST`] tokens and every success refunds [`SUCCESS_REFUND`]. During an outage the
 //!   bucket drains and the client stops multiplying its load by `max_attempts`; once requests
 //!   succeed again it refills.
 //!
-//! Jitter comes from a small xorshift generator ([`Jitter`]) seeded by the caller, so tests are
-//! deterministic and the wasm build needs no `getrandom`. Jitter needs spread, not secrecy.
+//! Jitter comes from a small xorshift generator ([`Jitter`]), so tests are deterministic and the
+//! wasm build needs no `getrandom`. Jitter needs spread, not secrecy; idempotency keys, which
+//! need unpredictability, come from a separate generator (see [`crate::client`]).
 
 use std::cell::Cell;
 use std::time::Duration;
@@ -35,6 +41,15 @@ pub const DEFAULT_MAX_DELAY: Duration = Duration::from_secs(10);
 pub const DEFAULT_MAX_RETRY_AFTER: Duration = Duration::from_secs(60);
 /// Per-attempt timeout.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+/// Deadline of a whole call: every attempt and every wait between attempts. An attempt's
+/// timeout is cut to what is left of it, and no wait starts that would end past it. When the
+/// caller sets a per-attempt timeout longer than this but no deadline, the deadline is that
+/// timeout instead (a call may always spend one full attempt).
+pub const DEFAULT_CALL_DEADLINE: Duration = Duration::from_secs(60);
+/// A retry is started only if at least this much of the call's deadline is left once its
+/// wait is over: an attempt with less time than this would rarely finish, and a write cut off
+/// mid-flight leaves its outcome unknown.
+pub const MIN_ATTEMPT_WINDOW: Duration = Duration::from_millis(100);
 /// Capacity of the retry budget, in tokens.
 pub const DEFAULT_RETRY_BUDGET: u32 = 100;
 /// Tokens one retry costs (a full bucket allows this many retries in a burst: 100 / 10 = 10).
@@ -173,8 +188,8 @@ impl RetryBudget {
     }
 }
 
-/// xorshift64* generator for backoff jitter and idempotency keys. Not cryptographic: it only
-/// needs to decorrelate clients. Seeded by the caller (tests pass a constant).
+/// xorshift64* generator for backoff jitter. Not cryptographic (its output reveals its
+/// state): it only needs to decorrelate clients. Never used for idempotency keys.
 #[derive(Debug)]
 pub struct Jitter {
     state: Cell<u64>,

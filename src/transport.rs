@@ -11,12 +11,14 @@
 //! drive the client on one task (`block_on`, a current-thread runtime or a `LocalSet`).
 //!
 //! **Timeouts belong to the transport.** Every request carries its per-attempt
-//! [`Request::timeout`]; the transport enforces it (reqwest's timeout, `AbortSignal.timeout`)
+//! [`Request::timeout`] (already cut to what is left of the call's deadline); the transport
+//! enforces it (reqwest's timeout, `AbortSignal.timeout`)
 //! and reports [`TransportErrorKind::Timeout`], so a hung connection can neither block the
 //! caller nor the retry loop.
 //!
-//! **Time is injected.** [`Sleep`] provides the backoff delay and the wall clock (for
-//! `Retry-After` dates), because `std::thread::sleep` and `SystemTime::now` do not exist on
+//! **Time is injected.** [`Sleep`] provides the backoff delay, the wall clock (for
+//! `Retry-After` dates) and a monotonic clock (for the per-call deadline), because
+//! `std::thread::sleep`, `Instant::now` and `SystemTime::now` do not exist on
 //! `wasm32-unknown-unknown` and because tests must not actually wait.
 
 use std::fmt;
@@ -234,7 +236,8 @@ pub struct Request {
     pub headers: Headers,
     /// Body.
     pub body: Body,
-    /// Per-attempt deadline the transport must enforce.
+    /// Time limit of this attempt, which the transport must enforce: the per-attempt timeout,
+    /// or what is left of the call's deadline if that is less.
     pub timeout: Duration,
 }
 
@@ -331,6 +334,15 @@ pub trait Sleep {
     fn now_unix_millis(&self) -> Option<u64> {
         None
     }
+
+    /// A monotonic clock: time since an arbitrary fixed origin, used to hold each call to its
+    /// deadline. Implement it with a monotonic source where the runtime has one
+    /// (`Instant`, `performance.now()`); the default falls back to the wall clock
+    /// ([`Self::now_unix_millis`]). `None` means no clock: the client then counts only the time
+    /// it knows has passed (its own waits and attempts that ran into their timeout).
+    fn now(&self) -> Option<Duration> {
+        self.now_unix_millis().map(Duration::from_millis)
+    }
 }
 
 impl<T: Transport + ?Sized> Transport for Rc<T> {
@@ -345,5 +357,8 @@ impl<S: Sleep + ?Sized> Sleep for Rc<S> {
     }
     fn now_unix_millis(&self) -> Option<u64> {
         (**self).now_unix_millis()
+    }
+    fn now(&self) -> Option<Duration> {
+        (**self).now()
     }
 }

@@ -7,6 +7,7 @@ mod common;
 use std::time::Duration;
 
 use common::*;
+use datapilot::error::TimeoutLimit;
 use datapilot::model::datasets::CreateDatasetRequest;
 use datapilot::model::metrics::{AppendMetricsRequest, MetricPoint};
 use datapilot::retry::{RetryConfig, DEFAULT_BASE_DELAY, DEFAULT_MAX_RETRY_AFTER};
@@ -178,6 +179,8 @@ fn reads_send_no_idempotency_key_and_standard_headers() {
 #[test]
 fn retry_after_seconds_and_date_are_honoured_and_capped() {
     let (c, t, s) = client();
+    // Longer than both waits, so the cap (not the deadline) is what is tested here.
+    let c = c.with_deadline(Duration::from_secs(120));
     t.push(Ok(response(429, &[("retry-after", "3")], "")));
     t.push(Ok(response(503, &[("retry-after", "7200")], "")));
     t.status(200, HEALTH);
@@ -276,7 +279,11 @@ fn transport_errors_are_retried_and_classified() {
         "slow",
     )));
     let err = block_on(c.with_timeout(Duration::from_millis(1500)).get_health()).unwrap_err();
-    assert!(matches!(err, Error::Timeout { after } if after == Duration::from_millis(1500)));
+    assert!(matches!(
+        err,
+        Error::Timeout { after, limit: TimeoutLimit::Attempt, .. } if after == Duration::from_millis(1500)
+    ));
+    assert!(!err.deadline_exhausted());
     assert_eq!(err.sent(), Sent::Maybe);
     assert_eq!(t.request(0).timeout, Duration::from_millis(1500));
 

@@ -79,6 +79,7 @@ pub(crate) fn prepare(client: &Client, options: &JsValue) -> Result<Prepared, Js
         opts: RequestOptions {
             idempotency_key,
             timeout,
+            ..RequestOptions::default()
         },
     })
 }

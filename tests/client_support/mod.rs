@@ -1,9 +1,12 @@
 //! A scripted transport and a fake clock for client tests: the transport replays canned
 //! outcomes in order and records every request; the sleeper records delays without waiting.
+//! Both share a fake monotonic clock: a wait advances it by its delay, an attempt by its
+//! scripted latency (a transport timeout by the request's whole timeout, as a real transport
+//! enforcing it would take).
 
 #![allow(dead_code)]
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::future::Future;
 use std::rc::Rc;
@@ -19,16 +22,35 @@ use datapilot::Client;
 
 pub type Outcome = Result<Response, TransportError>;
 
+/// The fake monotonic clock shared by [`Scripted`] and [`FakeSleep`].
+pub type Clock = Rc<Cell<Duration>>;
+
 #[derive(Clone, Default)]
 pub struct Scripted {
     pub outcomes: Rc<RefCell<VecDeque<Outcome>>>,
     pub requests: Rc<RefCell<Vec<Request>>>,
+    /// Latency of each scripted outcome (zero when not given).
+    pub latencies: Rc<RefCell<VecDeque<Duration>>>,
+    pub clock: Clock,
 }
 
 impl Scripted {
     pub fn push(&self, outcome: Outcome) -> &Self {
+        self.push_after(Duration::ZERO, outcome)
+    }
+    /// An outcome that arrives `latency` after the request (capped at the request's timeout,
+    /// past which the transport reports a timeout instead).
+    pub fn push_after(&self, latency: Duration, outcome: Outcome) -> &Self {
         self.outcomes.borrow_mut().push_back(outcome);
+        self.latencies.borrow_mut().push_back(latency);
         self
+    }
+    /// A transport timeout: the attempt takes its whole timeout.
+    pub fn timeout(&self) -> &Self {
+        self.push(Err(TransportError::new(
+            TransportErrorKind::Timeout,
+            "timed out",
+        )))
     }
     pub fn status(&self, status: u16, body: &str) -> &Self {
         self.push(Ok(response(status, &[], body)))
@@ -49,13 +71,27 @@ impl Scripted {
 
 impl Transport for Scripted {
     fn send(&self, request: Request) -> LocalBoxFuture<'_, Result<Response, TransportError>> {
+        let timeout = request.timeout;
         self.requests.borrow_mut().push(request);
-        let next = self.outcomes.borrow_mut().pop_front().unwrap_or_else(|| {
+        let mut next = self.outcomes.borrow_mut().pop_front().unwrap_or_else(|| {
             Err(TransportError::new(
                 TransportErrorKind::Io,
                 "script exhausted",
             ))
         });
+        let latency = self.latencies.borrow_mut().pop_front().unwrap_or_default();
+        let took = match &next {
+            Err(e) if e.kind == TransportErrorKind::Timeout => timeout,
+            _ if latency > timeout => {
+                next = Err(TransportError::new(
+                    TransportErrorKind::Timeout,
+                    "timed out",
+                ));
+                timeout
+            }
+            _ => latency,
+        };
+        self.clock.set(self.clock.get() + took);
         Box::pin(async move { next })
     }
 }
@@ -63,16 +99,32 @@ impl Transport for Scripted {
 #[derive(Clone, Default)]
 pub struct FakeSleep {
     pub delays: Rc<RefCell<Vec<Duration>>>,
+    /// The wall clock (for HTTP-date `Retry-After`), fixed.
     pub now: Option<u64>,
+    /// The monotonic clock, advanced by every wait.
+    pub clock: Clock,
+    /// Extra time every wait overruns by (a late timer).
+    pub overrun: Duration,
+}
+
+impl FakeSleep {
+    /// Time on the fake monotonic clock.
+    pub fn elapsed(&self) -> Duration {
+        self.clock.get()
+    }
 }
 
 impl Sleep for FakeSleep {
     fn sleep(&self, duration: Duration) -> LocalBoxFuture<'static, ()> {
         self.delays.borrow_mut().push(duration);
+        self.clock.set(self.clock.get() + duration + self.overrun);
         Box::pin(async {})
     }
     fn now_unix_millis(&self) -> Option<u64> {
         self.now
+    }
+    fn now(&self) -> Option<Duration> {
+        Some(self.clock.get())
     }
 }
 
@@ -94,7 +146,10 @@ pub const TOKEN: &str = "dpt_TESTSECRETVALUE1234567";
 
 pub fn client_with(retry: RetryConfig) -> (Client, Scripted, FakeSleep) {
     let t = Scripted::default();
-    let s = FakeSleep::default();
+    let s = FakeSleep {
+        clock: t.clock.clone(),
+        ..FakeSleep::default()
+    };
     let c = Client::builder()
         .base_url("http://127.0.0.1:9")
         .token(TOKEN)
