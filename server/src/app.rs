@@ -6,8 +6,11 @@
 //!    into one, and add `X-Request-Id` and `Cache-Control: no-store` to every response;
 //! 2. tower-http tracing: one span per request carrying the request id;
 //! 3. CORS: exact origin allowlist, answered before authentication (preflights carry no token);
-//! 4. panic catcher: a bug becomes a 500 problem, not a dropped connection;
-//! 5. authentication, then idempotency (which needs the principal to scope keys).
+//! 4. the global in-flight request limit (`--max-concurrent-requests`): requests beyond it wait
+//!    for a slot, so many concurrent large bodies cannot exhaust memory;
+//! 5. panic catcher: a bug becomes a 500 problem, not a dropped connection;
+//! 6. authentication, then idempotency (which needs the principal to scope keys, and refuses a
+//!    caller without the operation's role before buffering its body).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -42,6 +45,8 @@ pub struct AppState {
     pub max_artifact_bytes: u64,
     pub static_dir: Option<PathBuf>,
     pub pkg_dir: Option<PathBuf>,
+    /// Slots of the global in-flight request limit.
+    pub request_slots: Arc<tokio::sync::Semaphore>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -134,6 +139,9 @@ pub fn open(config: &Config) -> Result<Started, String> {
             max_artifact_bytes: config.max_artifact_bytes,
             static_dir,
             pkg_dir,
+            request_slots: Arc::new(tokio::sync::Semaphore::new(
+                config.max_concurrent_requests.max(1),
+            )),
         },
         generated_bootstrap: (new_ledger && generated).then_some(secret),
         new_ledger,
@@ -176,6 +184,7 @@ pub fn router(state: AppState, cors_origins: &[String]) -> Router {
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(|_| {
             ApiError::internal("handler panicked").into_response()
         }))
+        .layer(middleware::from_fn_with_state(state.clone(), limit_in_flight))
         .layer(cors)
         .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
             let id = req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("");
@@ -183,6 +192,15 @@ pub fn router(state: AppState, cors_origins: &[String]) -> Router {
         }))
         .layer(middleware::from_fn(request_context))
         .with_state(state)
+}
+
+/// The global in-flight request limit: one slot per request until its response (and, for
+/// uploads, the body it streams) is done; further requests wait for a slot.
+async fn limit_in_flight(State(st): State<AppState>, req: Request, next: Next) -> Response {
+    let Ok(_slot) = st.request_slots.clone().acquire_owned().await else {
+        return ApiError::new("unavailable", "the server is shutting down").into_response();
+    };
+    next.run(req).await
 }
 
 /// Unknown `/v1` routes are 404 problems; everything else is the static site, if any.

@@ -49,6 +49,11 @@ pub struct Config {
     #[arg(long, env = "DATAPILOT_MAX_ARTIFACT_BYTES", default_value_t = 1 << 30)]
     pub max_artifact_bytes: u64,
 
+    /// Requests served at once; more wait for a slot. Bounds the memory that concurrent
+    /// request bodies can take (JSON bodies are buffered up to their operation's cap).
+    #[arg(long, env = "DATAPILOT_MAX_CONCURRENT_REQUESTS", default_value_t = 256)]
+    pub max_concurrent_requests: usize,
+
     /// Bootstrap admin secret used on first start instead of a generated one (prefer the
     /// environment variable: flags are visible in process lists).
     #[arg(long, env = "DATAPILOT_BOOTSTRAP_TOKEN", hide_env_values = true)]

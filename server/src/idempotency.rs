@@ -30,9 +30,9 @@ use axum::response::{IntoResponse, Response};
 use sha2::{Digest, Sha256};
 
 use crate::app::AppState;
-use crate::auth::AuthState;
+use crate::auth::{AuthState, Principal};
 use crate::error::ApiError;
-use crate::extract::{check_declared_length, content_type_is, read_body, MAX_JSON_LIMIT};
+use crate::extract::{check_declared_length, read_body, JSON_LIMIT, MANIFEST_LIMIT, METRICS_LIMIT};
 use crate::store::{IdemBegin, IdemKey, StoredResponse};
 
 pub const HEADER: &str = "idempotency-key";
@@ -64,21 +64,26 @@ async fn run(st: AppState, req: Request, next: Next) -> Result<Response, ApiErro
             ApiError::validation("Idempotency-Key", "must be 1-255 visible ASCII characters")
         })?
         .to_string();
-    // Unauthenticated requests fail in the handler; nothing to remember for them.
-    let scope = match req.extensions().get::<AuthState>() {
-        // The contract scopes a key to principal, method and path: the same key on another
-        // operation is a different key.
-        Some(AuthState::Ok(p)) => {
-            format!(
-                "{}:{} {} {}",
-                p.actor.kind,
-                p.actor.id,
-                req.method(),
-                req.uri().path()
-            )
-        }
-        _ => return Ok(next.run(req).await),
+    // Unauthenticated requests fail in the handler (before it reads the body); nothing to
+    // remember for them. Unknown routes are the router's 404/405.
+    let (Some(AuthState::Ok(p)), Some(op)) = (
+        req.extensions().get::<AuthState>(),
+        post_operation(req.uri().path()),
+    ) else {
+        return Ok(next.run(req).await);
     };
+    // Authorize before reading a byte: a caller without the role gets its 403 without the
+    // server buffering (up to 64 MiB of) a body it would refuse anyway.
+    op.authorize(p)?;
+    // The contract scopes a key to principal, method and path: the same key on another
+    // operation is a different key.
+    let scope = format!(
+        "{}:{} {} {}",
+        p.actor.kind,
+        p.actor.id,
+        req.method(),
+        req.uri().path()
+    );
 
     let (parts, body) = req.into_parts();
     let content_type = parts
@@ -87,16 +92,16 @@ async fn run(st: AppState, req: Request, next: Next) -> Result<Response, ApiErro
         .and_then(|v| v.to_str().ok())
         .unwrap_or("")
         .to_string();
-    let streamed = content_type_is(&parts.headers, "application/octet-stream");
-    let (body, body_hash) = if streamed {
-        (body, String::from("streamed"))
-    } else {
-        // JSON bodies are small (capped); buffer to fingerprint, then hand the bytes on.
-        // The handler's extractor applies the operation's own (possibly smaller) cap.
-        check_declared_length(&parts.headers, MAX_JSON_LIMIT as u64)?;
-        let bytes = read_body(body, MAX_JSON_LIMIT).await?;
-        let h = hex::encode(Sha256::digest(&bytes));
-        (Body::from(bytes), h)
+    let (body, body_hash) = match op.body {
+        BodyCap::Streamed => (body, String::from("streamed")),
+        BodyCap::Json(cap) => {
+            // Buffer to fingerprint, then hand the bytes on, under the operation's own cap
+            // (1, 4 or 64 MiB): a larger body is a 413 here, as it would be in the handler.
+            check_declared_length(&parts.headers, cap as u64)?;
+            let bytes = read_body(body, cap).await?;
+            let h = hex::encode(Sha256::digest(&bytes));
+            (Body::from(bytes), h)
+        }
     };
     let path = parts
         .uri
@@ -193,6 +198,78 @@ async fn run(st: AppState, req: Request, next: Next) -> Result<Response, ApiErro
     Ok(Response::from_parts(parts, Body::from(bytes)))
 }
 
+/// How the body of a POST operation is read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum BodyCap {
+    /// JSON up to this many bytes (the contract's per-operation cap).
+    Json(usize),
+    /// Streamed to the blob store (artifact uploads): never buffered here.
+    Streamed,
+}
+
+/// Who may call a POST operation, checked before its body is read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Access {
+    /// engineer, admin
+    WriteCatalog,
+    /// engineer, auditor, admin
+    RecordGate,
+    /// engineer, admin, or the run token of this run
+    WriteRun(String),
+    /// admin
+    Admin,
+}
+
+/// A POST operation, as far as the middleware must know it before reading the body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct PostOp {
+    access: Access,
+    body: BodyCap,
+}
+
+impl PostOp {
+    /// The same rules as the handlers' own checks (the [`Principal`] methods), which stay in
+    /// place: this only makes the refusal come before the body is buffered.
+    fn authorize(&self, p: &Principal) -> Result<(), ApiError> {
+        match &self.access {
+            Access::WriteCatalog => p.write_catalog(),
+            Access::RecordGate => p.record_gate(),
+            Access::WriteRun(run_id) => p.write_run(run_id),
+            Access::Admin => p.admin(),
+        }
+    }
+}
+
+/// The POST operation at `path` (see `crate::routes::api`), if any.
+fn post_operation(path: &str) -> Option<PostOp> {
+    let seg: Vec<&str> = path.split('/').collect();
+    let (access, body) = match seg.as_slice() {
+        ["", "v1", "datasets"] => (Access::WriteCatalog, BodyCap::Json(JSON_LIMIT)),
+        ["", "v1", "datasets", _, "versions"] => {
+            (Access::WriteCatalog, BodyCap::Json(MANIFEST_LIMIT))
+        }
+        ["", "v1", "datasets", _, "versions", _, "gates"] => {
+            (Access::RecordGate, BodyCap::Json(JSON_LIMIT))
+        }
+        ["", "v1", "runs"] => (Access::WriteCatalog, BodyCap::Json(JSON_LIMIT)),
+        ["", "v1", "runs", run, "finish"] => {
+            (Access::WriteRun(run.to_string()), BodyCap::Json(JSON_LIMIT))
+        }
+        ["", "v1", "runs", run, "metrics"] => (
+            Access::WriteRun(run.to_string()),
+            BodyCap::Json(METRICS_LIMIT),
+        ),
+        ["", "v1", "runs", run, "artifacts"] => {
+            (Access::WriteRun(run.to_string()), BodyCap::Streamed)
+        }
+        ["", "v1", "tokens"] | ["", "v1", "tokens", _, "revoke"] => {
+            (Access::Admin, BodyCap::Json(JSON_LIMIT))
+        }
+        _ => return None,
+    };
+    Some(PostOp { access, body })
+}
+
 /// Operations whose success carries a secret shown only once: (path, member holding the created
 /// object, member holding the secret, what the object is).
 const SECRET_OPS: [(&str, &str, &str, &str); 2] = [
@@ -252,4 +329,72 @@ fn replay(stored: StoredResponse) -> Response {
     resp.headers_mut()
         .insert(REPLAYED, HeaderValue::from_static("true"));
     resp
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_post_route_has_its_access_and_cap() {
+        let ds = "/v1/datasets/ds_1";
+        let v = format!("{ds}/versions/sha256:{}", "a".repeat(64));
+        let run = |r: &str| Access::WriteRun(r.to_string());
+        let cases = [
+            (
+                "/v1/datasets".to_string(),
+                Access::WriteCatalog,
+                BodyCap::Json(1 << 20),
+            ),
+            (
+                format!("{ds}/versions"),
+                Access::WriteCatalog,
+                BodyCap::Json(64 << 20),
+            ),
+            (
+                format!("{v}/gates"),
+                Access::RecordGate,
+                BodyCap::Json(1 << 20),
+            ),
+            (
+                "/v1/runs".into(),
+                Access::WriteCatalog,
+                BodyCap::Json(1 << 20),
+            ),
+            (
+                "/v1/runs/r1/finish".into(),
+                run("r1"),
+                BodyCap::Json(1 << 20),
+            ),
+            (
+                "/v1/runs/r1/metrics".into(),
+                run("r1"),
+                BodyCap::Json(4 << 20),
+            ),
+            ("/v1/runs/r1/artifacts".into(), run("r1"), BodyCap::Streamed),
+            ("/v1/tokens".into(), Access::Admin, BodyCap::Json(1 << 20)),
+            (
+                "/v1/tokens/t1/revoke".into(),
+                Access::Admin,
+                BodyCap::Json(1 << 20),
+            ),
+        ];
+        for (path, access, body) in cases {
+            assert_eq!(
+                post_operation(&path),
+                Some(PostOp { access, body }),
+                "{path}"
+            );
+        }
+        for path in [
+            "/v1/whoami",
+            "/v1/datasets/x",
+            "/v1/runs/r1",
+            "/v1/nope",
+            "/",
+            "/v1/runs/r1/finish/x",
+        ] {
+            assert_eq!(post_operation(path), None, "{path}");
+        }
+    }
 }

@@ -927,6 +927,159 @@ async fn idempotency_key_is_released_when_its_answer_cannot_be_kept() {
     assert_eq!(r.header("idempotent-replayed"), None, "it ran again");
 }
 
+/// Send a request head and the first bytes of a body that is never finished; return what the
+/// server answers within `wait` (empty if nothing).
+async fn answer_to_partial_post(
+    srv: &Server,
+    path: &str,
+    headers: &[(&str, &str)],
+    declared: u64,
+    wait: std::time::Duration,
+) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let addr = srv.base.trim_start_matches("http://").to_string();
+    let mut sock = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let mut head =
+        format!("POST {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: {declared}\r\n");
+    for (k, v) in headers {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    head.push_str("\r\n");
+    sock.write_all(head.as_bytes()).await.unwrap();
+    sock.write_all(&[b'{'; 1024]).await.unwrap();
+    sock.flush().await.unwrap();
+    let mut buf = vec![0u8; 8192];
+    match tokio::time::timeout(wait, sock.read(&mut buf)).await {
+        Ok(Ok(n)) => String::from_utf8_lossy(&buf[..n]).into_owned(),
+        _ => String::new(),
+    }
+}
+
+/// With an `Idempotency-Key` the body is buffered for the fingerprint, but only after the
+/// caller is authorized, and only up to the operation's own cap.
+#[tokio::test]
+async fn keyed_posts_are_authorized_and_capped_before_the_body_is_read() {
+    let srv = Server::start();
+    let admin = srv.client(ADMIN);
+    let viewer = admin.token("viewer").await;
+    let ds = admin.dataset("caps").await;
+    let wait = std::time::Duration::from_secs(5);
+    // A viewer's 60 MiB manifest: 403 at once, the body is never read.
+    let auth = format!("Bearer {viewer}");
+    let started = std::time::Instant::now();
+    let r = answer_to_partial_post(
+        &srv,
+        &format!("/v1/datasets/{ds}/versions"),
+        &[
+            ("Authorization", &auth),
+            ("Content-Type", "application/json"),
+            ("Idempotency-Key", "big-1"),
+        ],
+        60 << 20,
+        wait,
+    )
+    .await;
+    assert!(r.starts_with("HTTP/1.1 403"), "{r:?}");
+    assert!(r.contains("\"code\":\"forbidden\""), "{r}");
+    assert!(started.elapsed() < wait);
+    // A run token on another run's metrics: 403 too.
+    let digest = admin.version(&ds, "c").await;
+    let (_, tok_a) = admin.run(&[(&ds, &digest)]).await;
+    let (run_b, _) = admin.run(&[(&ds, &digest)]).await;
+    let auth = format!("Bearer {tok_a}");
+    let r = answer_to_partial_post(
+        &srv,
+        &format!("/v1/runs/{run_b}/metrics"),
+        &[
+            ("Authorization", &auth),
+            ("Content-Type", "application/json"),
+            ("Idempotency-Key", "big-2"),
+        ],
+        3 << 20,
+        wait,
+    )
+    .await;
+    assert!(r.starts_with("HTTP/1.1 403"), "{r:?}");
+    // An admin's 20 MiB createDataset: over its 1 MiB cap (not the 64 MiB of manifests), so
+    // 413 at once without reading it.
+    let auth = format!("Bearer {ADMIN}");
+    let r = answer_to_partial_post(
+        &srv,
+        "/v1/datasets",
+        &[
+            ("Authorization", &auth),
+            ("Content-Type", "application/json"),
+            ("Idempotency-Key", "big-3"),
+        ],
+        20 << 20,
+        wait,
+    )
+    .await;
+    assert!(r.starts_with("HTTP/1.1 413"), "{r:?}");
+    // Within the cap a keyed request still works, and a 2 MiB createDataset is 413 after
+    // being read.
+    let big = format!("{{\"name\":\"{}\"}}", "a".repeat(2 << 20));
+    admin
+        .send(
+            "POST",
+            "/v1/datasets",
+            &[
+                ("content-type", "application/json"),
+                ("idempotency-key", "big-4"),
+            ],
+            Some(big.into_bytes()),
+        )
+        .await
+        .assert_problem(413, "payload_too_large");
+    let (digest, files) = manifest("keyed-big", 12_000);
+    let r = admin
+        .post_idem(
+            &format!("/v1/datasets/{ds}/versions"),
+            "big-5",
+            json!({ "digest": digest, "files": files }),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text());
+}
+
+/// `--max-concurrent-requests`: requests beyond the limit wait for a slot.
+#[tokio::test]
+async fn in_flight_requests_are_limited() {
+    let srv = Server::start_with(&["--max-concurrent-requests", "1"]);
+    let anon = srv.anon();
+    assert_eq!(anon.get("/v1/health").await.status, 200);
+    // Hold the only slot with an upload whose body is still coming.
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let admin = srv.client(ADMIN);
+    let ds = admin.dataset("slots").await;
+    let digest = admin.version(&ds, "s").await;
+    let (run, _) = admin.run(&[(&ds, &digest)]).await;
+    let body = vec![1u8; 4096];
+    let sha = sha256_hex(&body);
+    let addr = srv.base.trim_start_matches("http://").to_string();
+    let mut sock = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let head = format!(
+        "POST /v1/runs/{run}/artifacts?name=held.bin&sha256={sha} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {ADMIN}\r\nContent-Type: application/octet-stream\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    sock.write_all(head.as_bytes()).await.unwrap();
+    sock.write_all(&body[..100]).await.unwrap();
+    sock.flush().await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let waiting = tokio::spawn(async move { anon.get("/v1/health").await.status });
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    assert!(!waiting.is_finished(), "a second request got a slot");
+    sock.write_all(&body[100..]).await.unwrap();
+    let mut buf = vec![0u8; 4096];
+    let n = sock.read(&mut buf).await.unwrap();
+    assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 201"));
+    let status = tokio::time::timeout(std::time::Duration::from_secs(5), waiting)
+        .await
+        .expect("the waiting request is served once the slot is free")
+        .unwrap();
+    assert_eq!(status, 200);
+}
+
 #[tokio::test]
 async fn errors_are_problem_json() {
     let srv = Server::start();
