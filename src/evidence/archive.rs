@@ -13,9 +13,17 @@
 //! - directories, symlinks, encrypted members, and compression methods other than stored and
 //!   deflate.
 //!
-//! Decompressed bytes are counted as they are produced (`Read::take`), so a member that lies
-//! about its size in the central directory still cannot exceed the limit; the zip crate checks
+//! Bombs are refused **before anything is inflated**: the entry count is read from the end
+//! record before the central directory is parsed, and each member's declared size, declared
+//! compression ratio (declared ÷ compressed size) and the running declared total are checked
+//! against the [`Limits`] from the headers alone. A member is then inflated through
+//! `Read::take(declared + 1)`: a header that understates the size (a lying header) is caught
+//! after at most one byte more than it declared, never after the limit. The zip crate checks
 //! each member's CRC-32 when it is read to the end.
+//!
+//! The default limits ([`DEFAULT_MAX_ENTRY_BYTES`] 64 MiB per member, [`DEFAULT_MAX_TOTAL_BYTES`]
+//! 256 MiB in all, [`DEFAULT_MAX_RATIO`] 200:1) are sized for a browser tab, where the
+//! verifier also runs; bundles are far smaller (a run's bundle is typically kilobytes).
 
 use std::collections::HashSet;
 use std::io::{Cursor, Read};
@@ -41,14 +49,14 @@ pub struct Limits {
     pub ratio_floor_bytes: u64,
 }
 
-/// Default largest archive: 256 MiB.
-pub const DEFAULT_MAX_ARCHIVE_BYTES: u64 = 256 << 20;
+/// Default largest archive: 64 MiB (the compressed bytes, already in memory).
+pub const DEFAULT_MAX_ARCHIVE_BYTES: u64 = 64 << 20;
 /// Default most entries (a bundle has 7).
 pub const DEFAULT_MAX_ENTRIES: usize = 64;
-/// Default largest member: 128 MiB.
-pub const DEFAULT_MAX_ENTRY_BYTES: u64 = 128 << 20;
-/// Default largest total: 512 MiB.
-pub const DEFAULT_MAX_TOTAL_BYTES: u64 = 512 << 20;
+/// Default largest member, decompressed: 64 MiB.
+pub const DEFAULT_MAX_ENTRY_BYTES: u64 = 64 << 20;
+/// Default largest total, decompressed: 256 MiB.
+pub const DEFAULT_MAX_TOTAL_BYTES: u64 = 256 << 20;
 /// Default highest compression ratio. Text bundles compress ~5-20x; deflate bombs reach ~1000x.
 pub const DEFAULT_MAX_RATIO: u64 = 200;
 /// Default ratio floor: 1 MiB.
@@ -93,6 +101,11 @@ impl Limits {
         self.max_ratio = ratio;
         self
     }
+    /// Sets the size below which members are exempt from the ratio check.
+    pub fn with_ratio_floor_bytes(mut self, n: u64) -> Self {
+        self.ratio_floor_bytes = n;
+        self
+    }
 }
 
 /// One extracted member.
@@ -130,18 +143,20 @@ impl Archive {
                 limits.max_archive_bytes
             ));
         }
+        // The entry count from the end record, before any per-entry work or allocation.
+        if let Some(n) = declared_entries(bytes) {
+            if usize::from(n) > limits.max_entries {
+                return Err(too_many_entries(n.into(), limits));
+            }
+        }
         check_layout(bytes)?;
         let mut zip =
             zip::ZipArchive::new(Cursor::new(bytes)).map_err(|e| format!("not a zip: {e}"))?;
+        if zip.len() > limits.max_entries {
+            return Err(too_many_entries(zip.len(), limits));
+        }
         if zip.has_duplicate_names() {
             return Err("archive has duplicate member names".into());
-        }
-        if zip.len() > limits.max_entries {
-            return Err(format!(
-                "archive has {} entries, more than the {} allowed",
-                zip.len(),
-                limits.max_entries
-            ));
         }
         let mut names = HashSet::new();
         let mut total = 0u64;
@@ -172,27 +187,50 @@ impl Archive {
             }
             let declared = file.size();
             let compressed = file.compressed_size();
+            // Everything below is decided from the headers, before inflating a byte.
             if declared > limits.max_entry_bytes {
                 return Err(format!(
                     "member {name:?} declares {declared} bytes, more than the {} allowed",
                     limits.max_entry_bytes
                 ));
             }
+            if declared > limits.ratio_floor_bytes
+                && declared > compressed.saturating_mul(limits.max_ratio)
+            {
+                return Err(format!(
+                    "member {name:?} declares {declared} bytes from {compressed} compressed, a \
+                     ratio above the {}:1 allowed",
+                    limits.max_ratio
+                ));
+            }
+            if method == CompressionMethod::Stored && declared != compressed {
+                return Err(format!(
+                    "member {name:?} is stored but declares {declared} bytes in {compressed}"
+                ));
+            }
+            let total_declared = total.saturating_add(declared);
+            if total_declared > limits.max_total_bytes {
+                return Err(format!(
+                    "members declare more than the {} bytes allowed in total",
+                    limits.max_total_bytes
+                ));
+            }
             drop(file);
-            // `by_index_raw` gave metadata without decompressing; now read through the
-            // decompressor, counting real output, never more than the limit + 1.
+            // `by_index_raw` gave metadata without decompressing; now inflate, never more than
+            // the declared size + 1 byte (enough to catch a header that understates it).
             let file = zip
                 .by_index(i)
                 .map_err(|e| format!("member {name:?} is unreadable: {e}"))?;
-            let mut data = Vec::with_capacity(declared.min(1 << 20) as usize);
-            file.take(limits.max_entry_bytes + 1)
+            // Bounded by the checks above: at most the entry limit, and (above the ratio
+            // floor) at most `max_ratio` times bytes that are really in the archive.
+            let mut data = Vec::with_capacity(declared as usize);
+            file.take(declared + 1)
                 .read_to_end(&mut data)
                 .map_err(|e| format!("member {name:?} is corrupt: {e}"))?;
             let size = data.len() as u64;
-            if size > limits.max_entry_bytes {
+            if size > declared {
                 return Err(format!(
-                    "member {name:?} decompresses beyond {} bytes",
-                    limits.max_entry_bytes
+                    "member {name:?} inflates beyond the {declared} bytes its header declares"
                 ));
             }
             if size != declared {
@@ -200,20 +238,7 @@ impl Archive {
                     "member {name:?} is {size} bytes, its header says {declared}"
                 ));
             }
-            if size > limits.ratio_floor_bytes && size > compressed.saturating_mul(limits.max_ratio)
-            {
-                return Err(format!(
-                    "member {name:?} has a compression ratio above {}:1",
-                    limits.max_ratio
-                ));
-            }
-            total += size;
-            if total > limits.max_total_bytes {
-                return Err(format!(
-                    "members decompress to more than {} bytes in total",
-                    limits.max_total_bytes
-                ));
-            }
+            total = total_declared;
             members.push(Member { name, bytes: data });
         }
         Ok(Archive { members })
@@ -231,6 +256,22 @@ impl Archive {
     pub fn names(&self) -> impl Iterator<Item = &str> {
         self.members.iter().map(|m| m.name.as_str())
     }
+}
+
+fn too_many_entries(n: usize, limits: &Limits) -> String {
+    format!(
+        "archive has {n} entries, more than the {} allowed",
+        limits.max_entries
+    )
+}
+
+/// The entry count of the end record, if the archive ends with one.
+fn declared_entries(b: &[u8]) -> Option<u16> {
+    let eocd = b.len().checked_sub(22)?;
+    if u32_at(b, eocd)? != EOCD_SIG {
+        return None;
+    }
+    u16_at(b, eocd + 10)
 }
 
 const LOCAL_SIG: u32 = 0x0403_4b50;
