@@ -84,10 +84,9 @@ pub struct Started {
 pub fn open(config: &Config) -> Result<Started, String> {
     let dir = &config.data_dir;
     std::fs::create_dir_all(dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
-    let key = LedgerKey::load_or_create(&dir.join("ledger.key"), &config.origin)
-        .map_err(|e| format!("ledger key: {e}"))?;
-    let store =
-        SqliteStore::open(&dir.join("datapilot.sqlite3")).map_err(|e| format!("database: {e}"))?;
+    let db_path = dir.join("datapilot.sqlite3");
+    let store = SqliteStore::open(&db_path).map_err(|e| format!("database: {e}"))?;
+    let key = ledger_key(&dir.join("ledger.key"), &config.origin, &store)?;
     let blobs = DiskBlobStore::open(&dir.join("blobs")).map_err(|e| format!("blob store: {e}"))?;
 
     let (secret, generated) = match &config.bootstrap_token {
@@ -146,6 +145,52 @@ pub fn open(config: &Config) -> Result<Started, String> {
         generated_bootstrap: (new_ledger && generated).then_some(secret),
         new_ledger,
     })
+}
+
+/// The ledger key. A new ledger gets a new key (unless one is already there); an existing
+/// ledger needs exactly the key it was created with: a missing key file or another key is a
+/// refusal to start, never a silent replacement (checkpoints signed by a new key would not
+/// verify against the key clients pinned, and old ones could no longer be extended).
+fn ledger_key(
+    path: &std::path::Path,
+    origin: &str,
+    store: &SqliteStore,
+) -> Result<LedgerKey, String> {
+    let recorded = store
+        .ledger_verifier()
+        .map_err(|e| format!("database: {e}"))?;
+    let Some(recorded) = recorded else {
+        return if path.exists() {
+            LedgerKey::load(path, origin)
+        } else {
+            LedgerKey::create(path, origin)
+        }
+        .map_err(|e| format!("ledger key: {e}"));
+    };
+    let recorded_origin = recorded.split('+').next().unwrap_or("");
+    if recorded_origin != origin {
+        return Err(format!(
+            "this ledger's origin is {recorded_origin:?}, not {origin:?}; the origin cannot change"
+        ));
+    }
+    if !path.exists() {
+        return Err(format!(
+            "{} is missing, but this data directory holds a ledger signed by {recorded}; \
+             restore ledger.key from a backup (the server never creates a new key for an \
+             existing ledger)",
+            path.display()
+        ));
+    }
+    let key = LedgerKey::load(path, origin).map_err(|e| format!("ledger key: {e}"))?;
+    if key.verifier() != recorded {
+        return Err(format!(
+            "{} holds the key {}, but this ledger is signed by {recorded}; restore the \
+             original ledger.key from a backup",
+            path.display(),
+            key.verifier()
+        ));
+    }
+    Ok(key)
 }
 
 /// The whole HTTP application.

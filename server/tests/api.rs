@@ -1470,3 +1470,58 @@ async fn serves_static_files_and_survives_restart() {
         "no second ledger.init"
     );
 }
+
+/// The ledger key of an existing ledger is never replaced: a missing key file or another key
+/// is a refusal to start with one clear line, and nothing is created.
+#[tokio::test]
+async fn refuses_to_start_without_the_ledgers_own_key() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("data");
+    let key_path = dir.join("ledger.key");
+    let mut srv = Server::start_in(&dir, &[]);
+    let keys = srv.anon().get("/v1/keys").await.json();
+    srv.kill9();
+    let original = std::fs::read(&key_path).unwrap();
+
+    // Missing.
+    std::fs::remove_file(&key_path).unwrap();
+    let (status, err) = start_fails(&dir, &[]);
+    assert!(!status.success());
+    assert_eq!(err.trim().lines().count(), 1, "one line: {err}");
+    assert!(err.contains("ledger.key is missing"), "{err}");
+    assert!(
+        err.contains(keys["keys"][0]["verifier"].as_str().unwrap()),
+        "{err}"
+    );
+    assert!(!key_path.exists(), "no new key was created");
+
+    // Another key (well-formed, mode 0600).
+    {
+        use std::io::Write;
+        use std::os::unix::fs::OpenOptionsExt;
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&key_path)
+            .unwrap();
+        f.write_all(format!("{}\n", "11".repeat(32)).as_bytes())
+            .unwrap();
+    }
+    let (status, err) = start_fails(&dir, &[]);
+    assert!(!status.success());
+    assert_eq!(err.trim().lines().count(), 1, "one line: {err}");
+    assert!(err.contains("but this ledger is signed by"), "{err}");
+
+    // The original key back: starts, same verifier.
+    std::fs::write(&key_path, &original).unwrap();
+    let srv = Server::start_in(&dir, &[]);
+    assert_eq!(srv.anon().get("/v1/keys").await.json(), keys);
+    // No stray temporary key files.
+    let names: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains("ledger.key"))
+        .collect();
+    assert_eq!(names, ["ledger.key"]);
+}

@@ -33,7 +33,11 @@ pub enum StoreError {
 
 impl std::fmt::Display for StoreError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{self:?}")
+        match self {
+            StoreError::NotFound(d) | StoreError::Internal(d) => f.write_str(d),
+            StoreError::Conflict(c, d) | StoreError::Unprocessable(c, d) => write!(f, "{c}: {d}"),
+            StoreError::Invalid(field, m) => write!(f, "{field}: {m}"),
+        }
     }
 }
 
@@ -191,6 +195,9 @@ pub trait Store: Send + Sync + 'static {
     /// Create the schema and, on a new ledger, `ledger.init`, policy v1 and the bootstrap
     /// token. Returns true if the ledger was new.
     fn init(&self, p: &InitParams) -> StoreResult<bool>;
+    /// The verifier string of the key that signs this ledger, as recorded when the ledger was
+    /// created; `None` for a database without a ledger yet.
+    fn ledger_verifier(&self) -> StoreResult<Option<String>>;
     fn tree_size(&self) -> StoreResult<u64>;
 
     fn lookup_api_token(&self, secret_hash: &str, now: &str) -> StoreResult<Option<TokenAuth>>;

@@ -684,6 +684,33 @@ fn migrate(conn: &mut Connection) -> StoreResult<()> {
     Ok(())
 }
 
+/// The recorded verifier: `meta.verifier`, else (ledgers created before it was kept there) the
+/// `verifier` of the `ledger.init` event; `None` without a ledger.
+fn ledger_verifier_in(c: &Connection) -> StoreResult<Option<String>> {
+    let meta: Option<String> = c
+        .query_row("SELECT value FROM meta WHERE key = 'verifier'", [], |r| {
+            r.get(0)
+        })
+        .optional()?;
+    if meta.is_some() {
+        return Ok(meta);
+    }
+    let data: Option<String> = c
+        .query_row(
+            "SELECT data FROM audit_events WHERE seq = 0 AND action = 'ledger.init'",
+            [],
+            |r| r.get(0),
+        )
+        .optional()?;
+    Ok(data.and_then(|d| {
+        serde_json::from_str::<Value>(&d)
+            .ok()?
+            .get("verifier")?
+            .as_str()
+            .map(String::from)
+    }))
+}
+
 fn unix_now() -> i64 {
     chrono::Utc::now().timestamp()
 }
@@ -706,11 +733,25 @@ impl Store for SqliteStore {
                         )));
                     }
                 }
+                // The key that signs this ledger never changes (the caller checked it against
+                // the recorded verifier); ledgers created before it was kept in `meta` get it
+                // from their `ledger.init` event.
+                match ledger_verifier_in(tx)? {
+                    Some(v) if v != p.verifier => {
+                        return Err(StoreError::Internal(format!(
+                            "this ledger is signed by {v}, not by {}; restore its ledger.key",
+                            p.verifier
+                        )))
+                    }
+                    _ => {}
+                }
+                tx.execute("INSERT OR IGNORE INTO meta (key, value) VALUES ('verifier', ?1)", params![p.verifier])?;
                 return Ok(false);
             }
             let sys = ActorRef::system();
             let (seq, time) = next_event(tx)?;
             tx.execute("INSERT INTO meta (key, value) VALUES ('origin', ?1)", params![p.origin])?;
+            tx.execute("INSERT INTO meta (key, value) VALUES ('verifier', ?1)", params![p.verifier])?;
             tx.execute(
                 "INSERT INTO policies (version, required_gates, run_token_ttl_seconds, updated_at,
                  updated_by, audit_seq, update_seq) VALUES (1, '[]', ?1, ?2, ?3, ?4, NULL)",
@@ -734,6 +775,10 @@ impl Store for SqliteStore {
             }))?;
             Ok(true)
         })
+    }
+
+    fn ledger_verifier(&self) -> StoreResult<Option<String>> {
+        self.read(|tx| ledger_verifier_in(tx))
     }
 
     fn tree_size(&self) -> StoreResult<u64> {
