@@ -24,8 +24,11 @@
 //!    `ledger/proofs.jsonl` (same line) leads from its leaf hash to the checkpoint's root.
 //! 9. `lineage.edges`: every lineage edge names the seq of an event in the proven slice whose
 //!    action, subject and data create exactly that edge; the scope is a node.
-//! 10. `policy.snapshot`: `policy.json` is a canonical policy, and for versions after the first
-//!     the proven slice holds its `policy.update` event with the same content.
+//! 10. `policy.snapshot`: `policy.json` is a canonical policy; for versions after the first the
+//!     proven slice holds its `policy.update` event with the same content (and no other
+//!     update). Version 1 is compared with the initial policy `ledger.init` records when that
+//!     event is in the slice; otherwise (the server's bundles: `ledger.init` is in no slice)
+//!     the check passes with a reason saying its content was **not** verified.
 //! 11. `consistency` (only with [`VerifyOptions::consistency`]): the bundle's checkpoint is an
 //!     append-only extension of one the caller trusted before (see [`verify_consistency_from`]).
 //!

@@ -542,33 +542,79 @@ fn edge_backed_by(edge: &LineageEdge, event: &LeafEvent) -> Result<(), String> {
     Ok(())
 }
 
+/// `policy.json` against the proven slice. The slice carries the `policy.update` event of the
+/// policy in force (`docs/formats.md` §7), and nothing else about policies; version 1 is made
+/// by `ledger.init`, which records it in `data.policy`, but which the server leaves out of
+/// every slice (its subject is the ledger, not a lineage node). So:
+///
+/// - version > 1: its `policy.update` event must be in the slice with the same content;
+/// - version 1 with the `ledger.init` event in the slice: compared with the policy it records;
+/// - version 1 otherwise: only what can be checked is (canonical, well formed, no later
+///   update in the slice), and the reason says that the content was **not** verified.
 fn check_policy(archive: &Archive, events: &[LeafEvent]) -> Outcome<()> {
     let bytes = member(archive, members::POLICY)?;
     if !is_canonical(bytes) {
         return Err("policy.json is not canonical (RFC 8785) JSON".into());
     }
     let policy: Policy = serde_json::from_slice(bytes).map_err(|e| format!("policy.json: {e}"))?;
-    if policy.version <= 1 {
-        // Version 1 is created by `ledger.init`, outside any scope's slice.
-        return Ok(((), "initial policy version 1".into()));
+    if policy.version == 0 {
+        return Err("policy.json has version 0; versions start at 1".into());
     }
     let subject = format!("policy:{}", policy.version);
+    // The slice holds the update of the policy in force and no other.
+    if let Some(other) = events
+        .iter()
+        .find(|e| e.action == actions::POLICY_UPDATE && e.subject != subject)
+    {
+        return Err(format!(
+            "policy.json is version {}, but the proven slice holds the {} update (seq {})",
+            policy.version, other.subject, other.seq
+        ));
+    }
+    let same = |data: &Value| {
+        data.get("required_gates") == Some(&serde_json::json!(policy.required_gates))
+            && data.get("run_token_ttl_seconds").and_then(Value::as_u64)
+                == Some(policy.run_token_ttl_seconds)
+    };
+    if policy.version == 1 {
+        let Some(init) = events.iter().find(|e| e.action == actions::LEDGER_INIT) else {
+            return Ok((
+                (),
+                "initial policy version 1: canonical, and no later policy update in the proven \
+                 slice; its content (required_gates, run_token_ttl_seconds) is NOT verified, \
+                 because the ledger.init event that records it is not in the proven slice"
+                    .into(),
+            ));
+        };
+        let Some(initial) = init.data.get("policy") else {
+            return Ok((
+                (),
+                format!(
+                    "initial policy version 1: canonical; its content is NOT verified, because \
+                     the ledger.init event (seq {}) records no initial policy",
+                    init.seq
+                ),
+            ));
+        };
+        if initial.get("version").and_then(Value::as_u64) != Some(1) || !same(initial) {
+            return Err(format!(
+                "policy.json differs from the initial policy recorded by ledger.init (seq {})",
+                init.seq
+            ));
+        }
+        return Ok((
+            (),
+            format!(
+                "initial policy version 1 matches the one recorded by ledger.init (seq {})",
+                init.seq
+            ),
+        ));
+    }
     let event = events
         .iter()
         .find(|e| e.action == actions::POLICY_UPDATE && e.subject == subject)
         .ok_or_else(|| format!("the {subject} update event is not in the proven audit slice"))?;
-    let gates = event
-        .data
-        .get("required_gates")
-        .cloned()
-        .unwrap_or(Value::Null);
-    let ttl = event
-        .data
-        .get("run_token_ttl_seconds")
-        .and_then(Value::as_u64);
-    if gates != serde_json::json!(policy.required_gates)
-        || ttl != Some(policy.run_token_ttl_seconds)
-    {
+    if !same(&event.data) {
         return Err(format!(
             "policy.json differs from the {subject} update event (seq {})",
             event.seq

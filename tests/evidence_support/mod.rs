@@ -50,7 +50,7 @@ pub fn version_node() -> String {
     format!("dataset_version:{DS}@{}", digest())
 }
 
-fn event(seq: u64, action: &str, subject: String, data: serde_json::Value) -> LeafEvent {
+pub fn event(seq: u64, action: &str, subject: String, data: serde_json::Value) -> LeafEvent {
     LeafEvent {
         v: 1,
         seq,
@@ -163,7 +163,14 @@ pub fn leaf_hashes(size: usize) -> Vec<Hash> {
 }
 
 pub fn signed_checkpoint(size: usize, signer: &Signer) -> String {
-    let hashes = leaf_hashes(size);
+    signed_checkpoint_of(&ledger(), size, signer)
+}
+
+pub fn signed_checkpoint_of(ledger: &[LeafEvent], size: usize, signer: &Signer) -> String {
+    let hashes: Vec<Hash> = ledger[..size]
+        .iter()
+        .map(|e| merkle::leaf_hash(&to_canonical_vec(e).unwrap()))
+        .collect();
     Checkpoint {
         origin: ORIGIN.into(),
         tree_size: size as u64,
@@ -224,13 +231,29 @@ pub struct Parts {
 impl Parts {
     /// A correct run bundle at tree size 10 (the 11th event is outside the tree).
     pub fn run_bundle() -> Parts {
-        let size = 10usize;
-        let leaves = leaves();
-        let hashes = leaf_hashes(size);
-        let slice = [3u64, 4, 5, 6, 7, 8, 9];
+        let policy = json!({ "version": 2, "required_gates": ["pii-scan"], "run_token_ttl_seconds": 86400, "updated_at": "2026-11-27T03:40:05.000Z", "updated_by": "tok_x" });
+        Parts::run_bundle_of(&ledger(), 10, &[3, 4, 5, 6, 7, 8, 9], &policy)
+    }
+
+    /// A run bundle over another ledger (the run's events as in [`ledger`]), with the audit
+    /// slice `slice` and the policy snapshot `policy`, signed with [`signer`].
+    pub fn run_bundle_of(
+        ledger: &[LeafEvent],
+        size: usize,
+        slice: &[u64],
+        policy: &serde_json::Value,
+    ) -> Parts {
+        let leaves: Vec<Vec<u8>> = ledger
+            .iter()
+            .map(|e| to_canonical_vec(e).unwrap())
+            .collect();
+        let hashes: Vec<Hash> = leaves[..size]
+            .iter()
+            .map(|l| merkle::leaf_hash(l))
+            .collect();
         let mut audit = Vec::new();
         let mut proofs = Vec::new();
-        for &seq in &slice {
+        for &seq in slice {
             audit.extend_from_slice(&leaves[seq as usize]);
             audit.push(b'\n');
             let proof = merkle::inclusion_proof(&hashes, seq).unwrap();
@@ -243,13 +266,12 @@ impl Parts {
             proofs.extend_from_slice(&to_canonical_vec(&line).unwrap());
             proofs.push(b'\n');
         }
-        let policy = json!({ "version": 2, "required_gates": ["pii-scan"], "run_token_ttl_seconds": 86400, "updated_at": "2026-11-27T03:40:05.000Z", "updated_by": "tok_x" });
         let mut parts = Parts {
             members: vec![
                 (members::ENVELOPE.into(), Vec::new()),
                 (
                     members::CHECKPOINT.into(),
-                    signed_checkpoint(size, &signer()).into_bytes(),
+                    signed_checkpoint_of(ledger, size, &signer()).into_bytes(),
                 ),
                 (members::PROOFS.into(), proofs),
                 (members::AUDIT.into(), audit),
@@ -257,7 +279,7 @@ impl Parts {
                     members::LINEAGE.into(),
                     to_canonical_vec(&lineage()).unwrap(),
                 ),
-                (members::POLICY.into(), to_canonical_vec(&policy).unwrap()),
+                (members::POLICY.into(), to_canonical_vec(policy).unwrap()),
                 (
                     members::REPORT.into(),
                     b"<!doctype html><title>Evidence</title><p>ok</p>\n".to_vec(),
