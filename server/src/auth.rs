@@ -6,20 +6,25 @@
 //!   `run_token_ttl_seconds`. Secrets are looked up by their SHA-256, never stored.
 //! - **Gateway mode** (`--gateway-hmac-key-file`): a trusted reverse proxy authenticates users
 //!   and asserts identity in `X-DataPilot-Subject`, `-Role`, `-Timestamp` (unix seconds) and
-//!   `-Signature` = hex HMAC-SHA256 over `subject\nrole\ntimestamp\nMETHOD\npath`. Anything
-//!   unsigned, forged, or more than 60 s from the server clock is refused, and bearer tokens
-//!   are ignored, so a client that bypasses the gateway gets nothing.
+//!   `-Signature` = hex HMAC-SHA256 over
+//!   `subject\nrole\ntimestamp\nMETHOD\npath?query\nsha256hex(body)`, the body digest being
+//!   sent in `X-DataPilot-Content-SHA256` (absent: the digest of an empty body) and checked
+//!   against the body as it is read. Anything unsigned, forged, replayed onto another query or
+//!   body, or more than 60 s from the server clock is refused, and bearer tokens are ignored,
+//!   so a client that bypasses the gateway gets nothing.
 //!
 //! The middleware only resolves the caller; each handler states what it needs through the
 //! [`Principal`] methods, which is where per-object rules live (a run token on another run is
 //! a 403, not a 404, so it cannot probe but also does not look like a missing route).
 
+use axum::body::Body;
 use axum::extract::{FromRequestParts, Request, State};
 use axum::http::request::Parts;
 use axum::middleware::Next;
 use axum::response::Response;
+use futures_util::StreamExt;
 use hmac::{Hmac, Mac};
-use sha2::Sha256;
+use sha2::{Digest, Sha256};
 
 use crate::app::AppState;
 use crate::error::ApiError;
@@ -29,6 +34,61 @@ use crate::util::{hash_secret, now_str};
 
 /// Freshness window of gateway signatures.
 pub const GATEWAY_WINDOW_SECS: i64 = 60;
+
+/// Gateway header carrying the lowercase hex SHA-256 of the request body (signed).
+pub const CONTENT_SHA256_HEADER: &str = "x-datapilot-content-sha256";
+
+/// SHA-256 of the empty body: the signed digest when `X-DataPilot-Content-SHA256` is absent.
+pub const EMPTY_SHA256: &str = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+
+/// The body of a gateway request does not hash to its signed `X-DataPilot-Content-SHA256`.
+/// Raised by the body stream at its end; readers turn it into a 401.
+#[derive(Debug)]
+pub struct BodyDigestMismatch;
+
+impl std::fmt::Display for BodyDigestMismatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("the request body does not match the signed X-DataPilot-Content-SHA256")
+    }
+}
+
+impl std::error::Error for BodyDigestMismatch {}
+
+/// True if a body read failed because of [`BodyDigestMismatch`].
+pub fn is_body_digest_mismatch(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cur = Some(e);
+    while let Some(err) = cur {
+        if err.is::<BodyDigestMismatch>() {
+            return true;
+        }
+        cur = err.source();
+    }
+    false
+}
+
+/// `body`, failing at its end with [`BodyDigestMismatch`] unless it hashes to `expected`.
+fn verified_body(body: Body, expected: [u8; 32]) -> Body {
+    let stream = body.into_data_stream();
+    let checked = futures_util::stream::unfold(
+        (stream, Some(Sha256::new())),
+        move |(mut stream, hasher)| async move {
+            let mut hasher = hasher?;
+            match stream.next().await {
+                Some(Ok(chunk)) => {
+                    hasher.update(&chunk);
+                    Some((Ok(chunk), (stream, Some(hasher))))
+                }
+                Some(Err(e)) => Some((Err(axum::BoxError::from(e)), (stream, None))),
+                None if hasher.finalize()[..] == expected[..] => None,
+                None => Some((
+                    Err(axum::BoxError::from(BodyDigestMismatch)),
+                    (stream, None),
+                )),
+            }
+        },
+    );
+    Body::from_stream(checked)
+}
 
 /// An authenticated caller.
 #[derive(Debug, Clone)]
@@ -168,7 +228,15 @@ impl<S: Send + Sync> FromRequestParts<S> for Principal {
 /// Middleware: resolve the caller and store an [`AuthState`] in the request extensions.
 pub async fn authenticate(State(st): State<AppState>, mut req: Request, next: Next) -> Response {
     let state = match &st.gateway_key {
-        Some(key) => gateway_auth(key, &req),
+        Some(key) => {
+            let (state, body_digest) = gateway_auth(key, &req);
+            if let Some(digest) = body_digest {
+                // The signature covers the declared digest; now hold the body to it.
+                let (parts, body) = req.into_parts();
+                req = Request::from_parts(parts, verified_body(body, digest));
+            }
+            state
+        }
         None => match bearer_secret(&req) {
             Ok(None) => AuthState::Anonymous,
             Ok(Some(secret)) => bearer_auth(&st, secret).await,
@@ -183,15 +251,17 @@ fn header<'a>(req: &'a Request, name: &str) -> Option<&'a str> {
     req.headers().get(name).and_then(|v| v.to_str().ok())
 }
 
-/// The message a gateway signs.
+/// The message a gateway signs: `path_and_query` exactly as on the request line (just the
+/// path when there is no query), `body_sha256` the lowercase hex SHA-256 of the body.
 pub fn gateway_message(
     subject: &str,
     role: &str,
     timestamp: &str,
     method: &str,
-    path: &str,
+    path_and_query: &str,
+    body_sha256: &str,
 ) -> String {
-    format!("{subject}\n{role}\n{timestamp}\n{method}\n{path}")
+    format!("{subject}\n{role}\n{timestamp}\n{method}\n{path_and_query}\n{body_sha256}")
 }
 
 /// Hex HMAC-SHA256 of a gateway message (used by tests and by gateways written in Rust).
@@ -201,42 +271,104 @@ pub fn gateway_signature(key: &[u8], message: &str) -> String {
     hex::encode(mac.finalize().into_bytes())
 }
 
-fn gateway_auth(key: &[u8], req: &Request) -> AuthState {
+/// The `sha256` query parameter of an artifact upload (`POST /v1/runs/{id}/artifacts`).
+fn upload_declared_sha256(req: &Request) -> Option<&str> {
+    let seg: Vec<&str> = req.uri().path().split('/').collect();
+    if req.method() != axum::http::Method::POST
+        || !matches!(seg.as_slice(), ["", "v1", "runs", _, "artifacts"])
+    {
+        return None;
+    }
+    req.uri()
+        .query()?
+        .split('&')
+        .find_map(|kv| kv.strip_prefix("sha256="))
+}
+
+/// Authenticate a gateway request. On success also the body digest the body must be checked
+/// against while it is read (`None`: nothing to check, see the upload case).
+fn gateway_auth(key: &[u8], req: &Request) -> (AuthState, Option<[u8; 32]>) {
+    let invalid = |why: &str| (AuthState::Invalid(why.into()), None);
     let subject = header(req, "x-datapilot-subject");
     let role = header(req, "x-datapilot-role");
     let ts = header(req, "x-datapilot-timestamp");
     let sig = header(req, "x-datapilot-signature");
     let (subject, role, ts, sig) = match (subject, role, ts, sig) {
-        (None, None, None, None) => return AuthState::Anonymous,
+        (None, None, None, None) => return (AuthState::Anonymous, None),
         (Some(a), Some(b), Some(c), Some(d)) => (a, b, c, d),
-        _ => return AuthState::Invalid("incomplete gateway identity headers".into()),
+        _ => return invalid("incomplete gateway identity headers"),
     };
     let Ok(sig_bytes) = hex::decode(sig) else {
-        return AuthState::Invalid("malformed gateway signature".into());
+        return invalid("malformed gateway signature");
     };
-    let msg = gateway_message(subject, role, ts, req.method().as_str(), req.uri().path());
+    let digest_hex = match req.headers().get(CONTENT_SHA256_HEADER) {
+        None => EMPTY_SHA256,
+        Some(v) => match v.to_str() {
+            Ok(d) if d.len() == 64 && d.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) => {
+                d
+            }
+            _ => return invalid("X-DataPilot-Content-SHA256 must be 64 lowercase hex digits"),
+        },
+    };
+    let path_and_query = req
+        .uri()
+        .path_and_query()
+        .map_or_else(|| req.uri().path(), |p| p.as_str());
+    let msg = gateway_message(
+        subject,
+        role,
+        ts,
+        req.method().as_str(),
+        path_and_query,
+        digest_hex,
+    );
     let mut mac = Hmac::<Sha256>::new_from_slice(key).expect("HMAC takes any key length");
     mac.update(msg.as_bytes());
     // Constant-time comparison: no timing oracle on the signature.
     if mac.verify_slice(&sig_bytes).is_err() {
-        return AuthState::Invalid("gateway signature does not verify".into());
+        return invalid("gateway signature does not verify");
     }
+    // An upload's body is already bound by the signed query: its `sha256` parameter, which the
+    // blob store checks while streaming (422 `digest_mismatch`). The signed digest must be
+    // that same value; the body is then not hashed a second time.
+    let check_body = match upload_declared_sha256(req) {
+        Some(declared) if declared == digest_hex => None,
+        Some(_) => {
+            return invalid(
+                "for an artifact upload X-DataPilot-Content-SHA256 must equal the sha256 query parameter",
+            )
+        }
+        None => {
+            let mut d = [0u8; 32];
+            hex::decode_to_slice(digest_hex, &mut d).expect("validated as 64 hex digits");
+            Some(d)
+        }
+    };
+    match gateway_identity(subject, role, ts) {
+        state @ AuthState::Ok(_) => (state, check_body),
+        other => (other, None),
+    }
+}
+
+/// The identity a verified gateway request asserts, once its freshness is checked.
+fn gateway_identity(subject: &str, role: &str, ts: &str) -> AuthState {
+    let invalid = AuthState::Invalid;
     let Ok(ts) = ts.parse::<i64>() else {
-        return AuthState::Invalid("malformed gateway timestamp".into());
+        return invalid("malformed gateway timestamp".into());
     };
     let skew = chrono::Utc::now().timestamp() - ts;
     if skew.abs() > GATEWAY_WINDOW_SECS {
-        return AuthState::Invalid(format!(
+        return invalid(format!(
             "gateway timestamp outside the {GATEWAY_WINDOW_SECS} s freshness window"
         ));
     }
     let Some(role) = Role::parse(role) else {
-        return AuthState::Invalid("unknown gateway role".into());
+        return invalid("unknown gateway role".into());
     };
     if subject.is_empty() || subject.len() > 255 || subject.chars().any(char::is_control) {
-        return AuthState::Invalid("invalid gateway subject".into());
+        return invalid("invalid gateway subject".into());
     }
-    AuthState::Ok(Principal {
+    let p = Principal {
         actor: ActorRef {
             kind: "gateway",
             id: subject.to_string(),
@@ -247,7 +379,8 @@ fn gateway_auth(key: &[u8], req: &Request) -> AuthState {
         token_id: None,
         run_id: None,
         idem: None,
-    })
+    };
+    AuthState::Ok(p)
 }
 
 /// The bearer secret of a request, if it has an Authorization header.

@@ -73,8 +73,13 @@ pub async fn read_body(body: axum::body::Body, limit: usize) -> Result<bytes::By
     let mut buf = bytes::BytesMut::new();
     let mut total: u64 = 0;
     while let Some(frame) = body.frame().await {
-        let frame = frame
-            .map_err(|e| ApiError::bad_request(format!("could not read the request body: {e}")))?;
+        let frame = frame.map_err(|e| {
+            if crate::auth::is_body_digest_mismatch(&e) {
+                ApiError::unauthenticated(e.to_string())
+            } else {
+                ApiError::bad_request(format!("could not read the request body: {e}"))
+            }
+        })?;
         if let Ok(data) = frame.into_data() {
             total += data.len() as u64;
             if total <= limit as u64 {

@@ -1295,9 +1295,16 @@ async fn gateway_mode_trusts_only_fresh_signed_headers() {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_secs() as i64;
-    let signed = |subject: &str, role: &str, ts: i64, method: &str, path: &str| {
-        let msg =
-            datapilot_server::auth::gateway_message(subject, role, &ts.to_string(), method, path);
+    let empty = datapilot_server::auth::EMPTY_SHA256;
+    let signed = |subject: &str, role: &str, ts: i64, method: &str, path: &str, body: &str| {
+        let msg = datapilot_server::auth::gateway_message(
+            subject,
+            role,
+            &ts.to_string(),
+            method,
+            path,
+            body,
+        );
         datapilot_server::auth::gateway_signature(key, &msg)
     };
     let call = |subject: &'static str, role: &'static str, ts: i64, sig: String| {
@@ -1322,45 +1329,65 @@ async fn gateway_mode_trusts_only_fresh_signed_headers() {
         "alice@corp",
         "engineer",
         now,
-        signed("alice@corp", "engineer", now, "GET", "/v1/whoami"),
+        signed("alice@corp", "engineer", now, "GET", "/v1/whoami", empty),
     )
     .await;
     assert_eq!(ok.status, 200, "{}", ok.text());
     assert_eq!(ok.json()["subject"], "alice@corp");
     assert_eq!(ok.json()["role"], "engineer");
-    // Stale, future, forged (role escalated after signing), wrong method.
-    call(
-        "alice@corp",
-        "engineer",
-        now - 120,
-        signed("alice@corp", "engineer", now - 120, "GET", "/v1/whoami"),
-    )
-    .await
-    .assert_problem(401, "unauthenticated");
-    call(
-        "alice@corp",
-        "engineer",
-        now + 120,
-        signed("alice@corp", "engineer", now + 120, "GET", "/v1/whoami"),
-    )
-    .await
-    .assert_problem(401, "unauthenticated");
-    call(
-        "alice@corp",
-        "admin",
-        now,
-        signed("alice@corp", "engineer", now, "GET", "/v1/whoami"),
-    )
-    .await
-    .assert_problem(401, "unauthenticated");
-    call(
-        "alice@corp",
-        "engineer",
-        now,
-        signed("alice@corp", "engineer", now, "POST", "/v1/whoami"),
-    )
-    .await
-    .assert_problem(401, "unauthenticated");
+    // Stale, future, forged (role escalated after signing), wrong method, wrong body digest.
+    for (role, ts, sig) in [
+        (
+            "engineer",
+            now - 120,
+            signed(
+                "alice@corp",
+                "engineer",
+                now - 120,
+                "GET",
+                "/v1/whoami",
+                empty,
+            ),
+        ),
+        (
+            "engineer",
+            now + 120,
+            signed(
+                "alice@corp",
+                "engineer",
+                now + 120,
+                "GET",
+                "/v1/whoami",
+                empty,
+            ),
+        ),
+        (
+            "admin",
+            now,
+            signed("alice@corp", "engineer", now, "GET", "/v1/whoami", empty),
+        ),
+        (
+            "engineer",
+            now,
+            signed("alice@corp", "engineer", now, "POST", "/v1/whoami", empty),
+        ),
+        (
+            "engineer",
+            now,
+            signed(
+                "alice@corp",
+                "engineer",
+                now,
+                "GET",
+                "/v1/whoami",
+                &"0".repeat(64),
+            ),
+        ),
+    ] {
+        call("alice@corp", role, ts, sig)
+            .await
+            .assert_problem(401, "unauthenticated");
+    }
     // Unsigned, and bearer tokens (even the bootstrap admin's) are ignored.
     anon.get("/v1/whoami")
         .await
@@ -1369,25 +1396,199 @@ async fn gateway_mode_trusts_only_fresh_signed_headers() {
         .get("/v1/whoami")
         .await
         .assert_problem(401, "unauthenticated");
-    // A signed write is audited with the gateway identity.
+
+    // A request as a gateway sends it: the query and the body digest are signed.
     let ts = now.to_string();
-    let sig = signed("bob", "engineer", now, "POST", "/v1/datasets");
-    let r = anon
-        .send(
-            "POST",
-            "/v1/datasets",
-            &[
-                ("content-type", "application/json"),
-                ("x-datapilot-subject", "bob"),
-                ("x-datapilot-role", "engineer"),
-                ("x-datapilot-timestamp", &ts),
-                ("x-datapilot-signature", &sig),
-            ],
-            Some(br#"{"name":"gw"}"#.to_vec()),
-        )
-        .await;
+    let gw = |method: &'static str,
+              path: String,
+              signed_path: String,
+              body: Option<Vec<u8>>,
+              digest: Option<String>,
+              extra: Vec<(&'static str, String)>| {
+        let anon = anon.clone();
+        let ts = ts.clone();
+        let sig = signed(
+            "bob",
+            "engineer",
+            now,
+            method,
+            &signed_path,
+            digest.as_deref().unwrap_or(empty),
+        );
+        async move {
+            let mut h: Vec<(&str, String)> = vec![
+                ("x-datapilot-subject", "bob".into()),
+                ("x-datapilot-role", "engineer".into()),
+                ("x-datapilot-timestamp", ts),
+                ("x-datapilot-signature", sig),
+            ];
+            if let Some(d) = digest {
+                h.push(("x-datapilot-content-sha256", d));
+            }
+            h.extend(extra);
+            let h: Vec<(&str, &str)> = h.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            anon.send(method, &path, &h, body).await
+        }
+    };
+    let json_ct = || vec![("content-type", "application/json".to_string())];
+    // A signed write is audited with the gateway identity.
+    let body = br#"{"name":"gw"}"#.to_vec();
+    let r = gw(
+        "POST",
+        "/v1/datasets".into(),
+        "/v1/datasets".into(),
+        Some(body.clone()),
+        Some(sha256_hex(&body)),
+        json_ct(),
+    )
+    .await;
     assert_eq!(r.status, 201, "{}", r.text());
     assert_eq!(r.json()["created_by"], "bob");
+    // Replayed with another body (same headers): 401, nothing written; with or without a key.
+    let other = br#"{"name":"gx"}"#.to_vec();
+    gw(
+        "POST",
+        "/v1/datasets".into(),
+        "/v1/datasets".into(),
+        Some(other.clone()),
+        Some(sha256_hex(&body)),
+        json_ct(),
+    )
+    .await
+    .assert_problem(401, "unauthenticated");
+    let mut keyed = json_ct();
+    keyed.push(("idempotency-key", "gw-1".into()));
+    gw(
+        "POST",
+        "/v1/datasets".into(),
+        "/v1/datasets".into(),
+        Some(other.clone()),
+        Some(sha256_hex(&body)),
+        keyed,
+    )
+    .await
+    .assert_problem(401, "unauthenticated");
+    // A body sent without its digest header (signed as empty): 401.
+    gw(
+        "POST",
+        "/v1/datasets".into(),
+        "/v1/datasets".into(),
+        Some(other),
+        None,
+        json_ct(),
+    )
+    .await
+    .assert_problem(401, "unauthenticated");
+    // Replayed onto another query: 401.
+    let r = gw(
+        "GET",
+        "/v1/datasets?limit=1".into(),
+        "/v1/datasets?limit=1".into(),
+        None,
+        None,
+        vec![],
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    gw(
+        "GET",
+        "/v1/datasets?limit=2".into(),
+        "/v1/datasets?limit=1".into(),
+        None,
+        None,
+        vec![],
+    )
+    .await
+    .assert_problem(401, "unauthenticated");
+    gw(
+        "GET",
+        "/v1/datasets".into(),
+        "/v1/datasets?limit=1".into(),
+        None,
+        None,
+        vec![],
+    )
+    .await
+    .assert_problem(401, "unauthenticated");
+    let ds = srv_dataset_id(&r);
+    assert_eq!(
+        anon.clone().get("/v1/health").await.json()["tree_size"],
+        3,
+        "only the first write happened"
+    );
+
+    // Uploads: the signed digest is the declared `sha256` of the query, which binds the body.
+    let (digest, files) = manifest("gw", 2);
+    let vbody = serde_json::to_vec(&json!({ "digest": digest, "files": files })).unwrap();
+    let path = format!("/v1/datasets/{ds}/versions");
+    let r = gw(
+        "POST",
+        path.clone(),
+        path,
+        Some(vbody.clone()),
+        Some(sha256_hex(&vbody)),
+        json_ct(),
+    )
+    .await;
+    assert_eq!(r.status, 201, "{}", r.text());
+    let rbody = serde_json::to_vec(
+        &json!({ "name": "t", "inputs": [{ "dataset_id": ds, "digest": digest }],
+        "git_commit": "a".repeat(40), "image_digest": format!("sha256:{}", "b".repeat(64)) }),
+    )
+    .unwrap();
+    let r = gw(
+        "POST",
+        "/v1/runs".into(),
+        "/v1/runs".into(),
+        Some(rbody.clone()),
+        Some(sha256_hex(&rbody)),
+        json_ct(),
+    )
+    .await;
+    assert_eq!(r.status, 201, "{}", r.text());
+    let run = r.json()["run"]["id"].as_str().unwrap().to_string();
+    let bytes = b"gateway artifact".to_vec();
+    let sha = sha256_hex(&bytes);
+    let up = format!("/v1/runs/{run}/artifacts?name=a.bin&sha256={sha}");
+    let oct = || vec![("content-type", "application/octet-stream".to_string())];
+    let r = gw(
+        "POST",
+        up.clone(),
+        up.clone(),
+        Some(bytes.clone()),
+        Some(sha.clone()),
+        oct(),
+    )
+    .await;
+    assert_eq!(r.status, 201, "{}", r.text());
+    // Other bytes under the same signed query: refused by the declared sha256 (nothing kept).
+    let up2 = format!("/v1/runs/{run}/artifacts?name=b.bin&sha256={sha}");
+    gw(
+        "POST",
+        up2.clone(),
+        up2,
+        Some(b"other".to_vec()),
+        Some(sha.clone()),
+        oct(),
+    )
+    .await
+    .assert_problem(422, "digest_mismatch");
+    // A signed digest that is not the declared sha256: 401.
+    let up3 = format!("/v1/runs/{run}/artifacts?name=c.bin&sha256={sha}");
+    gw(
+        "POST",
+        up3.clone(),
+        up3,
+        Some(bytes),
+        Some(sha256_hex(b"x")),
+        oct(),
+    )
+    .await
+    .assert_problem(401, "unauthenticated");
+}
+
+fn srv_dataset_id(list: &Resp) -> String {
+    list.json()["items"][0]["id"].as_str().unwrap().to_string()
 }
 
 #[tokio::test]
