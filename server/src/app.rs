@@ -47,6 +47,9 @@ pub struct AppState {
     pub pkg_dir: Option<PathBuf>,
     /// Slots of the global in-flight request limit.
     pub request_slots: Arc<tokio::sync::Semaphore>,
+    /// Tests only (`--run-token-ttl-override-seconds`): run token lifetime instead of the
+    /// policy's.
+    pub run_token_ttl_override: Option<u64>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -141,6 +144,7 @@ pub fn open(config: &Config) -> Result<Started, String> {
             request_slots: Arc::new(tokio::sync::Semaphore::new(
                 config.max_concurrent_requests.max(1),
             )),
+            run_token_ttl_override: config.run_token_ttl_override_seconds,
         },
         generated_bootstrap: (new_ledger && generated).then_some(secret),
         new_ledger,

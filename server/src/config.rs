@@ -59,6 +59,11 @@ pub struct Config {
     #[arg(long, env = "DATAPILOT_BOOTSTRAP_TOKEN", hide_env_values = true)]
     pub bootstrap_token: Option<String>,
 
+    /// For tests only: run tokens expire after this many seconds instead of the policy's
+    /// `run_token_ttl_seconds` (whose minimum, 60 s, is too slow for a test of expiry).
+    #[arg(long, hide = true)]
+    pub run_token_ttl_override_seconds: Option<u64>,
+
     /// Log filter in `tracing` syntax (RUST_LOG is honoured too).
     #[arg(long, env = "DATAPILOT_LOG", default_value = "info")]
     pub log: String,

@@ -1726,3 +1726,49 @@ async fn refuses_to_start_without_the_ledgers_own_key() {
         .collect();
     assert_eq!(names, ["ledger.key"]);
 }
+
+/// Run tokens expire (the hidden test flag shortens their lifetime; the policy's minimum is
+/// 60 s): an expired run token is 401 on every operation, even on its own run.
+#[tokio::test]
+async fn expired_run_tokens_are_refused() {
+    let srv = Server::start_with(&["--run-token-ttl-override-seconds", "2"]);
+    let admin = srv.client(ADMIN);
+    let ds = admin.dataset("ttl").await;
+    let digest = admin.version(&ds, "t").await;
+    let r = admin
+        .post(
+            "/v1/runs",
+            json!({ "name": "short", "inputs": [{ "dataset_id": ds, "digest": digest }],
+                    "git_commit": "a".repeat(40), "image_digest": format!("sha256:{}", "b".repeat(64)) }),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text());
+    let run = r.json()["run"]["id"].as_str().unwrap().to_string();
+    let rt = admin.with_token(r.json()["run_token"].as_str().unwrap());
+    let expires = r.json()["run_token_expires_at"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let created = r.json()["run"]["created_at"].as_str().unwrap().to_string();
+    assert!(expires > created, "{created} -> {expires}");
+    assert_eq!(rt.get("/v1/whoami").await.status, 200);
+    assert_eq!(rt.get(&format!("/v1/runs/{run}")).await.status, 200);
+    tokio::time::sleep(std::time::Duration::from_millis(2300)).await;
+    rt.get("/v1/whoami")
+        .await
+        .assert_problem(401, "unauthenticated");
+    rt.get(&format!("/v1/runs/{run}"))
+        .await
+        .assert_problem(401, "unauthenticated");
+    rt.post(
+        &format!("/v1/runs/{run}/metrics"),
+        json!({ "points": [{ "name": "m", "step": 0, "value": 1 }] }),
+    )
+    .await
+    .assert_problem(401, "unauthenticated");
+    // The run itself is untouched: an API token still reads it.
+    assert_eq!(
+        admin.get(&format!("/v1/runs/{run}")).await.json()["status"],
+        "running"
+    );
+}

@@ -59,6 +59,7 @@ pub async fn create(
         image_digest: req.image_digest,
         params,
         token_hash: hash_secret(&secret),
+        token_ttl_override: st.run_token_ttl_override,
     };
     let a = p.writer();
     let (run, expires) = st.db(move |s| s.create_run(&a, &new)).await?;

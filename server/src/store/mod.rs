@@ -151,6 +151,8 @@ pub struct NewRun {
     pub image_digest: String,
     pub params: std::collections::BTreeMap<String, String>,
     pub token_hash: String,
+    /// Run token lifetime in seconds instead of the policy's (tests only).
+    pub token_ttl_override: Option<u64>,
 }
 
 /// Signed-tree-head material: size, root and the time of the last event.

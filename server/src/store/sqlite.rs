@@ -1113,7 +1113,7 @@ impl Store for SqliteStore {
             let (seq, time) = next_event(tx)?;
             let id = new_id("run_");
             let expires = util::fmt_time(
-                util::now() + chrono::Duration::seconds(policy.run_token_ttl_seconds.min(i64::MAX as u64 / 1000) as i64),
+                util::now() + chrono::Duration::seconds(r.token_ttl_override.unwrap_or(policy.run_token_ttl_seconds).min(i64::MAX as u64 / 1000) as i64),
             );
             let inputs = serde_json::to_string(&r.inputs).unwrap_or_default();
             let params_s = serde_json::to_string(&r.params).unwrap_or_default();
