@@ -96,19 +96,23 @@ fn coreutils_digest(root: &Path) -> Option<String> {
     Some(format!("sha256:{}", text.split_whitespace().next()?))
 }
 
-fn have_coreutils() -> bool {
-    Command::new("sha256sum")
+/// GNU coreutils are part of the project's set-up (`./x setup`): a missing `sha256sum` fails
+/// the test with this message rather than letting it pass without comparing anything.
+fn require_coreutils() {
+    let ok = Command::new("sha256sum")
         .arg("--version")
         .output()
-        .is_ok_and(|o| o.status.success())
+        .is_ok_and(|o| o.status.success());
+    assert!(
+        ok,
+        "GNU coreutils' sha256sum is required by the DPM-1 cross-check and was not found on \
+         PATH (install coreutils, e.g. with ./x setup)"
+    );
 }
 
 #[test]
 fn tricky_directory_matches_coreutils() {
-    if !have_coreutils() {
-        eprintln!("skipping: GNU coreutils not found");
-        return;
-    }
+    require_coreutils();
     let dir = TempDir::new("tricky");
     let root = &dir.0;
     write(root, "README.md", b"# data\n");
@@ -140,9 +144,7 @@ fn tricky_directory_matches_coreutils() {
 
 #[test]
 fn single_file_matches_coreutils() {
-    if !have_coreutils() {
-        return;
-    }
+    require_coreutils();
     let dir = TempDir::new("single");
     write(&dir.0, "only.txt", b"hello\n");
     assert_eq!(crate_digest(&dir.0), coreutils_digest(&dir.0).unwrap());
