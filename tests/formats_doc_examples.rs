@@ -1,6 +1,7 @@
 //! Keeps `docs/formats.md` honest: every worked value quoted there is
 //! recomputed here with the crate, and the Python verifier embedded in the
-//! document is run (when `python3` is available) against the same examples.
+//! document is run against the same examples, with and without the
+//! `cryptography` package (`python3` is required: a missing one fails).
 #![cfg(not(target_arch = "wasm32"))]
 
 use std::io::Write;
@@ -141,34 +142,95 @@ fn checkpoint_example() {
     );
 }
 
-#[test]
-fn python_verifier_in_doc_runs() {
-    let doc = doc();
-    let start = doc.find("```python\n").expect("python block") + "```python\n".len();
-    let end = start + doc[start..].find("```").expect("end of python block");
-    let script = &doc[start..end];
+/// Runs the Python of `docs/formats.md` section 8; with `pure_ed25519` the `cryptography`
+/// package is made unimportable, so its pure-Python Ed25519 verifies the checkpoint.
+fn run_doc_python(script: &str, pure_ed25519: bool) -> String {
+    let prelude = if pure_ed25519 {
+        "import sys; sys.modules['cryptography'] = None\n"
+    } else {
+        ""
+    };
     let child = Command::new("python3")
         .arg("-")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn();
-    let Ok(mut child) = child else {
-        eprintln!("skipping: python3 not found");
-        return;
+    let mut child = match child {
+        Ok(child) => child,
+        Err(e) => panic!(
+            "cannot run python3 ({e}): the Python of docs/formats.md must be run, and Python 3 \
+             is part of the project's set-up (./x setup installs it)"
+        ),
     };
     child
         .stdin
         .take()
         .unwrap()
-        .write_all(script.as_bytes())
+        .write_all(format!("{prelude}{script}").as_bytes())
         .unwrap();
     let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "python verifier failed:\n{}\n{}",
+    let text = format!(
+        "{}{}",
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(String::from_utf8_lossy(&out.stdout).contains("all worked examples verified"));
+    assert!(
+        out.status.success(),
+        "python verifier (pure_ed25519={pure_ed25519}) failed:\n{text}"
+    );
+    text
+}
+
+#[test]
+fn python_verifier_in_doc_runs() {
+    let doc = doc();
+    let start = doc.find("```python\n").expect("python block") + "```python\n".len();
+    let end = start + doc[start..].find("```").expect("end of python block");
+    let script = &doc[start..end];
+    assert!(
+        !script.contains("except ImportError:\n        print"),
+        "the doc's Python must not skip a check when a package is missing"
+    );
+    for pure in [false, true] {
+        let text = run_doc_python(script, pure);
+        assert!(text.contains("all worked examples verified"), "{text}");
+        assert!(text.contains("checkpoint signature verified"), "{text}");
+        if pure {
+            assert!(text.contains("Ed25519: pure-Python"), "{text}");
+        }
+    }
+}
+
+#[test]
+fn doc_names_every_check_in_order_and_the_auditor_script() {
+    use datapilot::evidence::checks;
+    let doc = doc();
+    let section = &doc[doc
+        .find("### Verification algorithm")
+        .expect("algorithm section")..];
+    let mut at = 0;
+    for name in checks::ALWAYS.iter().chain([&checks::CONSISTENCY]) {
+        let needle = format!("**`{name}`**");
+        let found = section[at..]
+            .find(&needle)
+            .unwrap_or_else(|| panic!("check {needle} missing or out of order"));
+        at += found + needle.len();
+    }
+    assert_in_doc(&doc, "tests/auditor/verify_bundle.py");
+    for action in [
+        "ledger.init",
+        "dataset.create",
+        "dataset_version.register",
+        "gate.record",
+        "policy.update",
+        "run.create",
+        "run.finish",
+        "metrics.append",
+        "artifact.upload",
+        "token.create",
+        "token.revoke",
+    ] {
+        assert_in_doc(&doc, &format!("| `{action}` |"));
+    }
 }
