@@ -50,6 +50,8 @@ pub struct AppState {
     /// Tests only (`--run-token-ttl-override-seconds`): run token lifetime instead of the
     /// policy's.
     pub run_token_ttl_override: Option<u64>,
+    /// Uploads in progress per blob digest (see `routes::artifacts`).
+    pub uploads: crate::routes::artifacts::Uploads,
 }
 
 impl std::fmt::Debug for AppState {
@@ -145,6 +147,7 @@ pub fn open(config: &Config) -> Result<Started, String> {
                 config.max_concurrent_requests.max(1),
             )),
             run_token_ttl_override: config.run_token_ttl_override_seconds,
+            uploads: Default::default(),
         },
         generated_bootstrap: (new_ledger && generated).then_some(secret),
         new_ledger,

@@ -57,6 +57,9 @@ pub trait BlobStore: Send + Sync + 'static {
         &'a self,
         sha256_hex: &'a str,
     ) -> BoxFuture<'a, Result<Option<(u64, ByteStream)>, BlobError>>;
+    /// Remove a blob that no artifact references (an upload whose artifact could not be
+    /// recorded). Absent is fine. The caller makes sure nothing references it.
+    fn delete<'a>(&'a self, sha256_hex: &'a str) -> BoxFuture<'a, Result<(), BlobError>>;
 }
 
 /// Blobs under `<data dir>/blobs/sha256/<2 hex>/<64 hex>`.
@@ -153,6 +156,22 @@ impl BlobStore for DiskBlobStore {
             let size = file.metadata().await?.len();
             let stream: ByteStream = Box::pin(tokio_util::io::ReaderStream::new(file));
             Ok(Some((size, stream)))
+        })
+    }
+
+    fn delete<'a>(&'a self, sha256_hex: &'a str) -> BoxFuture<'a, Result<(), BlobError>> {
+        Box::pin(async move {
+            let path = self.path_of(sha256_hex);
+            match tokio::fs::remove_file(&path).await {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+                Err(e) => return Err(e.into()),
+            }
+            let dir = path.parent().expect("blob path has a parent").to_path_buf();
+            tokio::task::spawn_blocking(move || std::fs::File::open(&dir)?.sync_all())
+                .await
+                .map_err(|e| io::Error::other(e.to_string()))??;
+            Ok(())
         })
     }
 }

@@ -1772,3 +1772,74 @@ async fn expired_run_tokens_are_refused() {
         "running"
     );
 }
+
+/// An upload whose artifact cannot be recorded after its blob was written (here: the run is
+/// finished while the body streams) leaves no orphaned blob, unless another artifact has the
+/// same bytes.
+#[tokio::test]
+async fn failed_upload_leaves_no_orphaned_blob() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let srv = Server::start();
+    let admin = srv.client(ADMIN);
+    let ds = admin.dataset("orphans").await;
+    let digest = admin.version(&ds, "o").await;
+    let blob_path = |sha: &str| srv.dir.join("blobs/sha256").join(&sha[..2]).join(sha);
+    // Start an upload, finish the run while its body is still coming, then send the rest.
+    let upload_racing_finish = |run: String, body: Vec<u8>| {
+        let srv_base = srv.base.clone();
+        let admin = admin.clone();
+        async move {
+            let sha = sha256_hex(&body);
+            let addr = srv_base.trim_start_matches("http://").to_string();
+            let mut sock = tokio::net::TcpStream::connect(&addr).await.unwrap();
+            let head = format!(
+                "POST /v1/runs/{run}/artifacts?name=late.bin&sha256={sha} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {ADMIN}\r\nContent-Type: application/octet-stream\r\nContent-Length: {}\r\n\r\n",
+                body.len()
+            );
+            sock.write_all(head.as_bytes()).await.unwrap();
+            sock.write_all(&body[..10]).await.unwrap();
+            sock.flush().await.unwrap();
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+            let fin = admin
+                .post(
+                    &format!("/v1/runs/{run}/finish"),
+                    json!({ "status": "failed" }),
+                )
+                .await;
+            assert_eq!(fin.status, 200, "{}", fin.text());
+            sock.write_all(&body[10..]).await.unwrap();
+            let mut buf = vec![0u8; 8192];
+            let n = sock.read(&mut buf).await.unwrap();
+            String::from_utf8_lossy(&buf[..n]).into_owned()
+        }
+    };
+
+    // Bytes no artifact has: the blob is removed.
+    let (run, _) = admin.run(&[(&ds, &digest)]).await;
+    let body = b"orphan candidate".repeat(100);
+    let r = upload_racing_finish(run, body.clone()).await;
+    assert!(r.starts_with("HTTP/1.1 409"), "{r}");
+    assert!(r.contains("run_sealed"), "{r}");
+    assert!(
+        !blob_path(&sha256_hex(&body)).exists(),
+        "orphaned blob kept"
+    );
+
+    // Bytes another run's artifact has: the blob stays, and that artifact still downloads.
+    let (keeper, keeper_token) = admin.run(&[(&ds, &digest)]).await;
+    let shared = b"shared bytes".repeat(100);
+    let sha = sha256_hex(&shared);
+    let k = admin.with_token(&keeper_token);
+    let art = k.upload(&keeper, "kept.bin", &shared, &sha).await;
+    assert_eq!(art.status, 201, "{}", art.text());
+    let (run, _) = admin.run(&[(&ds, &digest)]).await;
+    let r = upload_racing_finish(run, shared.clone()).await;
+    assert!(r.starts_with("HTTP/1.1 409"), "{r}");
+    assert!(blob_path(&sha).exists(), "a referenced blob was removed");
+    let art = art.json()["id"].as_str().unwrap().to_string();
+    let d = k
+        .get(&format!("/v1/runs/{keeper}/artifacts/{art}/content"))
+        .await;
+    assert_eq!(d.status, 200);
+    assert_eq!(d.body, shared);
+}

@@ -17,6 +17,83 @@ use crate::extract::{check_content_length, content_type_is, too_large, PageQuery
 use crate::model::{Artifact, Page};
 use crate::validate;
 
+/// Uploads in progress, per blob digest. Blobs are shared by content, so a blob written by an
+/// upload whose artifact then could not be recorded (the run was finished or the name taken
+/// meanwhile) is removed only if no artifact references it and no other upload of the same
+/// bytes is in progress; registering an upload and that check-and-remove take the same lock,
+/// so a concurrent upload of the same bytes either keeps the blob or writes it again after.
+pub type Uploads = std::sync::Arc<tokio::sync::Mutex<std::collections::HashMap<String, usize>>>;
+
+/// One registered upload of a digest; unregisters itself when dropped (also when the client
+/// goes away mid-upload and the handler is cancelled).
+struct PendingUpload {
+    uploads: Uploads,
+    sha: String,
+    registered: bool,
+}
+
+fn unregister(map: &mut std::collections::HashMap<String, usize>, sha: &str) {
+    if let Some(n) = map.get_mut(sha) {
+        *n -= 1;
+        if *n == 0 {
+            map.remove(sha);
+        }
+    }
+}
+
+impl PendingUpload {
+    async fn register(uploads: &Uploads, sha: &str) -> Self {
+        *uploads.lock().await.entry(sha.to_string()).or_default() += 1;
+        PendingUpload {
+            uploads: uploads.clone(),
+            sha: sha.to_string(),
+            registered: true,
+        }
+    }
+
+    /// The artifact could not be recorded: remove the blob unless something else needs it.
+    async fn discard_blob(mut self, st: &AppState) {
+        let uploads = self.uploads.clone();
+        // Held until the blob is gone: a new upload of the same bytes registers after.
+        let mut map = uploads.lock().await;
+        let others = map.get(&self.sha).copied().unwrap_or(0) > 1;
+        unregister(&mut map, &self.sha);
+        self.registered = false;
+        if others {
+            return;
+        }
+        let sha = self.sha.clone();
+        match st.db(move |s| s.blob_referenced(&sha)).await {
+            Ok(false) => {
+                if let Err(e) = st.blobs.delete(&self.sha).await {
+                    tracing::warn!(sha256 = %self.sha, error = ?e, "could not remove an unreferenced blob");
+                }
+            }
+            Ok(true) => {}
+            Err(e) => {
+                tracing::warn!(sha256 = %self.sha, error = %e, "could not check blob references")
+            }
+        }
+    }
+}
+
+impl Drop for PendingUpload {
+    fn drop(&mut self) {
+        if !self.registered {
+            return;
+        }
+        let sha = std::mem::take(&mut self.sha);
+        if let Ok(mut map) = self.uploads.try_lock() {
+            unregister(&mut map, &sha);
+            return;
+        }
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            let uploads = self.uploads.clone();
+            rt.spawn(async move { unregister(&mut *uploads.lock().await, &sha) });
+        }
+    }
+}
+
 #[derive(Debug, Deserialize)]
 pub struct UploadQuery {
     name: Option<String>,
@@ -51,6 +128,7 @@ pub async fn upload(
     let (r2, n2) = (run_id.clone(), name.clone());
     st.db(move |s| s.check_artifact_upload(&r2, &n2)).await?;
 
+    let pending = PendingUpload::register(&st.uploads, &sha).await;
     let stream = req
         .into_body()
         .into_data_stream()
@@ -72,10 +150,20 @@ pub async fn upload(
         Err(BlobError::Io(e)) => return Err(ApiError::internal(e)),
     };
     let a = p.writer();
-    let art = st
-        .db(move |s| s.add_artifact(&a, &run_id, &name, &sha, size))
-        .await?;
-    Ok((StatusCode::CREATED, Json(art)))
+    let sha2 = sha.clone();
+    match st
+        .db(move |s| s.add_artifact(&a, &run_id, &name, &sha2, size))
+        .await
+    {
+        Ok(art) => {
+            drop(pending);
+            Ok((StatusCode::CREATED, Json(art)))
+        }
+        Err(e) => {
+            pending.discard_blob(&st).await;
+            Err(e)
+        }
+    }
 }
 
 pub async fn list(

@@ -295,6 +295,8 @@ pub trait Store: Send + Sync + 'static {
         page: PageReq,
     ) -> StoreResult<(Vec<Artifact>, Option<i64>)>;
     fn get_artifact(&self, run_id: &str, artifact_id: &str) -> StoreResult<Artifact>;
+    /// True if any artifact has this content (blobs are shared by content).
+    fn blob_referenced(&self, sha256: &str) -> StoreResult<bool>;
 
     /// Lineage one hop around a run / a dataset version, with only the edges whose event has
     /// `seq < tree_size` (the whole current graph when `None`).

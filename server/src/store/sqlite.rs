@@ -148,6 +148,10 @@ ALTER TABLE idempotency ADD COLUMN secret_of TEXT;
 DELETE FROM idempotency WHERE scope LIKE '% POST /v1/tokens' OR scope LIKE '% POST /v1/runs'
     OR instr(CAST(body AS TEXT), 'dpt_') > 0 OR instr(CAST(body AS TEXT), 'dpr_') > 0;
 "#,
+    r#"
+-- Whether a blob is still referenced, when an upload's artifact could not be recorded.
+CREATE INDEX artifacts_sha256 ON artifacts (sha256);
+"#,
 ];
 
 /// `tokens` columns read by authentication: id, name, role, expires_at, revoked_at.
@@ -1251,6 +1255,19 @@ impl Store for SqliteStore {
                 }))
             })?.collect::<Result<Vec<_>, _>>()?;
             Ok(page_out(rows, page.limit))
+        })
+    }
+
+    fn blob_referenced(&self, sha256: &str) -> StoreResult<bool> {
+        self.read(|tx| {
+            Ok(tx
+                .query_row(
+                    "SELECT 1 FROM artifacts WHERE sha256 = ?1 LIMIT 1",
+                    params![sha256],
+                    |_| Ok(()),
+                )
+                .optional()?
+                .is_some())
         })
     }
 
