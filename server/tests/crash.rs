@@ -17,6 +17,21 @@ use serde_json::json;
 enum Acked {
     Dataset { id: String },
     Metrics { digest: String, seq: u64 },
+    Artifact { id: String, sha256: String },
+}
+
+/// Durability rests on these: WAL, and `synchronous=FULL` (2) so a commit is on disk before
+/// the response is sent; asserted on the store as the server opens it, writer and readers.
+#[test]
+fn the_store_opens_with_full_sync_and_wal() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store =
+        datapilot_server::store::sqlite::SqliteStore::open(&tmp.path().join("d.sqlite3")).unwrap();
+    for (synchronous, journal_mode, foreign_keys) in store.connection_settings().unwrap() {
+        assert_eq!(synchronous, 2, "PRAGMA synchronous must be FULL");
+        assert_eq!(journal_mode, "wal");
+        assert_eq!(foreign_keys, 1);
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -32,7 +47,8 @@ async fn kill9_loses_no_acknowledged_write() {
     let acked = Arc::new(Mutex::new(Vec::<Acked>::new()));
     let stop = Arc::new(AtomicBool::new(false));
     let mut writers = Vec::new();
-    for w in 0..4 {
+    // Writers 0 and 2 create datasets, 1 and 3 append metrics, 4 uploads artifacts.
+    for w in 0..5 {
         let (acked, stop) = (acked.clone(), stop.clone());
         let api = if w % 2 == 0 {
             admin.clone()
@@ -44,19 +60,23 @@ async fn kill9_loses_no_acknowledged_write() {
             let mut n = 0;
             while !stop.load(Ordering::Relaxed) {
                 n += 1;
-                let (path, body) = if w % 2 == 0 {
-                    ("/v1/datasets".to_string(), json!({ "name": format!("w{w}-{n}") }))
+                let (path, content_type, body) = if w == 4 {
+                    let bytes: Vec<u8> = format!("artifact {n} ").repeat(1000 + n).into_bytes();
+                    let sha = sha256_hex(&bytes);
+                    (format!("/v1/runs/{run}/artifacts?name=a/{n}.bin&sha256={sha}"), "application/octet-stream", bytes)
+                } else if w % 2 == 0 {
+                    ("/v1/datasets".to_string(), "application/json", serde_json::to_vec(&json!({ "name": format!("w{w}-{n}") })).unwrap())
                 } else {
                     let points: Vec<_> = (0..50).map(|i| json!({ "name": "loss", "step": n * 100 + i, "value": 1.0 / (i + 1) as f64 })).collect();
-                    (format!("/v1/runs/{run}/metrics"), json!({ "points": points }))
+                    (format!("/v1/runs/{run}/metrics"), "application/json", serde_json::to_vec(&json!({ "points": points })).unwrap())
                 };
                 let url = format!("{}{}", api.base, path);
                 let req = api
                     .http
                     .post(url)
                     .header("authorization", format!("Bearer {}", api.token.as_ref().unwrap()))
-                    .header("content-type", "application/json")
-                    .body(serde_json::to_vec(&body).unwrap())
+                    .header("content-type", content_type)
+                    .body(body)
                     .timeout(Duration::from_secs(10));
                 let Ok(resp) = req.send().await else { break };
                 if resp.status().as_u16() != 201 {
@@ -65,7 +85,9 @@ async fn kill9_loses_no_acknowledged_write() {
                 // Acknowledged only once the whole response has arrived.
                 let Ok(bytes) = resp.bytes().await else { break };
                 let j: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
-                let a = if w % 2 == 0 {
+                let a = if w == 4 {
+                    Acked::Artifact { id: j["id"].as_str().unwrap().to_string(), sha256: j["sha256"].as_str().unwrap().to_string() }
+                } else if w % 2 == 0 {
                     Acked::Dataset { id: j["id"].as_str().unwrap().to_string() }
                 } else {
                     let seq = j["audit_seq"].as_u64().unwrap();
@@ -121,8 +143,20 @@ async fn kill9_loses_no_acknowledged_write() {
                 assert_eq!(ev["action"], "metrics.append");
                 assert_eq!(ev["data"]["digest"], *digest);
             }
+            Acked::Artifact { id, sha256 } => {
+                let d = admin
+                    .get(&format!("/v1/runs/{run}/artifacts/{id}/content"))
+                    .await;
+                assert_eq!(d.status, 200, "artifact {id} lost");
+                assert_eq!(sha256_hex(&d.body), *sha256, "artifact {id} damaged");
+            }
         }
     }
+    assert!(
+        acked.iter().any(|a| matches!(a, Acked::Artifact { .. })),
+        "the uploader made progress"
+    );
+    check_rows_events_and_blobs(&dir);
 
     // The new signed head extends the one seen before the crash.
     let (size_after, root_after, _) = checkpoint(&admin).await;
@@ -131,7 +165,7 @@ async fn kill9_loses_no_acknowledged_write() {
         .iter()
         .filter_map(|a| match a {
             Acked::Metrics { seq, .. } => Some(*seq),
-            Acked::Dataset { .. } => None,
+            Acked::Dataset { .. } | Acked::Artifact { .. } => None,
         })
         .max();
     assert!(max_seq.is_none_or(|m| size_after > m));
@@ -182,6 +216,88 @@ async fn kill9_loses_no_acknowledged_write() {
         "crash test: {} acknowledged writes survived; tree {size_before} -> {size_after}",
         acked.len()
     );
+}
+
+/// Straight from the files after the crash: every stored row has its audit event (and every
+/// write event its row), and every artifact's blob is there with its SHA-256 and size.
+fn check_rows_events_and_blobs(dir: &std::path::Path) {
+    let conn = rusqlite::Connection::open(dir.join("datapilot.sqlite3")).unwrap();
+    conn.busy_timeout(Duration::from_secs(5)).unwrap();
+    let count = |sql: &str| -> i64 { conn.query_row(sql, [], |r| r.get(0)).unwrap() };
+    // (table, audit_seq column, action, subject expression)
+    let tables = [
+        (
+            "datasets",
+            "audit_seq",
+            "dataset.create",
+            "'dataset:' || t.id",
+        ),
+        (
+            "dataset_versions",
+            "audit_seq",
+            "dataset_version.register",
+            "'dataset_version:' || t.dataset_id || '@' || t.digest",
+        ),
+        (
+            "gate_results",
+            "audit_seq",
+            "gate.record",
+            "'dataset_version:' || t.dataset_id || '@' || t.digest",
+        ),
+        ("runs", "audit_seq", "run.create", "'run:' || t.id"),
+        (
+            "metric_batches",
+            "audit_seq",
+            "metrics.append",
+            "'run:' || t.run_id",
+        ),
+        (
+            "artifacts",
+            "audit_seq",
+            "artifact.upload",
+            "'run:' || t.run_id",
+        ),
+        ("tokens", "audit_seq", "token.create", "'token:' || t.id"),
+    ];
+    for (table, col, action, subject) in tables {
+        let rows = count(&format!("SELECT COUNT(*) FROM {table}"));
+        let without = count(&format!(
+            "SELECT COUNT(*) FROM {table} t LEFT JOIN audit_events e
+             ON e.seq = t.{col} AND e.action = '{action}' AND e.subject = {subject}
+             WHERE e.seq IS NULL"
+        ));
+        assert_eq!(
+            without, 0,
+            "{table}: {without} of {rows} rows without their event"
+        );
+        let events = count(&format!(
+            "SELECT COUNT(*) FROM audit_events WHERE action = '{action}'"
+        ));
+        assert_eq!(
+            events, rows,
+            "{table}: {events} {action} events for {rows} rows"
+        );
+    }
+    let no_event = count(
+        "SELECT COUNT(*) FROM runs t LEFT JOIN audit_events e ON e.seq = t.finish_seq
+         AND e.action = 'run.finish' WHERE t.finish_seq IS NOT NULL AND e.seq IS NULL",
+    );
+    assert_eq!(no_event, 0, "finished runs without their run.finish event");
+    let mut st = conn
+        .prepare("SELECT id, sha256, size FROM artifacts")
+        .unwrap();
+    let arts: Vec<(String, String, i64)> = st
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert!(!arts.is_empty());
+    for (id, sha, size) in arts {
+        let path = dir.join("blobs/sha256").join(&sha[..2]).join(&sha);
+        let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("blob of {id}: {e}"));
+        assert_eq!(sha256_hex(&bytes), sha, "blob of {id} damaged");
+        assert_eq!(bytes.len() as i64, size, "blob of {id} has the wrong size");
+    }
 }
 
 /// The idempotency record of a write commits with the write: a process that dies right after

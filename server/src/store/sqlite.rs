@@ -608,6 +608,21 @@ impl SqliteStore {
         })
     }
 
+    /// `(synchronous, journal_mode, foreign_keys)` as in force on the writer connection and on
+    /// a reader connection: what durability rests on (checked by the crash tests).
+    pub fn connection_settings(&self) -> StoreResult<[(i64, String, i64); 2]> {
+        fn settings(c: &Connection) -> StoreResult<(i64, String, i64)> {
+            Ok((
+                c.query_row("PRAGMA synchronous", [], |r| r.get(0))?,
+                c.query_row("PRAGMA journal_mode", [], |r| r.get(0))?,
+                c.query_row("PRAGMA foreign_keys", [], |r| r.get(0))?,
+            ))
+        }
+        let writer = settings(&self.writer.lock().unwrap_or_else(|p| p.into_inner()))?;
+        let reader = self.read(|tx| settings(tx))?;
+        Ok([writer, reader])
+    }
+
     /// Run `f` in an immediate (write-locking) transaction on the writer connection.
     fn write<T>(&self, f: impl FnOnce(&Transaction) -> StoreResult<T>) -> StoreResult<T> {
         let mut conn = self.writer.lock().unwrap_or_else(|p| p.into_inner());
