@@ -468,155 +468,142 @@ async fn every_operation_end_to_end() {
         .assert_problem(409, "immutable");
 }
 
-/// (class, method, path, body, roles allowed)
-type Case<'a> = (&'a str, &'a str, String, Option<Value>, Vec<&'a str>);
-
-/// Each role against each class of operation: allowed (not 401/403) or 403.
+/// The role matrix, generated from the contract: every operation of
+/// `openapi/datapilot.v1.yaml` × every kind of principal (each API role, the run token of the
+/// run in the path, the run token of another run, no credentials), against real objects so
+/// path parameters resolve. Allowed per `x-datapilot-roles` means neither 401 nor 403 (nor a
+/// 404/405/5xx); refused means 403 `forbidden`, or 401 `unauthenticated` without credentials.
+/// POSTs are sent with and without an `Idempotency-Key` (the idempotency layer authorizes
+/// before it buffers the body, and must agree with the handlers).
 #[tokio::test]
-async fn role_matrix() {
+async fn role_matrix_from_the_contract() {
+    let contract: Value = serde_norway::from_str(
+        &std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../openapi/datapilot.v1.yaml"
+        ))
+        .unwrap(),
+    )
+    .unwrap();
+
     let srv = Server::start();
     let admin = srv.client(ADMIN);
     let ds = admin.dataset("matrix").await;
     let digest = admin.version(&ds, "m").await;
     let (run, run_token) = admin.run(&[(&ds, &digest)]).await;
-    let mut toks = vec![("admin", ADMIN.to_string())];
+    let (_, other_run_token) = admin.run(&[(&ds, &digest)]).await;
+    let art = admin
+        .with_token(&run_token)
+        .upload(&run, "m.bin", b"matrix", &sha256_hex(b"matrix"))
+        .await;
+    assert_eq!(art.status, 201, "{}", art.text());
+    let art = art.json()["id"].as_str().unwrap().to_string();
+    let spare = admin
+        .post(
+            "/v1/tokens",
+            json!({ "name": "to revoke", "role": "viewer" }),
+        )
+        .await
+        .json()["token"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let mut principals: Vec<(&str, Option<String>)> = vec![("admin", Some(ADMIN.to_string()))];
     for role in ["viewer", "engineer", "auditor"] {
-        toks.push((role, admin.token(role).await));
+        principals.push((role, Some(admin.token(role).await)));
     }
-    toks.push(("run", run_token));
-    let v = format!("/v1/datasets/{ds}/versions/{digest}");
-    // (class, method, path, body, roles allowed)
-    let all_api = ["viewer", "engineer", "auditor", "admin"];
-    let cases: Vec<Case> = vec![
-        (
-            "whoami",
-            "GET",
-            "/v1/whoami".into(),
-            None,
-            vec!["viewer", "engineer", "auditor", "admin", "run"],
-        ),
-        (
-            "read catalog",
-            "GET",
-            "/v1/datasets".into(),
-            None,
-            all_api.to_vec(),
-        ),
-        ("read version", "GET", v.clone(), None, all_api.to_vec()),
-        (
-            "read lineage",
-            "GET",
-            format!("/v1/runs/{run}/lineage"),
-            None,
-            all_api.to_vec(),
-        ),
-        (
-            "read own run",
-            "GET",
-            format!("/v1/runs/{run}"),
-            None,
-            vec!["viewer", "engineer", "auditor", "admin", "run"],
-        ),
-        (
-            "read metrics",
-            "GET",
-            format!("/v1/runs/{run}/metrics"),
-            None,
-            vec!["viewer", "engineer", "auditor", "admin", "run"],
-        ),
-        (
-            "policy read",
-            "GET",
-            "/v1/policy".into(),
-            None,
-            all_api.to_vec(),
-        ),
-        (
-            "ledger read",
-            "GET",
-            "/v1/ledger/checkpoint".into(),
-            None,
-            all_api.to_vec(),
-        ),
-        (
-            "write dataset",
-            "POST",
-            "/v1/datasets".into(),
-            Some(json!({ "name": "x" })),
-            vec!["engineer", "admin"],
-        ),
-        (
-            "record gate",
-            "POST",
-            format!("{v}/gates"),
-            Some(json!({ "gate": "g", "status": "passed" })),
-            vec!["engineer", "auditor", "admin"],
-        ),
-        (
-            "write run",
-            "POST",
-            format!("/v1/runs/{run}/metrics"),
-            Some(json!({ "points": [{ "name": "m", "step": 0, "value": 1 }] })),
-            vec!["engineer", "admin", "run"],
-        ),
-        (
-            "audit",
-            "GET",
-            "/v1/audit/events".into(),
-            None,
-            vec!["auditor", "admin"],
-        ),
-        (
-            "evidence",
-            "GET",
-            format!("/v1/runs/{run}/evidence"),
-            None,
-            vec!["engineer", "auditor", "admin"],
-        ),
-        (
-            "policy write",
-            "PUT",
-            "/v1/policy".into(),
-            Some(json!({ "required_gates": [] })),
-            vec!["admin"],
-        ),
-        ("tokens", "GET", "/v1/tokens".into(), None, vec!["admin"]),
-    ];
-    for (class, method, path, body, allowed) in &cases {
-        for (role, secret) in &toks {
-            let api = admin.with_token(secret);
-            let body = body.as_ref().map(|b| {
-                let mut b = b.clone();
-                if b.get("name").is_some() {
-                    b["name"] = json!(format!("x-{role}"));
-                }
-                serde_json::to_vec(&b).unwrap()
-            });
-            let r = api
-                .send(method, path, &[("content-type", "application/json")], body)
-                .await;
-            if allowed.contains(role) {
-                assert!(
-                    r.status < 300,
-                    "{class}: {role} should be allowed, got {} {}",
-                    r.status,
-                    r.text()
-                );
+    principals.push(("run", Some(run_token)));
+    principals.push(("other run", Some(other_run_token)));
+    principals.push(("none", None));
+
+    let mut ops = 0;
+    for (template, item) in contract["paths"].as_object().unwrap() {
+        for (method, op) in item.as_object().unwrap() {
+            if !["get", "post", "put", "delete", "patch"].contains(&method.as_str()) {
+                continue;
+            }
+            ops += 1;
+            let id = op["operationId"].as_str().unwrap();
+            let roles: Vec<&str> = op["x-datapilot-roles"]
+                .as_array()
+                .unwrap_or_else(|| panic!("{id} has no x-datapilot-roles"))
+                .iter()
+                .map(|r| r.as_str().unwrap())
+                .collect();
+            let mut path = template.clone();
+            for (param, value) in [
+                ("dataset_id", ds.as_str()),
+                ("digest", digest.as_str()),
+                ("run_id", run.as_str()),
+                ("artifact_id", art.as_str()),
+                ("seq", "0"),
+                ("token_id", spare.as_str()),
+            ] {
+                path = path.replace(&format!("{{{param}}}"), value);
+            }
+            assert!(
+                !path.contains('{'),
+                "{id}: unknown path parameter in {template}"
+            );
+            let on_run = template.contains("{run_id}");
+            let content = &op["requestBody"]["content"];
+            let (content_type, body) = if content.get("application/json").is_some() {
+                ("application/json", Some(b"{}".to_vec()))
+            } else if content.get("application/octet-stream").is_some() {
+                (
+                    "application/octet-stream",
+                    Some(b"not what was declared".to_vec()),
+                )
             } else {
-                r.assert_problem(403, "forbidden");
+                ("application/json", None)
+            };
+            let method = method.to_uppercase();
+            let keyed = if method == "POST" {
+                vec![false, true]
+            } else {
+                vec![false]
+            };
+            for (who, secret) in &principals {
+                let allowed = match *who {
+                    _ if roles.is_empty() => true,
+                    "none" => false,
+                    "run" => roles.contains(&"run"),
+                    "other run" => roles.contains(&"run") && !on_run,
+                    role => roles.contains(&role),
+                };
+                for &with_key in &keyed {
+                    let api = match secret {
+                        Some(s) => admin.with_token(s),
+                        None => srv.anon(),
+                    };
+                    let key = format!("matrix-{id}-{}", who.replace(' ', "-"));
+                    let mut headers = vec![("content-type", content_type)];
+                    if with_key {
+                        headers.push(("idempotency-key", key.as_str()));
+                    }
+                    let r = api.send(&method, &path, &headers, body.clone()).await;
+                    let what = format!("{id} {method} {path} as {who} (key: {with_key})");
+                    if allowed {
+                        assert!(
+                            ![401, 403, 404, 405].contains(&r.status) && r.status < 500,
+                            "{what}: should be allowed, got {} {}",
+                            r.status,
+                            r.text()
+                        );
+                    } else {
+                        let (status, code) = if *who == "none" {
+                            (401, "unauthenticated")
+                        } else {
+                            (403, "forbidden")
+                        };
+                        assert_eq!(r.status, status, "{what}: should be refused");
+                        r.assert_problem(status, code);
+                    }
+                }
             }
         }
     }
-    // No credentials at all: 401 everywhere except the public operations.
-    let anon = srv.anon();
-    for (_, method, path, body, _) in &cases {
-        let body = body.as_ref().map(|b| serde_json::to_vec(b).unwrap());
-        anon.send(method, path, &[("content-type", "application/json")], body)
-            .await
-            .assert_problem(401, "unauthenticated");
-    }
-    assert_eq!(anon.get("/v1/health").await.status, 200);
-    assert_eq!(anon.get("/v1/keys").await.status, 200);
+    assert!(ops >= 37, "the contract has {ops} operations");
     srv.client("dpt_notatokenatall000000")
         .get("/v1/whoami")
         .await
