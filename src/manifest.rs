@@ -45,6 +45,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
+#[cfg(not(target_arch = "wasm32"))]
 use unicode_normalization::{is_nfc_quick, IsNormalized, UnicodeNormalization};
 
 /// The prefix of every DPM-1 dataset version id.
@@ -170,10 +171,7 @@ pub enum ManifestError {
 /// [`validate_path`] instead, so that one dataset cannot be submitted under two
 /// spellings.
 pub fn normalize_path(raw: &str) -> Result<String, ManifestError> {
-    let nfc: String = match is_nfc_quick(raw.chars()) {
-        IsNormalized::Yes => raw.to_owned(),
-        _ => raw.nfc().collect(),
-    };
+    let nfc = to_nfc(raw);
     check_rules(&nfc).map_err(|problem| ManifestError::InvalidPath {
         path: raw.to_owned(),
         problem,
@@ -194,6 +192,27 @@ pub fn validate_path(path: &str) -> Result<(), ManifestError> {
     Ok(())
 }
 
+#[cfg(not(target_arch = "wasm32"))]
+fn to_nfc(raw: &str) -> String {
+    match is_nfc_quick(raw.chars()) {
+        IsNormalized::Yes => raw.to_owned(),
+        _ => raw.nfc().collect(),
+    }
+}
+
+// On wasm32 the host's `String.prototype.normalize` does NFC, so the build ships no Unicode
+// tables (see `crate::wasm::nfc`).
+#[cfg(target_arch = "wasm32")]
+fn to_nfc(raw: &str) -> String {
+    crate::wasm::nfc::to_nfc(raw).into_owned()
+}
+
+#[cfg(target_arch = "wasm32")]
+fn is_nfc(s: &str) -> bool {
+    crate::wasm::nfc::is_nfc(s)
+}
+
+#[cfg(not(target_arch = "wasm32"))]
 fn is_nfc(s: &str) -> bool {
     match is_nfc_quick(s.chars()) {
         IsNormalized::Yes => true,

@@ -23,6 +23,7 @@
 pub mod client;
 pub mod error;
 pub mod hashing;
+pub(crate) mod nfc;
 pub mod pager;
 pub mod run;
 pub mod signal;
