@@ -315,13 +315,16 @@ async fn full_flow() -> World {
         GateStatus::Passed
     );
 
-    // The run, acting with its own run token; a caller-chosen idempotency key replays.
+    // The run, acting with its own run token. A caller-chosen idempotency key is not replayed
+    // for createRun (the run token is shown once and never stored): 409 secret_not_replayable
+    // naming the run, and no second run.
     let opts = RequestOptions::idempotency_key("native-flow-run-1");
     let created_run = eng.create_run_with(&run_req, &opts).await.unwrap();
-    let replay = eng.create_run_with(&run_req, &opts).await.unwrap();
-    assert_eq!(
-        replay.run.id, created_run.run.id,
-        "same key, same body: same run"
+    let replay = eng.create_run_with(&run_req, &opts).await.unwrap_err();
+    assert_eq!(replay.code(), Some("secret_not_replayable"), "{replay:?}");
+    assert!(
+        replay.to_string().contains(&created_run.run.id),
+        "the problem names the run: {replay}"
     );
     let run_id = created_run.run.id.clone();
     let run = eng.with_token(created_run.run_token.clone()).unwrap();
