@@ -1,10 +1,12 @@
 //! `Idempotency-Key` on POST: a retried write is answered, not repeated.
 //!
 //! The key is scoped to the caller, the method and the path (two principals cannot collide or
-//! read each other's stored responses) and bound to a fingerprint of the request: method, path with query, content type
-//! and the SHA-256 of the body. For a streamed artifact upload the body is not buffered: the
-//! query already carries the declared SHA-256, and a body that differs from it is refused, so
-//! the fingerprint still pins the content.
+//! read each other's stored responses) and bound to a fingerprint of the request: method, path
+//! with query, content type and the SHA-256 of the body. Before a byte of the body is read the
+//! caller is authorized for the operation (a 403 costs no buffering), and the body is then
+//! buffered only up to the operation's own cap (1, 4 or 64 MiB). For a streamed artifact upload
+//! the body is not buffered at all: the query already carries the declared SHA-256, and a body
+//! that differs from it is refused, so the fingerprint still pins the content.
 //!
 //! First use marks the key in flight in the database and runs the request; a response below
 //! 500 is stored and later replayed byte for byte with `Idempotent-Replayed: true`. A write
