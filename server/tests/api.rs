@@ -1830,3 +1830,29 @@ async fn failed_upload_leaves_no_orphaned_blob() {
     assert_eq!(d.status, 200);
     assert_eq!(d.body, shared);
 }
+
+#[tokio::test]
+async fn initial_policy_is_backed_by_ledger_init_in_bundles() {
+    // Under the initial policy (version 1, made by `ledger.init`), the bundle's audit slice
+    // holds `ledger.init`, so the verifier checks policy.json against a proven event instead of
+    // passing it unverified.
+    let srv = Server::start();
+    let admin = srv.client(ADMIN);
+    let ds = admin.dataset("initial-policy").await;
+    let digest = admin.version(&ds, "v1").await;
+    let (run, _) = admin.run(&[(&ds, &digest)]).await;
+    let v = verifier(&admin).await;
+    let bundle = admin.get(&format!("/v1/runs/{run}/evidence")).await;
+    assert_eq!(bundle.status, 200, "{}", bundle.text());
+    let report = datapilot::evidence::verify_bundle(&bundle.body, &[v]);
+    assert!(report.ok, "{:#?}", report.failed());
+    let check = report
+        .check("policy.snapshot")
+        .expect("policy.snapshot check");
+    assert!(check.passed);
+    assert!(
+        check.reason.contains("matches") && !check.reason.contains("NOT"),
+        "policy.snapshot must be backed by ledger.init: {}",
+        check.reason
+    );
+}

@@ -385,7 +385,7 @@ fn row_gate(r: &rusqlite::Row) -> rusqlite::Result<(i64, GateResult)> {
 }
 
 const POLICY_COLS: &str =
-    "version, required_gates, run_token_ttl_seconds, updated_at, updated_by, update_seq";
+    "version, required_gates, run_token_ttl_seconds, updated_at, updated_by, COALESCE(update_seq, audit_seq)";
 
 fn row_policy(r: &rusqlite::Row) -> rusqlite::Result<(Policy, Option<u64>)> {
     let gates: String = r.get(1)?;
