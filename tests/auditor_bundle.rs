@@ -138,10 +138,12 @@ fn version_request(files: &[(&str, &[u8])]) -> RegisterDatasetVersionRequest {
     }
 }
 
-/// Runs a small flow that writes every audit action and every kind of lineage edge, and
-/// exports both bundle kinds.
-/// Returns (run bundle, dataset version bundle, pinned verifier key string).
-async fn export_bundles(server: &Server) -> (Vec<u8>, Vec<u8>, String) {
+/// Runs a small flow that writes every audit action and every kind of lineage edge (a run
+/// with two inputs and an output), and exports both bundle kinds.
+/// Returns (run bundle, dataset version bundles, pinned verifier key string): the version
+/// bundles are of the run's first input (which does not list the run's other input) and of
+/// its output.
+async fn export_bundles(server: &Server) -> (Vec<u8>, Vec<(&'static str, Vec<u8>)>, String) {
     let admin = client(server, ADMIN);
     let verifier = admin.list_verifier_keys().await.unwrap().keys[0]
         .verifier
@@ -171,25 +173,31 @@ async fn export_bundles(server: &Server) -> (Vec<u8>, Vec<u8>, String) {
         .await
         .unwrap();
     let input = version_request(&[("train/a.csv", b"id,label\n1,cat\n"), ("README", b"hi\n")]);
+    let extra = version_request(&[("labels.csv", b"id,label\n2,dog\n")]);
     let output = version_request(&[("scores.csv", b"id,score\n1,0.9\n")]);
-    for req in [&input, &output] {
+    for req in [&input, &extra, &output] {
         eng.register_dataset_version(&ds.id, req).await.unwrap();
     }
-    eng.record_gate_result(
-        &ds.id,
-        &input.digest,
-        &RecordGateResultRequest {
-            gate: "schema-check".into(),
-            status: GateOutcome::Passed,
-            details: None,
-        },
-    )
-    .await
-    .unwrap();
+    for req in [&input, &extra] {
+        eng.record_gate_result(
+            &ds.id,
+            &req.digest,
+            &RecordGateResultRequest {
+                gate: "schema-check".into(),
+                status: GateOutcome::Passed,
+                details: None,
+            },
+        )
+        .await
+        .unwrap();
+    }
     let created_run = eng
         .create_run(&CreateRunRequest {
             name: "auditor-run".into(),
-            inputs: vec![DatasetVersionRef::new(&ds.id, &input.digest)],
+            inputs: vec![
+                DatasetVersionRef::new(&ds.id, &input.digest),
+                DatasetVersionRef::new(&ds.id, &extra.digest),
+            ],
             git_commit: "4015b57a143aec5156fd1444a017a32137a3fd0f".into(),
             image_digest: format!("sha256:{}", "6105d6cc".repeat(8)),
             params: Some([("lr".to_owned(), "0.001".to_owned())].into()),
@@ -220,11 +228,15 @@ async fn export_bundles(server: &Server) -> (Vec<u8>, Vec<u8>, String) {
     .unwrap();
     admin.revoke_token(&created.token.id).await.unwrap();
     let run_bundle = admin.export_run_evidence(&run_id, None).await.unwrap();
-    let version_bundle = admin
-        .export_dataset_version_evidence(&ds.id, &input.digest, None)
-        .await
-        .unwrap();
-    (run_bundle, version_bundle, verifier)
+    let mut version_bundles = Vec::new();
+    for (name, req) in [("input.zip", &input), ("output.zip", &output)] {
+        let bundle = admin
+            .export_dataset_version_evidence(&ds.id, &req.digest, None)
+            .await
+            .unwrap();
+        version_bundles.push((name, bundle));
+    }
+    (run_bundle, version_bundles, verifier)
 }
 
 /// Runs the Python verifier; with `pure_ed25519` the `cryptography` package is made
@@ -273,14 +285,21 @@ fn rezip(members: &[(String, Vec<u8>)]) -> Vec<u8> {
 #[tokio::test(flavor = "current_thread")]
 async fn python_auditor_verifies_real_bundles_and_names_the_failed_check() {
     let server = start_server();
-    let (run_bundle, version_bundle, verifier) = export_bundles(&server).await;
+    let (run_bundle, version_bundles, verifier) = export_bundles(&server).await;
     let pinned = [Verifier::from_str(&verifier).unwrap()];
     let dir = server.dir.join("bundles");
     std::fs::create_dir_all(&dir).unwrap();
 
     // Both real bundles pass, with either Ed25519 implementation, and every check is reported.
-    for (name, bytes) in [("run.zip", &run_bundle), ("version.zip", &version_bundle)] {
-        assert!(verify_bundle(bytes, &pinned).ok, "the SDK rejects {name}");
+    let all = [("run.zip", &run_bundle)]
+        .into_iter()
+        .chain(version_bundles.iter().map(|(n, b)| (*n, b)));
+    for (name, bytes) in all {
+        let report = verify_bundle(bytes, &pinned);
+        assert!(report.ok, "the SDK rejects {name}: {report:#?}");
+        // Every edge the events imply is listed (lineage.edges says how many it checked).
+        let lineage = &report.check(checks::LINEAGE_EDGES).unwrap().reason;
+        assert!(lineage.contains("are listed"), "{name}: {lineage}");
         let path = dir.join(name);
         std::fs::write(&path, bytes).unwrap();
         for pure in [false, true] {
@@ -303,51 +322,95 @@ async fn python_auditor_verifies_real_bundles_and_names_the_failed_check() {
         }
     }
 
-    // Re-zipping the untouched members gives a bundle that still passes, so the failure
-    // below comes from the flipped byte and not from the re-zip.
+    // Re-zipping the untouched members gives a bundle that still passes, so the failures
+    // below come from the tampering and not from the re-zip.
     let archive = Archive::read(&run_bundle, &Limits::default()).unwrap();
-    let mut parts: Vec<(String, Vec<u8>)> = archive
+    let parts: Vec<(String, Vec<u8>)> = archive
         .members
         .iter()
         .map(|m| (m.name.clone(), m.bytes.clone()))
         .collect();
     assert_eq!(rezip(&parts), run_bundle, "the re-zip is byte-identical");
 
-    // One flipped byte in audit.jsonl.
-    let audit = parts.iter_mut().find(|(n, _)| n == members::AUDIT).unwrap();
-    let mid = audit.1.len() / 2;
-    audit.1[mid] ^= 0x01;
-    let tampered = rezip(&parts);
-    let path = dir.join("tampered.zip");
-    std::fs::write(&path, &tampered).unwrap();
+    // The run bundle lists both of the run's inputs; the input version's bundle lists the
+    // run that read it but not the run's other input (outside its scope, so not required).
+    let input_edges = |bundle: &[u8]| -> usize {
+        let a = Archive::read(bundle, &Limits::default()).unwrap();
+        let l: datapilot::model::lineage::Lineage =
+            serde_json::from_slice(a.get(members::LINEAGE).unwrap()).unwrap();
+        l.edges
+            .iter()
+            .filter(|e| e.kind.as_str() == "input")
+            .count()
+    };
+    assert_eq!(input_edges(&run_bundle), 2);
+    assert_eq!(input_edges(&version_bundles[0].1), 1);
 
-    let sdk = verify_bundle(&tampered, &pinned);
-    assert_eq!(
-        sdk.first_failure().map(|c| c.name.as_str()),
-        Some(checks::STATEMENT_SUBJECTS),
-        "{sdk:#?}"
-    );
-    for pure in [false, true] {
-        let out = python_verify(&path, &verifier, pure);
-        let text = stdout(&out);
+    // Tamperings the signature does not see, or that break it: both verifiers fail the same
+    // checks, the first one with the same reason.
+    let with = |name: &str, edit: &dyn Fn(&[u8]) -> Vec<u8>| {
+        let mut p = parts.clone();
+        let m = p.iter_mut().find(|(n, _)| n == name).unwrap();
+        m.1 = edit(&m.1);
+        p
+    };
+    let flipped = with(members::AUDIT, &|b| {
+        let mut b = b.to_vec();
+        let mid = b.len() / 2;
+        b[mid] ^= 0x01;
+        b
+    });
+    let mut reordered = parts.clone();
+    reordered.swap(4, 5);
+    let pretty = with(members::ENVELOPE, &|b| {
+        let v: serde_json::Value = serde_json::from_slice(b).unwrap();
+        serde_json::to_vec_pretty(&v).unwrap()
+    });
+    let cases = [
+        (
+            "one flipped byte in audit.jsonl",
+            flipped,
+            checks::STATEMENT_SUBJECTS,
+            "FAIL statement.subjects: audit.jsonl does not match its signed sha256",
+        ),
+        (
+            "lineage.json and policy.json swapped",
+            reordered,
+            checks::ARCHIVE_MEMBERS,
+            "FAIL archive.members: members are out of order",
+        ),
+        (
+            "envelope pretty-printed (still validly signed)",
+            pretty,
+            checks::DSSE_SIGNATURE,
+            "FAIL dsse.signature: evidence.dsse.json is not canonical (RFC 8785) JSON",
+        ),
+    ];
+    for (n, (what, members, check, line)) in cases.into_iter().enumerate() {
+        let tampered = rezip(&members);
+        let path = dir.join(format!("tampered-{n}.zip"));
+        std::fs::write(&path, &tampered).unwrap();
+        let sdk = verify_bundle(&tampered, &pinned);
         assert_eq!(
-            out.status.code(),
-            Some(1),
-            "tampered bundle accepted:\n{text}"
+            sdk.first_failure().map(|c| c.name.as_str()),
+            Some(check),
+            "{what}: {sdk:#?}"
         );
-        assert!(
-            text.contains("FAIL statement.subjects: audit.jsonl does not match its signed sha256"),
-            "{text}"
-        );
-        assert!(text.contains("bundle REJECTED"), "{text}");
-        // Every check the SDK fails, the Python verifier fails too, and the other way round.
-        for check in &sdk.checks {
-            let verdict = if check.passed { "PASS" } else { "FAIL" };
-            assert!(
-                text.contains(&format!("{verdict} {}: ", check.name)),
-                "{} should be {verdict}:\n{text}",
-                check.name
-            );
+        for pure in [false, true] {
+            let out = python_verify(&path, &verifier, pure);
+            let text = stdout(&out);
+            assert_eq!(out.status.code(), Some(1), "{what} accepted:\n{text}");
+            assert!(text.contains(line), "{what}:\n{text}");
+            assert!(text.contains("bundle REJECTED"), "{text}");
+            // Every check the SDK fails, the Python verifier fails too, and the other way round.
+            for check in &sdk.checks {
+                let verdict = if check.passed { "PASS" } else { "FAIL" };
+                assert!(
+                    text.contains(&format!("{verdict} {}: ", check.name)),
+                    "{what}: {} should be {verdict}:\n{text}",
+                    check.name
+                );
+            }
         }
     }
 

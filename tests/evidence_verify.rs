@@ -444,3 +444,80 @@ fn consistency_from_a_trusted_checkpoint() {
         ConsistencyError::Checkpoint { which: "new", .. }
     ));
 }
+
+/// Member order, a canonical envelope and lineage completeness: each failing case would pass
+/// every check without its rule (validly signed, or changed outside the signature); the
+/// passing cases are what the format allows. `tests/evidence_python.rs` runs the same cases
+/// through `tests/auditor/verify_bundle.py`.
+#[test]
+fn member_order_canonical_envelope_and_complete_lineage() {
+    let cases = gap_cases();
+    assert!(cases.len() > 20);
+    for case in cases {
+        let r = verify(&case.bundle);
+        match case.fails {
+            None => assert!(r.ok, "{}: {r:#?}", case.what),
+            Some((check, reason)) => {
+                let first = r.first_failure().unwrap_or_else(|| {
+                    panic!("{}: accepted; {r:#?}", case.what);
+                });
+                assert_eq!(first.name, check, "{}: {r:#?}", case.what);
+                assert!(
+                    first.reason.contains(reason),
+                    "{}: {check} says {:?}",
+                    case.what,
+                    first.reason
+                );
+                // Nothing else fails, except what is not checked because of it.
+                for c in r.checks.iter().filter(|c| !c.passed && c.name != check) {
+                    assert!(
+                        c.reason.starts_with("not checked: "),
+                        "{}: {r:#?}",
+                        case.what
+                    );
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn member_order_reason_names_both_orders() {
+    let mut t = Parts::run_bundle();
+    t.members.swap(0, 6);
+    let r = verify(&t.zip());
+    assert_eq!(r.failed(), vec![checks::ARCHIVE_MEMBERS]);
+    let reason = &r.check(checks::ARCHIVE_MEMBERS).unwrap().reason;
+    assert!(
+        reason.starts_with("members are out of order: report.html, "),
+        "{reason}"
+    );
+    assert!(
+        reason.ends_with(&format!(
+            "the format's order is {}",
+            members::ALL.join(", ")
+        )),
+        "{reason}"
+    );
+    // A missing member is still reported as missing, not as an order problem.
+    t.members.retain(|(n, _)| n != members::POLICY);
+    let reason = verify(&t.zip())
+        .check(checks::ARCHIVE_MEMBERS)
+        .unwrap()
+        .reason
+        .clone();
+    assert_eq!(reason, "missing policy.json");
+}
+
+#[test]
+fn complete_lineage_is_reported() {
+    let r = verify(&Parts::run_bundle().zip());
+    let reason = &r.check(checks::LINEAGE_EDGES).unwrap().reason;
+    assert_eq!(
+        reason,
+        "5 nodes, 4 edges each backed by its event; all 4 edges implied by 2 proven events of \
+         the lineage's runs are listed"
+    );
+    let reason = &r.check(checks::ARCHIVE_MEMBERS).unwrap().reason;
+    assert_eq!(reason, "the 7 bundle members, in order");
+}

@@ -234,3 +234,39 @@ fn doc_names_every_check_in_order_and_the_auditor_script() {
         assert_in_doc(&doc, &format!("| `{action}` |"));
     }
 }
+
+/// The verification algorithm states what the verifiers check (and no longer what they
+/// used not to): member order, a canonical envelope, lineage completeness.
+#[test]
+fn doc_states_member_order_canonical_envelope_and_lineage_completeness() {
+    let doc = doc();
+    // Compared with line breaks and indentation collapsed to one space.
+    let flat = |t: &str| t.split_whitespace().collect::<Vec<_>>().join(" ");
+    let section = flat(
+        &doc[doc
+            .find("### Verification algorithm")
+            .expect("algorithm section")..],
+    );
+    for stale in [
+        "Their order is not checked",
+        "need not be canonical",
+        "lists *every*",
+    ] {
+        assert!(!section.contains(stale), "stale rule in the doc: {stale:?}");
+    }
+    let order = datapilot::model::evidence::members::ALL
+        .iter()
+        .map(|m| format!("`{m}`"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    for rule in [
+        "and the members appear in the table's order",
+        order.as_str(),
+        "**`dsse.signature`**: `evidence.dsse.json` is canonical JSON",
+        "Then completeness: for every proven event whose `subject` is a",
+        "**when the scope node is one of its two ends**",
+        "Completeness is relative to the slice",
+    ] {
+        assert!(section.contains(rule), "the doc does not say {rule:?}");
+    }
+}

@@ -10,9 +10,10 @@
 //! ([`checks`]):
 //!
 //! 1. `archive.safe`: the zip is read with limits and path rules ([`archive`]).
-//! 2. `archive.members`: exactly the seven bundle members are present.
-//! 3. `dsse.signature`: `evidence.dsse.json` is a DSSE envelope of type
-//!    `application/vnd.in-toto+json` signed by a pinned key.
+//! 2. `archive.members`: exactly the seven bundle members are present, in the format's order
+//!    ([`crate::model::evidence::members::ALL`]; the signature does not cover the order).
+//! 3. `dsse.signature`: `evidence.dsse.json` is the canonical JSON (JCS) of a DSSE envelope of
+//!    type `application/vnd.in-toto+json` signed by a pinned key.
 //! 4. `statement.format`: the signed payload is a canonical in-toto Statement v1 with the
 //!    DataPilot predicate.
 //! 5. `statement.subjects`: every other member is listed with its SHA-256, and nothing else is
@@ -23,7 +24,10 @@
 //! 8. `inclusion.proofs`: every `audit.jsonl` line is a canonical audit event, and its proof in
 //!    `ledger/proofs.jsonl` (same line) leads from its leaf hash to the checkpoint's root.
 //! 9. `lineage.edges`: every lineage edge names the seq of an event in the proven slice whose
-//!    action, subject and data create exactly that edge; the scope is a node.
+//!    action, subject and data create exactly that edge; the scope is a node; and the lineage
+//!    is complete: every edge a proven event about one of its runs implies is listed with that
+//!    event's seq (`input` edges only with the scope at one end: a dataset version bundle
+//!    leaves out its runs' other inputs).
 //! 10. `policy.snapshot`: `policy.json` is a canonical policy; for versions after the first the
 //!     proven slice holds its `policy.update` event with the same content (and no other
 //!     update). Version 1 is compared with the initial policy `ledger.init` records when that
@@ -51,7 +55,7 @@ pub use verify::{verify_bundle, verify_bundle_with};
 pub mod checks {
     /// The zip container passed the safety rules.
     pub const ARCHIVE_SAFE: &str = "archive.safe";
-    /// Exactly the expected members are present.
+    /// Exactly the expected members are present, in order.
     pub const ARCHIVE_MEMBERS: &str = "archive.members";
     /// The DSSE envelope is signed by a pinned key.
     pub const DSSE_SIGNATURE: &str = "dsse.signature";
@@ -65,7 +69,8 @@ pub mod checks {
     pub const CHECKPOINT_MATCHES_PREDICATE: &str = "checkpoint.matches_predicate";
     /// Every audit event is proven included in the checkpoint's tree.
     pub const INCLUSION_PROOFS: &str = "inclusion.proofs";
-    /// Every lineage edge is backed by its audit event.
+    /// Every lineage edge is backed by its audit event, and every edge the events imply is
+    /// listed.
     pub const LINEAGE_EDGES: &str = "lineage.edges";
     /// The policy snapshot is well formed and backed by its event.
     pub const POLICY_SNAPSHOT: &str = "policy.snapshot";

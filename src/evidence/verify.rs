@@ -1,5 +1,7 @@
 //! The bundle checks, in the order documented in the module root.
 
+use std::collections::HashMap;
+
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
 use serde_json::Value;
@@ -202,6 +204,9 @@ fn member<'a>(archive: &'a Archive, name: &str) -> Result<&'a [u8], String> {
         .ok_or_else(|| format!("member {name} is missing"))
 }
 
+/// The seven members, in the order the format fixes (`members::ALL`). The order is not covered
+/// by the signature (the statement lists members by name), so it is checked here: a bundle
+/// whose container differs from the one the exporter wrote is refused, not silently accepted.
 fn check_members(archive: &Archive) -> Outcome<()> {
     let missing: Vec<&str> = members::ALL
         .iter()
@@ -212,9 +217,7 @@ fn check_members(archive: &Archive) -> Outcome<()> {
         .names()
         .filter(|n| !members::ALL.contains(n))
         .collect();
-    if missing.is_empty() && extra.is_empty() {
-        Ok(((), format!("the {} bundle members", members::ALL.len())))
-    } else {
+    if !missing.is_empty() || !extra.is_empty() {
         let mut why = Vec::new();
         if !missing.is_empty() {
             why.push(format!("missing {}", missing.join(", ")));
@@ -222,12 +225,29 @@ fn check_members(archive: &Archive) -> Outcome<()> {
         if !extra.is_empty() {
             why.push(format!("unexpected {}", extra.join(", ")));
         }
-        Err(why.join("; "))
+        return Err(why.join("; "));
     }
+    if !archive.names().eq(members::ALL) {
+        let found: Vec<&str> = archive.names().collect();
+        return Err(format!(
+            "members are out of order: {}; the format's order is {}",
+            found.join(", "),
+            members::ALL.join(", ")
+        ));
+    }
+    Ok((
+        (),
+        format!("the {} bundle members, in order", members::ALL.len()),
+    ))
 }
 
 fn check_dsse(archive: &Archive, verifiers: &[Verifier]) -> Outcome<Vec<u8>> {
     let bytes = member(archive, members::ENVELOPE)?;
+    // Not hashed or signed itself, but written as JCS like every JSON member: its bytes are
+    // fixed, so that no byte of a bundle can change unnoticed.
+    if !is_canonical(bytes) {
+        return Err("evidence.dsse.json is not canonical (RFC 8785) JSON".into());
+    }
     let envelope = Envelope::from_json(bytes).map_err(|e| e.to_string())?;
     let payload =
         verify_envelope_of_type(&envelope, PAYLOAD_TYPE, verifiers).map_err(|e| e.to_string())?;
@@ -463,14 +483,124 @@ fn check_lineage(archive: &Archive, events: &[LeafEvent], s: &Statement) -> Outc
             .ok_or_else(|| format!("{label}: seq {} is not in the proven audit slice", edge.seq))?;
         edge_backed_by(edge, event).map_err(|why| format!("{label}: event {} {why}", edge.seq))?;
     }
+    // Completeness: every edge the proven events of the lineage's runs imply is listed.
+    let listed: HashMap<(&str, &str, &str), u64> = lineage
+        .edges
+        .iter()
+        .map(|e| ((e.from.as_str(), e.to.as_str(), e.kind.as_str()), e.seq))
+        .collect();
+    let mut implying = 0usize;
+    let mut implied = 0usize;
+    for event in events {
+        if lineage.node(&event.subject).is_none() {
+            continue;
+        }
+        let edges = implied_edges(event, &scope)?;
+        if edges.is_empty() {
+            continue;
+        }
+        implying += 1;
+        implied += edges.len();
+        for (from, to, kind) in edges {
+            match listed.get(&(from.as_str(), to.as_str(), kind)) {
+                None => {
+                    return Err(format!(
+                        "event {} ({} of {}) implies the edge {from} -[{kind}]-> {to}, which \
+                         lineage.json does not list",
+                        event.seq, event.action, event.subject
+                    ))
+                }
+                Some(&seq) if seq != event.seq => {
+                    return Err(format!(
+                        "event {} ({} of {}) implies the edge {from} -[{kind}]-> {to}, which \
+                         lineage.json lists with seq {seq}",
+                        event.seq, event.action, event.subject
+                    ))
+                }
+                Some(_) => {}
+            }
+        }
+    }
     Ok((
         (),
         format!(
-            "{} nodes, {} edges each backed by its event",
+            "{} nodes, {} edges each backed by its event; all {implied} edges implied by \
+             {implying} proven events of the lineage's runs are listed",
             lineage.nodes.len(),
             lineage.edges.len()
         ),
     ))
+}
+
+/// The edges (`from`, `to`, `kind`) that `event` creates (the edge table of
+/// `docs/formats.md`), for an event whose subject is a run node of the lineage; empty for
+/// actions that create no edge. `input` edges are only those with the `scope` at one end: a
+/// run bundle lists all its run's inputs, a dataset version bundle the runs that read that
+/// version (their other inputs are outside its scope). Data that an edge-creating action must
+/// carry but does not (a malformed event) is an error: its edges cannot be known.
+fn implied_edges(
+    event: &LeafEvent,
+    scope: &str,
+) -> Result<Vec<(String, String, &'static str)>, String> {
+    let run = event.subject.as_str();
+    if !run.starts_with("run:") {
+        return Ok(Vec::new());
+    }
+    let data = &event.data;
+    let malformed = |what: &str| {
+        format!(
+            "event {} ({} of {run}) has no {what}, so its lineage edges cannot be checked",
+            event.seq, event.action
+        )
+    };
+    let string = |name: &str| {
+        data.get(name)
+            .and_then(Value::as_str)
+            .ok_or_else(|| malformed(&format!("string data.{name}")))
+    };
+    let versions = |name: &str| -> Result<Vec<String>, String> {
+        let items = data
+            .get(name)
+            .and_then(Value::as_array)
+            .ok_or_else(|| malformed(&format!("array data.{name}")))?;
+        items
+            .iter()
+            .map(|i| {
+                match (
+                    i.get("dataset_id").and_then(Value::as_str),
+                    i.get("digest").and_then(Value::as_str),
+                ) {
+                    (Some(ds), Some(digest)) => Ok(format!("dataset_version:{ds}@{digest}")),
+                    _ => Err(malformed(&format!("version refs in data.{name}"))),
+                }
+            })
+            .collect()
+    };
+    let mut out = Vec::new();
+    match event.action.as_str() {
+        actions::RUN_CREATE => {
+            for input in versions("inputs")? {
+                if run == scope || input == scope {
+                    out.push((input, run.to_owned(), "input"));
+                }
+            }
+            let commit = format!("git_commit:{}", string("git_commit")?);
+            out.push((run.to_owned(), commit, "built_from"));
+            let image = format!("image:{}", string("image_digest")?);
+            out.push((run.to_owned(), image, "executed_in"));
+        }
+        actions::ARTIFACT_UPLOAD => {
+            let artifact = format!("artifact:{}", string("artifact_id")?);
+            out.push((run.to_owned(), artifact, "produced"));
+        }
+        actions::RUN_FINISH => {
+            for output in versions("outputs")? {
+                out.push((run.to_owned(), output, "produced"));
+            }
+        }
+        _ => {}
+    }
+    Ok(out)
 }
 
 /// Whether `event` is the event that creates `edge` (see `docs/formats.md`): the action that

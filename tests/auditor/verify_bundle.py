@@ -172,13 +172,15 @@ def archive_safe(zb):
     return members, f"{len(members)} members within limits, canonical zip layout"
 
 def archive_members(m):
+    """Exactly the seven members, in the format's order (the order is not signed: checked here)."""
     missing, extra = [n for n in MEMBERS if n not in m], [n for n in m if n not in MEMBERS]
     need(not missing and not extra, f"missing {missing}, unexpected {extra}")
-    return None, f"the {len(MEMBERS)} bundle members"
+    need(list(m) == MEMBERS, f"members are out of order: {list(m)}; the format's order is {MEMBERS}")
+    return None, f"the {len(MEMBERS)} bundle members, in order"
 
 def dsse_signature(m, keys):
     need("evidence.dsse.json" in m, "member evidence.dsse.json is missing")
-    env = parse(m["evidence.dsse.json"])
+    env = canonical(m["evidence.dsse.json"], "evidence.dsse.json")  # unsigned, but fixed bytes
     need(isinstance(env, dict) and set(env) == {"payload", "payloadType", "signatures"},
          "not a DSSE envelope")
     need(env["payloadType"] == PAYLOAD_TYPE, f"payload type is {env['payloadType']!r}")
@@ -330,7 +332,49 @@ def lineage_edges(m, events, st):
         need(e["seq"] in events, f"{label}: seq {e['seq']} is not in the proven audit slice")
         try: backs(e, events[e["seq"]])
         except Bad as why: raise Bad(f"{label}: event {e['seq']} {why}") from None
-    return None, f"{len(ids)} nodes, {len(keys)} edges each backed by its event"
+    # Completeness: every edge the proven events of the lineage's runs imply is listed.
+    listed, implying, implied = {k: e["seq"] for k, e in zip(keys, lin["edges"])}, 0, 0
+    nodes = set(ids)
+    for ev in events.values():
+        if ev["subject"] not in nodes: continue
+        edges = implied_edges(ev, scope)
+        implying, implied = implying + bool(edges), implied + len(edges)
+        for frm, to, kind in edges:
+            what = f"event {ev['seq']} ({ev['action']} of {ev['subject']}) implies the edge " \
+                   f"{frm} -[{kind}]-> {to}, which lineage.json"
+            need((frm, to, kind) in listed, f"{what} does not list")
+            need(listed[(frm, to, kind)] == ev["seq"],
+                 f"{what} lists with seq {listed[(frm, to, kind)]}")
+    return None, (f"{len(ids)} nodes, {len(keys)} edges each backed by its event; all {implied} "
+                  f"edges implied by {implying} proven events of the lineage's runs are listed")
+
+def implied_edges(ev, scope):
+    """The (from, to, kind) edges an event about a run creates (the edge table). `input` edges
+    only with the scope at one end: a version bundle leaves out its runs' other inputs."""
+    run, data, out = ev["subject"], ev["data"], []
+    if not run.startswith("run:"): return out
+    def field(typ, name):
+        v = data.get(name) if isinstance(data, dict) else None
+        need(isinstance(v, typ), f"event {ev['seq']} ({ev['action']} of {run}) has no "
+             f"{'string' if typ is str else 'array'} data.{name}, so its lineage edges cannot "
+             "be checked")
+        return v
+    def versions(name):
+        refs = [(i.get("dataset_id"), i.get("digest")) if isinstance(i, dict) else (None, None)
+                for i in field(list, name)]
+        need(all(isinstance(d, str) and isinstance(g, str) for d, g in refs),
+             f"event {ev['seq']} ({ev['action']} of {run}) has no version refs in data.{name}, "
+             "so its lineage edges cannot be checked")
+        return [f"dataset_version:{d}@{g}" for d, g in refs]
+    if ev["action"] == "run.create":
+        out += [(i, run, "input") for i in versions("inputs") if scope in (run, i)]
+        out.append((run, "git_commit:" + field(str, "git_commit"), "built_from"))
+        out.append((run, "image:" + field(str, "image_digest"), "executed_in"))
+    elif ev["action"] == "artifact.upload":
+        out.append((run, "artifact:" + field(str, "artifact_id"), "produced"))
+    elif ev["action"] == "run.finish":
+        out += [(run, o, "produced") for o in versions("outputs")]
+    return out
 
 def policy_snapshot(m, events):
     pol = shape(canonical(m["policy.json"], "policy.json"), "policy.json", "version:int "
