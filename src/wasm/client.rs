@@ -33,6 +33,7 @@ use crate::model::runs::{CreateRunRequest, FinishRunRequest};
 use crate::model::tokens::CreateTokenRequest;
 use crate::pagination::Pager;
 use crate::retry::RetryConfig;
+use crate::transport::LocalBoxFuture;
 
 /// The `User-Agent` product token of the npm package.
 const PACKAGE_UA: &str = concat!("datapilot-js/", env!("CARGO_PKG_VERSION"));
@@ -84,14 +85,21 @@ pub(crate) fn prepare(client: &Client, options: &JsValue) -> Result<Prepared, Js
     })
 }
 
+/// The async convention of JS: a function that returns a promise reports every failure, bad
+/// arguments included, by rejecting it, never by throwing synchronously. Exported async methods
+/// wrap their bodies in this (the `Result` stays for Rust callers; it is always `Ok`).
+pub(crate) fn rejecting(result: Result<Promise, JsValue>) -> Result<Promise, JsValue> {
+    Ok(result.unwrap_or_else(|e| Promise::reject(&e)))
+}
+
 /// Runs a core call under the signal and encodes its result.
 pub(crate) fn spawn<T, F>(signal: Option<web_sys::AbortSignal>, fut: F) -> Promise
 where
     T: Serialize,
     F: Future<Output = crate::Result<T>> + 'static,
 {
-    future_to_promise(async move {
-        match with_signal(signal.as_ref(), fut).await? {
+    spawn_js(signal, async move {
+        match fut.await {
             Ok(v) => to_js(&v),
             Err(e) => Err(to_js_error(&e)),
         }
@@ -103,6 +111,15 @@ pub(crate) fn spawn_js<F>(signal: Option<web_sys::AbortSignal>, fut: F) -> Promi
 where
     F: Future<Output = Result<JsValue, JsValue>> + 'static,
 {
+    spawn_boxed(signal, Box::pin(fut))
+}
+
+/// The one non-generic promise driver: every method's future is boxed into it, so the promise
+/// and signal plumbing is compiled once instead of once per method.
+fn spawn_boxed(
+    signal: Option<web_sys::AbortSignal>,
+    fut: LocalBoxFuture<'static, Result<JsValue, JsValue>>,
+) -> Promise {
     future_to_promise(async move { with_signal(signal.as_ref(), fut).await? })
 }
 
@@ -210,9 +227,11 @@ impl DataPilot {
         &self,
         #[wasm_bindgen(unchecked_optional_param_type = "CallOptions")] options: JsValue,
     ) -> Result<Promise, JsValue> {
-        let p = prepare(&self.client, &options)?;
-        let c = p.client;
-        Ok(spawn(p.signal, async move { c.get_health().await }))
+        rejecting((|| {
+            let p = prepare(&self.client, &options)?;
+            let c = p.client;
+            Ok(spawn(p.signal, async move { c.get_health().await }))
+        })())
     }
 
     /// `whoAmI`: the principal the server sees for this client's token.
@@ -221,9 +240,11 @@ impl DataPilot {
         &self,
         #[wasm_bindgen(unchecked_optional_param_type = "CallOptions")] options: JsValue,
     ) -> Result<Promise, JsValue> {
-        let p = prepare(&self.client, &options)?;
-        let c = p.client;
-        Ok(spawn(p.signal, async move { c.who_am_i().await }))
+        rejecting((|| {
+            let p = prepare(&self.client, &options)?;
+            let c = p.client;
+            Ok(spawn(p.signal, async move { c.who_am_i().await }))
+        })())
     }
 
     /// `listVerifierKeys`: the ledger's public keys (to bootstrap a pin, not to trust).
@@ -232,9 +253,11 @@ impl DataPilot {
         &self,
         #[wasm_bindgen(unchecked_optional_param_type = "CallOptions")] options: JsValue,
     ) -> Result<Promise, JsValue> {
-        let p = prepare(&self.client, &options)?;
-        let c = p.client;
-        Ok(spawn(p.signal, async move { c.list_verifier_keys().await }))
+        rejecting((|| {
+            let p = prepare(&self.client, &options)?;
+            let c = p.client;
+            Ok(spawn(p.signal, async move { c.list_verifier_keys().await }))
+        })())
     }
 
     // ---- datasets ----------------------------------------------------------------------------
@@ -246,12 +269,14 @@ impl DataPilot {
         #[wasm_bindgen(unchecked_param_type = "CreateDatasetRequest")] request: JsValue,
         #[wasm_bindgen(unchecked_optional_param_type = "WriteOptions")] options: JsValue,
     ) -> Result<Promise, JsValue> {
-        let req: CreateDatasetRequest = from_js(request, "createDataset request")?;
-        let p = prepare(&self.client, &options)?;
-        let (c, o) = (p.client, p.opts);
-        Ok(spawn(p.signal, async move {
-            c.create_dataset_with(&req, &o).await
-        }))
+        rejecting((|| {
+            let req: CreateDatasetRequest = from_js(request, "createDataset request")?;
+            let p = prepare(&self.client, &options)?;
+            let (c, o) = (p.client, p.opts);
+            Ok(spawn(p.signal, async move {
+                c.create_dataset_with(&req, &o).await
+            }))
+        })())
     }
 
     /// `listDatasets`.
@@ -271,12 +296,14 @@ impl DataPilot {
         #[wasm_bindgen(js_name = datasetId)] dataset_id: String,
         #[wasm_bindgen(unchecked_optional_param_type = "CallOptions")] options: JsValue,
     ) -> Result<Promise, JsValue> {
-        let p = prepare(&self.client, &options)?;
-        let c = p.client;
-        Ok(spawn(
-            p.signal,
-            async move { c.get_dataset(&dataset_id).await },
-        ))
+        rejecting((|| {
+            let p = prepare(&self.client, &options)?;
+            let c = p.client;
+            Ok(spawn(
+                p.signal,
+                async move { c.get_dataset(&dataset_id).await },
+            ))
+        })())
     }
 
     /// `registerDatasetVersion`: `{ digest, files, note? }` (e.g. from `hashFiles`). Resolves
@@ -288,20 +315,22 @@ impl DataPilot {
         #[wasm_bindgen(unchecked_param_type = "RegisterDatasetVersionRequest")] request: JsValue,
         #[wasm_bindgen(unchecked_optional_param_type = "WriteOptions")] options: JsValue,
     ) -> Result<Promise, JsValue> {
-        let req: RegisterDatasetVersionRequest =
-            from_js(request, "registerDatasetVersion request")?;
-        let p = prepare(&self.client, &options)?;
-        let (c, o) = (p.client, p.opts);
-        Ok(spawn_js(p.signal, async move {
-            let r = c
-                .register_dataset_version_with(&dataset_id, &req, &o)
-                .await
-                .map_err(core)?;
-            let out = js_sys::Object::new();
-            js_sys::Reflect::set(&out, &"version".into(), &to_js(&r.version)?)?;
-            js_sys::Reflect::set(&out, &"created".into(), &r.created.into())?;
-            Ok(out.into())
-        }))
+        rejecting((|| {
+            let req: RegisterDatasetVersionRequest =
+                from_js(request, "registerDatasetVersion request")?;
+            let p = prepare(&self.client, &options)?;
+            let (c, o) = (p.client, p.opts);
+            Ok(spawn_js(p.signal, async move {
+                let r = c
+                    .register_dataset_version_with(&dataset_id, &req, &o)
+                    .await
+                    .map_err(core)?;
+                let out = js_sys::Object::new();
+                js_sys::Reflect::set(&out, &"version".into(), &to_js(&r.version)?)?;
+                js_sys::Reflect::set(&out, &"created".into(), &r.created.into())?;
+                Ok(out.into())
+            }))
+        })())
     }
 
     /// `listDatasetVersions`.
@@ -326,11 +355,13 @@ impl DataPilot {
         digest: String,
         #[wasm_bindgen(unchecked_optional_param_type = "CallOptions")] options: JsValue,
     ) -> Result<Promise, JsValue> {
-        let p = prepare(&self.client, &options)?;
-        let c = p.client;
-        Ok(spawn(p.signal, async move {
-            c.get_dataset_version(&dataset_id, &digest).await
-        }))
+        rejecting((|| {
+            let p = prepare(&self.client, &options)?;
+            let c = p.client;
+            Ok(spawn(p.signal, async move {
+                c.get_dataset_version(&dataset_id, &digest).await
+            }))
+        })())
     }
 
     /// `getDatasetVersionManifest`.
@@ -341,11 +372,13 @@ impl DataPilot {
         digest: String,
         #[wasm_bindgen(unchecked_optional_param_type = "CallOptions")] options: JsValue,
     ) -> Result<Promise, JsValue> {
-        let p = prepare(&self.client, &options)?;
-        let c = p.client;
-        Ok(spawn(p.signal, async move {
-            c.get_dataset_version_manifest(&dataset_id, &digest).await
-        }))
+        rejecting((|| {
+            let p = prepare(&self.client, &options)?;
+            let c = p.client;
+            Ok(spawn(p.signal, async move {
+                c.get_dataset_version_manifest(&dataset_id, &digest).await
+            }))
+        })())
     }
 
     // ---- gates -------------------------------------------------------------------------------
@@ -359,13 +392,15 @@ impl DataPilot {
         #[wasm_bindgen(unchecked_param_type = "RecordGateResultRequest")] request: JsValue,
         #[wasm_bindgen(unchecked_optional_param_type = "WriteOptions")] options: JsValue,
     ) -> Result<Promise, JsValue> {
-        let req: RecordGateResultRequest = from_js(request, "recordGateResult request")?;
-        let p = prepare(&self.client, &options)?;
-        let (c, o) = (p.client, p.opts);
-        Ok(spawn(p.signal, async move {
-            c.record_gate_result_with(&dataset_id, &digest, &req, &o)
-                .await
-        }))
+        rejecting((|| {
+            let req: RecordGateResultRequest = from_js(request, "recordGateResult request")?;
+            let p = prepare(&self.client, &options)?;
+            let (c, o) = (p.client, p.opts);
+            Ok(spawn(p.signal, async move {
+                c.record_gate_result_with(&dataset_id, &digest, &req, &o)
+                    .await
+            }))
+        })())
     }
 
     /// `listGateResults`.
@@ -393,9 +428,11 @@ impl DataPilot {
         &self,
         #[wasm_bindgen(unchecked_optional_param_type = "CallOptions")] options: JsValue,
     ) -> Result<Promise, JsValue> {
-        let p = prepare(&self.client, &options)?;
-        let c = p.client;
-        Ok(spawn(p.signal, async move { c.get_policy().await }))
+        rejecting((|| {
+            let p = prepare(&self.client, &options)?;
+            let c = p.client;
+            Ok(spawn(p.signal, async move { c.get_policy().await }))
+        })())
     }
 
     /// `updatePolicy` (admin): replaces the policy with a new version. Not idempotent (a
@@ -406,13 +443,15 @@ impl DataPilot {
         #[wasm_bindgen(unchecked_param_type = "UpdatePolicyRequest")] request: JsValue,
         #[wasm_bindgen(unchecked_optional_param_type = "CallOptions")] options: JsValue,
     ) -> Result<Promise, JsValue> {
-        let req: UpdatePolicyRequest = from_js(request, "updatePolicy request")?;
-        let p = prepare(&self.client, &options)?;
-        let (c, mut o) = (p.client, p.opts);
-        o.idempotency_key = None;
-        Ok(spawn(p.signal, async move {
-            c.update_policy_with(&req, &o).await
-        }))
+        rejecting((|| {
+            let req: UpdatePolicyRequest = from_js(request, "updatePolicy request")?;
+            let p = prepare(&self.client, &options)?;
+            let (c, mut o) = (p.client, p.opts);
+            o.idempotency_key = None;
+            Ok(spawn(p.signal, async move {
+                c.update_policy_with(&req, &o).await
+            }))
+        })())
     }
 
     // ---- runs --------------------------------------------------------------------------------
@@ -425,14 +464,16 @@ impl DataPilot {
         #[wasm_bindgen(unchecked_param_type = "CreateRunRequest")] request: JsValue,
         #[wasm_bindgen(unchecked_optional_param_type = "WriteOptions")] options: JsValue,
     ) -> Result<Promise, JsValue> {
-        let req: CreateRunRequest = from_js(request, "createRun request")?;
-        let p = prepare(&self.client, &options)?;
-        let (c, o) = (p.client, p.opts);
-        let base = self.client.clone();
-        Ok(spawn_js(p.signal, async move {
-            let created = c.create_run_with(&req, &o).await.map_err(core)?;
-            Ok(RunHandle::from_created(&base, created)?.into())
-        }))
+        rejecting((|| {
+            let req: CreateRunRequest = from_js(request, "createRun request")?;
+            let p = prepare(&self.client, &options)?;
+            let (c, o) = (p.client, p.opts);
+            let base = self.client.clone();
+            Ok(spawn_js(p.signal, async move {
+                let created = c.create_run_with(&req, &o).await.map_err(core)?;
+                Ok(RunHandle::from_created(&base, created)?.into())
+            }))
+        })())
     }
 
     /// A `RunHandle` for a run whose token you kept (e.g. passed to a CI job).
@@ -458,9 +499,11 @@ impl DataPilot {
         #[wasm_bindgen(js_name = runId)] run_id: String,
         #[wasm_bindgen(unchecked_optional_param_type = "CallOptions")] options: JsValue,
     ) -> Result<Promise, JsValue> {
-        let p = prepare(&self.client, &options)?;
-        let c = p.client;
-        Ok(spawn(p.signal, async move { c.get_run(&run_id).await }))
+        rejecting((|| {
+            let p = prepare(&self.client, &options)?;
+            let c = p.client;
+            Ok(spawn(p.signal, async move { c.get_run(&run_id).await }))
+        })())
     }
 
     /// `finishRun`: seals the run.
@@ -471,12 +514,14 @@ impl DataPilot {
         #[wasm_bindgen(unchecked_param_type = "FinishRunRequest")] request: JsValue,
         #[wasm_bindgen(unchecked_optional_param_type = "WriteOptions")] options: JsValue,
     ) -> Result<Promise, JsValue> {
-        let req: FinishRunRequest = from_js(request, "finishRun request")?;
-        let p = prepare(&self.client, &options)?;
-        let (c, o) = (p.client, p.opts);
-        Ok(spawn(p.signal, async move {
-            c.finish_run_with(&run_id, &req, &o).await
-        }))
+        rejecting((|| {
+            let req: FinishRunRequest = from_js(request, "finishRun request")?;
+            let p = prepare(&self.client, &options)?;
+            let (c, o) = (p.client, p.opts);
+            Ok(spawn(p.signal, async move {
+                c.finish_run_with(&run_id, &req, &o).await
+            }))
+        })())
     }
 
     // ---- metrics and artifacts (also on RunHandle, with the run token) -----------------------
@@ -489,7 +534,12 @@ impl DataPilot {
         #[wasm_bindgen(unchecked_param_type = "AppendMetricsRequest")] request: JsValue,
         #[wasm_bindgen(unchecked_optional_param_type = "WriteOptions")] options: JsValue,
     ) -> Result<Promise, JsValue> {
-        super::run::append_metrics(&self.client, run_id, request, &options)
+        rejecting(super::run::append_metrics(
+            &self.client,
+            run_id,
+            request,
+            &options,
+        ))
     }
 
     /// `listMetrics` (`name` filters).
@@ -512,7 +562,13 @@ impl DataPilot {
         #[wasm_bindgen(unchecked_param_type = "Blob | Uint8Array")] data: JsValue,
         #[wasm_bindgen(unchecked_optional_param_type = "UploadOptions")] options: JsValue,
     ) -> Result<Promise, JsValue> {
-        super::run::upload_artifact(&self.client, run_id, name, data, options)
+        rejecting(super::run::upload_artifact(
+            &self.client,
+            run_id,
+            name,
+            data,
+            options,
+        ))
     }
 
     /// `listArtifacts`.
@@ -534,11 +590,13 @@ impl DataPilot {
         #[wasm_bindgen(js_name = artifactId)] artifact_id: String,
         #[wasm_bindgen(unchecked_optional_param_type = "CallOptions")] options: JsValue,
     ) -> Result<Promise, JsValue> {
-        let p = prepare(&self.client, &options)?;
-        let c = p.client;
-        Ok(spawn(p.signal, async move {
-            c.get_artifact(&run_id, &artifact_id).await
-        }))
+        rejecting((|| {
+            let p = prepare(&self.client, &options)?;
+            let c = p.client;
+            Ok(spawn(p.signal, async move {
+                c.get_artifact(&run_id, &artifact_id).await
+            }))
+        })())
     }
 
     /// `downloadArtifact`: the bytes, checked against the server's `X-Content-SHA256`.
@@ -549,7 +607,12 @@ impl DataPilot {
         #[wasm_bindgen(js_name = artifactId)] artifact_id: String,
         #[wasm_bindgen(unchecked_optional_param_type = "CallOptions")] options: JsValue,
     ) -> Result<Promise, JsValue> {
-        super::run::download_artifact(&self.client, run_id, artifact_id, &options)
+        rejecting(super::run::download_artifact(
+            &self.client,
+            run_id,
+            artifact_id,
+            &options,
+        ))
     }
 
     // ---- lineage, audit ----------------------------------------------------------------------
@@ -561,12 +624,14 @@ impl DataPilot {
         #[wasm_bindgen(js_name = runId)] run_id: String,
         #[wasm_bindgen(unchecked_optional_param_type = "CallOptions")] options: JsValue,
     ) -> Result<Promise, JsValue> {
-        let p = prepare(&self.client, &options)?;
-        let c = p.client;
-        Ok(spawn(
-            p.signal,
-            async move { c.get_run_lineage(&run_id).await },
-        ))
+        rejecting((|| {
+            let p = prepare(&self.client, &options)?;
+            let c = p.client;
+            Ok(spawn(
+                p.signal,
+                async move { c.get_run_lineage(&run_id).await },
+            ))
+        })())
     }
 
     /// `getDatasetVersionLineage`.
@@ -577,11 +642,13 @@ impl DataPilot {
         digest: String,
         #[wasm_bindgen(unchecked_optional_param_type = "CallOptions")] options: JsValue,
     ) -> Result<Promise, JsValue> {
-        let p = prepare(&self.client, &options)?;
-        let c = p.client;
-        Ok(spawn(p.signal, async move {
-            c.get_dataset_version_lineage(&dataset_id, &digest).await
-        }))
+        rejecting((|| {
+            let p = prepare(&self.client, &options)?;
+            let c = p.client;
+            Ok(spawn(p.signal, async move {
+                c.get_dataset_version_lineage(&dataset_id, &digest).await
+            }))
+        })())
     }
 
     /// `listAuditEvents` (`subject`, `action` filter).
@@ -605,10 +672,12 @@ impl DataPilot {
         seq: f64,
         #[wasm_bindgen(unchecked_optional_param_type = "CallOptions")] options: JsValue,
     ) -> Result<Promise, JsValue> {
-        let seq = whole(seq, "seq")?;
-        let p = prepare(&self.client, &options)?;
-        let c = p.client;
-        Ok(spawn(p.signal, async move { c.get_audit_event(seq).await }))
+        rejecting((|| {
+            let seq = whole(seq, "seq")?;
+            let p = prepare(&self.client, &options)?;
+            let c = p.client;
+            Ok(spawn(p.signal, async move { c.get_audit_event(seq).await }))
+        })())
     }
 
     // ---- ledger ------------------------------------------------------------------------------
@@ -619,9 +688,11 @@ impl DataPilot {
         &self,
         #[wasm_bindgen(unchecked_optional_param_type = "CallOptions")] options: JsValue,
     ) -> Result<Promise, JsValue> {
-        let p = prepare(&self.client, &options)?;
-        let c = p.client;
-        Ok(spawn(p.signal, async move { c.get_checkpoint().await }))
+        rejecting((|| {
+            let p = prepare(&self.client, &options)?;
+            let c = p.client;
+            Ok(spawn(p.signal, async move { c.get_checkpoint().await }))
+        })())
     }
 
     /// `listLedgerEntries` (`start` for the first page).
@@ -646,13 +717,15 @@ impl DataPilot {
         seq: f64,
         #[wasm_bindgen(unchecked_optional_param_type = "TreeSizeOptions")] options: JsValue,
     ) -> Result<Promise, JsValue> {
-        let seq = whole(seq, "seq")?;
-        let tree_size = opt_whole(&options, "treeSize")?;
-        let p = prepare(&self.client, &options)?;
-        let c = p.client;
-        Ok(spawn(p.signal, async move {
-            c.get_inclusion_proof(seq, tree_size).await
-        }))
+        rejecting((|| {
+            let seq = whole(seq, "seq")?;
+            let tree_size = opt_whole(&options, "treeSize")?;
+            let p = prepare(&self.client, &options)?;
+            let c = p.client;
+            Ok(spawn(p.signal, async move {
+                c.get_inclusion_proof(seq, tree_size).await
+            }))
+        })())
     }
 
     /// `getConsistencyProof` (`to` defaults to the current size).
@@ -662,13 +735,15 @@ impl DataPilot {
         from: f64,
         #[wasm_bindgen(unchecked_optional_param_type = "ConsistencyProofOptions")] options: JsValue,
     ) -> Result<Promise, JsValue> {
-        let from = whole(from, "from")?;
-        let to = opt_whole(&options, "to")?;
-        let p = prepare(&self.client, &options)?;
-        let c = p.client;
-        Ok(spawn(p.signal, async move {
-            c.get_consistency_proof(from, to).await
-        }))
+        rejecting((|| {
+            let from = whole(from, "from")?;
+            let to = opt_whole(&options, "to")?;
+            let p = prepare(&self.client, &options)?;
+            let c = p.client;
+            Ok(spawn(p.signal, async move {
+                c.get_consistency_proof(from, to).await
+            }))
+        })())
     }
 
     // ---- evidence ----------------------------------------------------------------------------
@@ -680,16 +755,18 @@ impl DataPilot {
         #[wasm_bindgen(js_name = runId)] run_id: String,
         #[wasm_bindgen(unchecked_optional_param_type = "TreeSizeOptions")] options: JsValue,
     ) -> Result<Promise, JsValue> {
-        let tree_size = opt_whole(&options, "treeSize")?;
-        let p = prepare(&self.client, &options)?;
-        let c = p.client;
-        Ok(spawn_js(p.signal, async move {
-            let bytes = c
-                .export_run_evidence(&run_id, tree_size)
-                .await
-                .map_err(core)?;
-            Ok(Uint8Array::from(&bytes[..]).into())
-        }))
+        rejecting((|| {
+            let tree_size = opt_whole(&options, "treeSize")?;
+            let p = prepare(&self.client, &options)?;
+            let c = p.client;
+            Ok(spawn_js(p.signal, async move {
+                let bytes = c
+                    .export_run_evidence(&run_id, tree_size)
+                    .await
+                    .map_err(core)?;
+                Ok(Uint8Array::from(&bytes[..]).into())
+            }))
+        })())
     }
 
     /// `exportDatasetVersionEvidence`.
@@ -700,16 +777,18 @@ impl DataPilot {
         digest: String,
         #[wasm_bindgen(unchecked_optional_param_type = "TreeSizeOptions")] options: JsValue,
     ) -> Result<Promise, JsValue> {
-        let tree_size = opt_whole(&options, "treeSize")?;
-        let p = prepare(&self.client, &options)?;
-        let c = p.client;
-        Ok(spawn_js(p.signal, async move {
-            let bytes = c
-                .export_dataset_version_evidence(&dataset_id, &digest, tree_size)
-                .await
-                .map_err(core)?;
-            Ok(Uint8Array::from(&bytes[..]).into())
-        }))
+        rejecting((|| {
+            let tree_size = opt_whole(&options, "treeSize")?;
+            let p = prepare(&self.client, &options)?;
+            let c = p.client;
+            Ok(spawn_js(p.signal, async move {
+                let bytes = c
+                    .export_dataset_version_evidence(&dataset_id, &digest, tree_size)
+                    .await
+                    .map_err(core)?;
+                Ok(Uint8Array::from(&bytes[..]).into())
+            }))
+        })())
     }
 
     /// Verifies a bundle like the offline `verifyEvidenceBundle`, and with `lastCheckpoint`
@@ -721,28 +800,30 @@ impl DataPilot {
         bytes: Vec<u8>,
         #[wasm_bindgen(unchecked_param_type = "OnlineVerifyOptions")] options: JsValue,
     ) -> Result<Promise, JsValue> {
-        let keys = verifiers(&opt(&options, "trustedKeys"))?;
-        let last = opt(&options, "lastCheckpoint").as_string();
-        let p = prepare(&self.client, &options)?;
-        let c = p.client;
-        Ok(spawn_js(p.signal, async move {
-            let mut proof = Vec::new();
-            if let Some(note) = &last {
-                let offline = verify_bundle_report(&bytes, &keys, None, Vec::new());
-                if let (Some(from), Some(to)) =
-                    (checkpoint_size(note, &keys), offline.summary.tree_size)
-                {
-                    if from > 0 && from < to {
-                        proof = c
-                            .get_consistency_proof(from, Some(to))
-                            .await
-                            .map_err(core)?
-                            .hashes;
+        rejecting((|| {
+            let keys = verifiers(&opt(&options, "trustedKeys"))?;
+            let last = opt(&options, "lastCheckpoint").as_string();
+            let p = prepare(&self.client, &options)?;
+            let c = p.client;
+            Ok(spawn_js(p.signal, async move {
+                let mut proof = Vec::new();
+                if let Some(note) = &last {
+                    let offline = verify_bundle_report(&bytes, &keys, None, Vec::new());
+                    if let (Some(from), Some(to)) =
+                        (checkpoint_size(note, &keys), offline.summary.tree_size)
+                    {
+                        if from > 0 && from < to {
+                            proof = c
+                                .get_consistency_proof(from, Some(to))
+                                .await
+                                .map_err(core)?
+                                .hashes;
+                        }
                     }
                 }
-            }
-            to_js(&verify_bundle_report(&bytes, &keys, last, proof))
-        }))
+                to_js(&verify_bundle_report(&bytes, &keys, last, proof))
+            }))
+        })())
     }
 
     // ---- tokens ------------------------------------------------------------------------------
@@ -754,12 +835,14 @@ impl DataPilot {
         #[wasm_bindgen(unchecked_param_type = "CreateTokenRequest")] request: JsValue,
         #[wasm_bindgen(unchecked_optional_param_type = "WriteOptions")] options: JsValue,
     ) -> Result<Promise, JsValue> {
-        let req: CreateTokenRequest = from_js(request, "createToken request")?;
-        let p = prepare(&self.client, &options)?;
-        let (c, o) = (p.client, p.opts);
-        Ok(spawn(p.signal, async move {
-            c.create_token_with(&req, &o).await
-        }))
+        rejecting((|| {
+            let req: CreateTokenRequest = from_js(request, "createToken request")?;
+            let p = prepare(&self.client, &options)?;
+            let (c, o) = (p.client, p.opts);
+            Ok(spawn(p.signal, async move {
+                c.create_token_with(&req, &o).await
+            }))
+        })())
     }
 
     /// `listTokens` (admin).
@@ -779,11 +862,13 @@ impl DataPilot {
         #[wasm_bindgen(js_name = tokenId)] token_id: String,
         #[wasm_bindgen(unchecked_optional_param_type = "WriteOptions")] options: JsValue,
     ) -> Result<Promise, JsValue> {
-        let p = prepare(&self.client, &options)?;
-        let (c, o) = (p.client, p.opts);
-        Ok(spawn(p.signal, async move {
-            c.revoke_token_with(&token_id, &o).await
-        }))
+        rejecting((|| {
+            let p = prepare(&self.client, &options)?;
+            let (c, o) = (p.client, p.opts);
+            Ok(spawn(p.signal, async move {
+                c.revoke_token_with(&token_id, &o).await
+            }))
+        })())
     }
 }
 

@@ -14,6 +14,7 @@ use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::JsFuture;
 
+use super::client::rejecting;
 use super::error::{invalid_argument, verification_failed};
 use super::{signal, to_js};
 use crate::manifest::{normalize_path, FileHasher, ManifestBuilder};
@@ -372,43 +373,45 @@ async fn walk(
 pub fn files_from_data_transfer(
     #[wasm_bindgen(unchecked_param_type = "DataTransfer | DataTransferItemList")] data: JsValue,
 ) -> Result<js_sys::Promise, JsValue> {
-    let items: web_sys::DataTransferItemList = match data.dyn_ref::<web_sys::DataTransfer>() {
-        Some(dt) => dt.items(),
-        None => data
-            .dyn_into()
-            .map_err(|_| invalid_argument("expected a DataTransfer or DataTransferItemList"))?,
-    };
-    // Entries must be taken now, while the drop event is being dispatched.
-    let mut entries = Vec::new();
-    for i in 0..items.length() {
-        let Some(item) = items.get(i) else { continue };
-        if item.kind() != "file" {
-            continue;
+    rejecting((|| {
+        let items: web_sys::DataTransferItemList = match data.dyn_ref::<web_sys::DataTransfer>() {
+            Some(dt) => dt.items(),
+            None => data
+                .dyn_into()
+                .map_err(|_| invalid_argument("expected a DataTransfer or DataTransferItemList"))?,
+        };
+        // Entries must be taken now, while the drop event is being dispatched.
+        let mut entries = Vec::new();
+        for i in 0..items.length() {
+            let Some(item) = items.get(i) else { continue };
+            if item.kind() != "file" {
+                continue;
+            }
+            if let Some(entry) = item.webkit_get_as_entry()? {
+                entries.push(entry);
+            }
         }
-        if let Some(entry) = item.webkit_get_as_entry()? {
-            entries.push(entry);
-        }
-    }
-    Ok(wasm_bindgen_futures::future_to_promise(async move {
-        let single_dir = entries.len() == 1 && entries[0].is_directory();
-        let mut files = Vec::new();
-        for entry in entries {
-            let prefix = if single_dir {
-                String::new()
-            } else {
-                entry.name()
-            };
-            walk(entry, prefix, &mut files).await?;
-        }
-        let out = Array::new();
-        for (path, file) in files {
-            let o = Object::new();
-            Reflect::set(&o, &"path".into(), &path.into())?;
-            Reflect::set(&o, &"file".into(), &file)?;
-            out.push(&o);
-        }
-        Ok(out.into())
-    }))
+        Ok(wasm_bindgen_futures::future_to_promise(async move {
+            let single_dir = entries.len() == 1 && entries[0].is_directory();
+            let mut files = Vec::new();
+            for entry in entries {
+                let prefix = if single_dir {
+                    String::new()
+                } else {
+                    entry.name()
+                };
+                walk(entry, prefix, &mut files).await?;
+            }
+            let out = Array::new();
+            for (path, file) in files {
+                let o = Object::new();
+                Reflect::set(&o, &"path".into(), &path.into())?;
+                Reflect::set(&o, &"file".into(), &file)?;
+                out.push(&o);
+            }
+            Ok(out.into())
+        }))
+    })())
 }
 
 // ---- DigestBuilder ---------------------------------------------------------------------------

@@ -10,7 +10,7 @@ use sha2::{Digest, Sha256};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 
-use super::client::{list, prepare, spawn, spawn_js, DataPilot};
+use super::client::{list, prepare, rejecting, spawn, spawn_js, DataPilot};
 use super::error::{invalid_argument, to_js_error};
 use super::hashing::{opt, Progress};
 use super::transport::blob_body;
@@ -106,7 +106,12 @@ impl RunHandle {
         #[wasm_bindgen(unchecked_param_type = "AppendMetricsRequest")] request: JsValue,
         #[wasm_bindgen(unchecked_optional_param_type = "WriteOptions")] options: JsValue,
     ) -> Result<Promise, JsValue> {
-        append_metrics(&self.client, self.run_id.clone(), request, &options)
+        rejecting(append_metrics(
+            &self.client,
+            self.run_id.clone(),
+            request,
+            &options,
+        ))
     }
 
     /// `listMetrics` with the run token.
@@ -126,7 +131,13 @@ impl RunHandle {
         #[wasm_bindgen(unchecked_param_type = "Blob | Uint8Array")] data: JsValue,
         #[wasm_bindgen(unchecked_optional_param_type = "UploadOptions")] options: JsValue,
     ) -> Result<Promise, JsValue> {
-        upload_artifact(&self.client, self.run_id.clone(), name, data, options)
+        rejecting(upload_artifact(
+            &self.client,
+            self.run_id.clone(),
+            name,
+            data,
+            options,
+        ))
     }
 
     /// `listArtifacts` with the run token.
@@ -151,7 +162,12 @@ impl RunHandle {
         #[wasm_bindgen(js_name = artifactId)] artifact_id: String,
         #[wasm_bindgen(unchecked_optional_param_type = "CallOptions")] options: JsValue,
     ) -> Result<Promise, JsValue> {
-        download_artifact(&self.client, self.run_id.clone(), artifact_id, &options)
+        rejecting(download_artifact(
+            &self.client,
+            self.run_id.clone(),
+            artifact_id,
+            &options,
+        ))
     }
 
     /// `getRun` with the run token; updates `run`. Not `async` on purpose: the handle is
@@ -161,9 +177,11 @@ impl RunHandle {
         &self,
         #[wasm_bindgen(unchecked_optional_param_type = "CallOptions")] options: JsValue,
     ) -> Result<Promise, JsValue> {
-        let p = prepare(&self.client, &options)?;
-        let (c, id) = (p.client, self.run_id.clone());
-        Ok(spawn(p.signal, async move { c.get_run(&id).await }))
+        rejecting((|| {
+            let p = prepare(&self.client, &options)?;
+            let (c, id) = (p.client, self.run_id.clone());
+            Ok(spawn(p.signal, async move { c.get_run(&id).await }))
+        })())
     }
 
     /// `finishRun` with the run token: seals the run (`{ status, outputs? }`).
@@ -173,12 +191,14 @@ impl RunHandle {
         #[wasm_bindgen(unchecked_param_type = "FinishRunRequest")] request: JsValue,
         #[wasm_bindgen(unchecked_optional_param_type = "WriteOptions")] options: JsValue,
     ) -> Result<Promise, JsValue> {
-        let req: FinishRunRequest = from_js(request, "finish request")?;
-        let p = prepare(&self.client, &options)?;
-        let (c, o, id) = (p.client, p.opts, self.run_id.clone());
-        Ok(spawn(p.signal, async move {
-            c.finish_run_with(&id, &req, &o).await
-        }))
+        rejecting((|| {
+            let req: FinishRunRequest = from_js(request, "finish request")?;
+            let p = prepare(&self.client, &options)?;
+            let (c, o, id) = (p.client, p.opts, self.run_id.clone());
+            Ok(spawn(p.signal, async move {
+                c.finish_run_with(&id, &req, &o).await
+            }))
+        })())
     }
 }
 

@@ -28,7 +28,7 @@ use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::JsFuture;
 
 use crate::transport::{
-    headers, Body, BodyError, BodySource, ChunkReader, LocalBoxFuture, Request, Response,
+    headers, Body, BodyError, BodySource, ChunkReader, LocalBoxFuture, Method, Request, Response,
     Transport, TransportError, TransportErrorKind,
 };
 
@@ -61,23 +61,32 @@ pub(crate) fn is_node() -> bool {
 }
 
 /// The core's [`Transport`] on `fetch`.
-#[derive(Debug, Clone)]
 pub(crate) struct FetchTransport {
     send_user_agent: bool,
+    headers: RefCell<HeaderCache>,
+}
+
+impl std::fmt::Debug for FetchTransport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The header cache holds the bearer token: never printed.
+        f.debug_struct("FetchTransport")
+            .field("send_user_agent", &self.send_user_agent)
+            .finish_non_exhaustive()
+    }
 }
 
 impl FetchTransport {
     pub(crate) fn new() -> Self {
         Self {
             send_user_agent: is_node(),
+            headers: RefCell::default(),
         }
     }
 }
 
 impl Transport for FetchTransport {
     fn send(&self, request: Request) -> LocalBoxFuture<'_, Result<Response, TransportError>> {
-        let ua = self.send_user_agent;
-        Box::pin(send(request, ua))
+        Box::pin(send(request, self.send_user_agent, &self.headers))
     }
 }
 
@@ -156,70 +165,190 @@ impl Drop for AbortGuard {
     }
 }
 
-async fn send(request: Request, send_user_agent: bool) -> Result<Response, TransportError> {
-    let controller = web_sys::AbortController::new().map_err(|e| io(js_message(&e)))?;
-    // `controller.abort(TIMEOUT_REASON)` as a plain bound JS function: no Rust closure.
-    let abort: js_sys::Function<fn(JsValue) -> JsValue> =
-        Reflect::get(&controller, &"abort".into())
-            .map_err(|e| io(js_message(&e)))?
-            .unchecked_into();
-    let on_timeout: js_sys::Function = abort
-        .bind1(&controller, &JsValue::from_str(TIMEOUT_REASON))
-        .unchecked_into();
-    let mut guard = AbortGuard {
-        timer: Some(set_timeout(
-            &on_timeout,
-            request.timeout.as_secs_f64() * 1000.0,
-        )),
-        controller,
-        done: false,
-    };
+/// JS strings every call needs, converted once per thread instead of once per call (a Rust
+/// `&str` crossing into JS is a UTF-8 decode in the glue; on loopback these add up).
+struct Interned {
+    method: JsValue,
+    get: JsValue,
+    post: JsValue,
+    headers: JsValue,
+    credentials: JsValue,
+    cache: JsValue,
+    redirect: JsValue,
+    signal: JsValue,
+    body: JsValue,
+    omit: JsValue,
+    no_store: JsValue,
+    error: JsValue,
+    timeout_reason: JsValue,
+    /// `AbortController.prototype.abort`, bound per attempt to its controller.
+    abort: js_sys::Function,
+    /// Response headers the core reads (all of them named in [`headers`]).
+    response_headers: Vec<(&'static str, JsValue)>,
+}
 
-    let hdrs = web_sys::Headers::new().map_err(|e| io(js_message(&e)))?;
-    for (name, value) in request.headers.iter() {
-        if name == headers::USER_AGENT && !send_user_agent {
-            continue;
+impl Interned {
+    fn new() -> Self {
+        // `AbortController.prototype.abort`, read from a first controller.
+        let abort = web_sys::AbortController::new()
+            .ok()
+            .and_then(|c| Reflect::get(&c, &"abort".into()).ok())
+            .and_then(|f| f.dyn_into().ok())
+            .expect("AbortController.prototype.abort");
+        Self {
+            method: "method".into(),
+            get: "GET".into(),
+            post: "POST".into(),
+            headers: "headers".into(),
+            credentials: "credentials".into(),
+            cache: "cache".into(),
+            redirect: "redirect".into(),
+            signal: "signal".into(),
+            body: "body".into(),
+            omit: "omit".into(),
+            no_store: "no-store".into(),
+            error: "error".into(),
+            timeout_reason: TIMEOUT_REASON.into(),
+            abort,
+            response_headers: [
+                headers::REQUEST_ID,
+                headers::RETRY_AFTER,
+                headers::CONTENT_SHA256,
+                headers::IDEMPOTENT_REPLAYED,
+                headers::CONTENT_TYPE,
+            ]
+            .into_iter()
+            .map(|n| (n, JsValue::from_str(n)))
+            .collect(),
         }
-        hdrs.set(name, value)
-            .map_err(|e| TransportError::new(TransportErrorKind::Connect, js_message(&e)))?;
     }
-    let init = web_sys::RequestInit::new();
-    init.set_method(request.method.as_str());
-    init.set_headers(&hdrs);
-    init.set_credentials(web_sys::RequestCredentials::Omit);
-    init.set_cache(web_sys::RequestCache::NoStore);
-    init.set_redirect(web_sys::RequestRedirect::Error);
-    init.set_signal(Some(&guard.controller.signal()));
+}
+
+thread_local! {
+    static INTERNED: Interned = Interned::new();
+}
+
+#[wasm_bindgen]
+extern "C" {
+    /// A `Headers` object, bound here for `get` with an already converted name.
+    #[wasm_bindgen(extends = js_sys::Object)]
+    type ResponseHeaders;
+
+    #[wasm_bindgen(method)]
+    fn get(this: &ResponseHeaders, name: &JsValue) -> Option<String>;
+}
+
+/// The request headers as a plain object for `fetch`, reused while the headers repeat (the same
+/// client calling again): only the per-call `idempotency-key` is set on a fresh copy.
+#[derive(Default)]
+struct HeaderCache {
+    /// The headers the cached object was built from (without `idempotency-key`).
+    source: Vec<(String, String)>,
+    object: Option<js_sys::Object>,
+}
+
+impl HeaderCache {
+    fn headers_for(&mut self, request: &Request, send_user_agent: bool) -> js_sys::Object {
+        let wanted = |name: &str| {
+            name != headers::IDEMPOTENCY_KEY && (send_user_agent || name != headers::USER_AGENT)
+        };
+        let same = self.object.is_some()
+            && self
+                .source
+                .iter()
+                .map(|(n, v)| (n.as_str(), v.as_str()))
+                .eq(request.headers.iter().filter(|(n, _)| wanted(n)));
+        if !same {
+            let object = js_sys::Object::new();
+            self.source.clear();
+            for (name, value) in request.headers.iter().filter(|(n, _)| wanted(n)) {
+                let _ = Reflect::set(&object, &name.into(), &value.into());
+                self.source.push((name.to_owned(), value.to_owned()));
+            }
+            self.object = Some(object);
+        }
+        let cached = self.object.as_ref().expect("built above");
+        match request.headers.get(headers::IDEMPOTENCY_KEY) {
+            None => cached.clone(),
+            Some(key) => {
+                let object = js_sys::Object::assign(&js_sys::Object::new(), cached);
+                let _ = Reflect::set(&object, &headers::IDEMPOTENCY_KEY.into(), &key.into());
+                object
+            }
+        }
+    }
+}
+
+async fn send(
+    request: Request,
+    send_user_agent: bool,
+    cache: &RefCell<HeaderCache>,
+) -> Result<Response, TransportError> {
+    let controller = web_sys::AbortController::new().map_err(|e| io(js_message(&e)))?;
+    let init = js_sys::Object::new();
+    let hdrs = cache.borrow_mut().headers_for(&request, send_user_agent);
+    let mut guard = INTERNED.with(|k| {
+        // `controller.abort(TIMEOUT_REASON)` as a plain bound JS function: no Rust closure.
+        let on_timeout: js_sys::Function = k
+            .abort
+            .bind1(&controller, &k.timeout_reason)
+            .unchecked_into();
+        let method = match request.method {
+            Method::Get => k.get.clone(),
+            Method::Post => k.post.clone(),
+            m => m.as_str().into(),
+        };
+        let _ = Reflect::set(&init, &k.method, &method);
+        let _ = Reflect::set(&init, &k.headers, &hdrs);
+        let _ = Reflect::set(&init, &k.credentials, &k.omit);
+        let _ = Reflect::set(&init, &k.cache, &k.no_store);
+        let _ = Reflect::set(&init, &k.redirect, &k.error);
+        let _ = Reflect::set(&init, &k.signal, &controller.signal());
+        AbortGuard {
+            timer: Some(set_timeout(
+                &on_timeout,
+                request.timeout.as_secs_f64() * 1000.0,
+            )),
+            controller,
+            done: false,
+        }
+    });
+    let body = |b: JsValue| INTERNED.with(|k| Reflect::set(&init, &k.body, &b).map(|_| ()));
     match &request.body {
         Body::Empty => {}
-        Body::Bytes(b) => init.set_body(&Uint8Array::from(&b[..])),
+        Body::Bytes(b) => {
+            let _ = body(Uint8Array::from(&b[..]).into());
+        }
         Body::Stream(src) => match registered_blob(src) {
-            Some(blob) => init.set_body(&blob),
+            Some(blob) => {
+                let _ = body(blob.into());
+            }
             None => {
                 let bytes =
                     request.body.collect().await.map_err(|e| {
                         TransportError::new(TransportErrorKind::Connect, e.to_string())
                     })?;
-                init.set_body(&Uint8Array::from(&bytes[..]));
+                let _ = body(Uint8Array::from(&bytes[..]).into());
             }
         },
     }
 
-    let resp = JsFuture::from(global_fetch(&request.url, &init))
+    let resp = JsFuture::from(global_fetch(&request.url, init.unchecked_ref()))
         .await
         .map_err(|e| guard.fail(&e, false))?;
     let resp: web_sys::Response = resp
         .dyn_into()
         .map_err(|_| io("fetch did not return a Response"))?;
+    // Only the headers the core reads cross into wasm (one `get` each, no iteration).
     let mut out_headers = crate::transport::Headers::new();
-    if let Ok(Some(iter)) = js_sys::try_iter(resp.headers().as_ref()) {
-        for pair in iter.flatten() {
-            let pair: js_sys::Array = pair.unchecked_into();
-            if let (Some(n), Some(v)) = (pair.get(0).as_string(), pair.get(1).as_string()) {
-                out_headers.append(&n, v);
+    let js_headers: ResponseHeaders = resp.headers().unchecked_into();
+    INTERNED.with(|k| {
+        for (name, js_name) in &k.response_headers {
+            if let Some(v) = js_headers.get(js_name) {
+                out_headers.append(name, v);
             }
         }
-    }
+    });
     let buffer = resp.array_buffer().map_err(|e| guard.fail(&e, true))?;
     let buffer = JsFuture::from(buffer)
         .await

@@ -194,7 +194,9 @@ test('timeouts, aborts and bad input fail fast with typed errors', async () => {
   hang.close();
 
   assert.throws(() => new DataPilot({ baseUrl: 'relative/path' }), (e) => isDataPilotError(e) && e.code === 'invalid_request');
-  assert.throws(() => eng.createDataset({ nme: 1 }), (e) => isDataPilotError(e) && e.sent === 'no');
+  // Async methods reject on bad arguments (JS convention); they never throw synchronously.
+  await assert.rejects(eng.createDataset({ nme: 1 }), (e) => isDataPilotError(e) && e.sent === 'no');
+  await assert.rejects(eng.getAuditEvent(-1), (e) => isDataPilotError(e) && e.code === 'invalid_request');
   await assert.rejects(new DataPilot({ baseUrl: server.url, token: 'dpt_wrongwrongwrongwrong12' }).whoAmI(), (e) => {
     return e.code === 'unauthenticated' && e.status === 401 && !e.message.includes('wrongwrong');
   });
