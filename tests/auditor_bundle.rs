@@ -10,12 +10,12 @@
 
 #![cfg(all(not(target_arch = "wasm32"), feature = "native"))]
 
-use std::io::{BufRead, BufReader, Cursor, Write};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+mod live_server;
+
+use std::io::{Cursor, Write};
+use std::path::Path;
+use std::process::{Command, Output};
 use std::str::FromStr;
-use std::sync::mpsc;
-use std::time::Duration;
 
 use datapilot::checkpoint::Verifier;
 use datapilot::evidence::{checks, verify_bundle, Archive, Limits};
@@ -28,91 +28,13 @@ use datapilot::model::policy::UpdatePolicyRequest;
 use datapilot::model::runs::{CreateRunRequest, FinishRunRequest, RunStatus};
 use datapilot::model::tokens::CreateTokenRequest;
 use datapilot::model::{DatasetVersionRef, Role};
-use datapilot::Client;
+use live_server::{client, start_server, Server};
 
 const ADMIN: &str = "dpt_AuditorBundleBootstrapAdmin01";
 const SCRIPT: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
     "/tests/auditor/verify_bundle.py"
 );
-
-struct Server {
-    child: Child,
-    dir: PathBuf,
-    url: String,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-/// As `tests/native_flow.rs`: `DATAPILOT_SERVER_BIN`, else build it into this target dir.
-fn server_bin() -> PathBuf {
-    if let Some(p) = std::env::var_os("DATAPILOT_SERVER_BIN") {
-        return PathBuf::from(p);
-    }
-    // target/<dir>/debug/deps/auditor_bundle-… → target/<dir>
-    let exe = std::env::current_exe().unwrap();
-    let profile_dir = exe.parent().unwrap().parent().unwrap().to_path_buf();
-    let target_dir = profile_dir.parent().unwrap().to_path_buf();
-    let status = Command::new(env!("CARGO"))
-        .args(["build", "-q", "-p", "datapilot-server"])
-        .env("CARGO_TARGET_DIR", &target_dir)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .status()
-        .expect("run cargo build");
-    assert!(status.success(), "building datapilot-server failed");
-    profile_dir.join("datapilot-server")
-}
-
-fn start_server() -> Server {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    let dir = std::env::temp_dir().join(format!("dp-auditor-{}-{nanos}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let mut child = Command::new(server_bin())
-        .arg("--data-dir")
-        .arg(&dir)
-        .args(["--listen", "127.0.0.1:0"])
-        .env("DATAPILOT_BOOTSTRAP_TOKEN", ADMIN)
-        .env("DATAPILOT_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start datapilot-server");
-    let stdout = child.stdout.take().unwrap();
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if let Some(url) = line.strip_prefix("listening on ") {
-                let _ = tx.send(url.trim().to_owned());
-            }
-        }
-    });
-    let url = match rx.recv_timeout(Duration::from_secs(60)) {
-        Ok(url) => url,
-        Err(_) => {
-            let _ = child.kill();
-            panic!("datapilot-server did not print its address");
-        }
-    };
-    Server { child, dir, url }
-}
-
-fn client(server: &Server, token: &str) -> Client {
-    Client::builder()
-        .base_url(&server.url)
-        .token(token)
-        .timeout(Duration::from_secs(20))
-        .build()
-        .unwrap()
-}
 
 fn version_request(files: &[(&str, &[u8])]) -> RegisterDatasetVersionRequest {
     let mut b = datapilot::manifest::ManifestBuilder::new();
@@ -284,7 +206,7 @@ fn rezip(members: &[(String, Vec<u8>)]) -> Vec<u8> {
 
 #[tokio::test(flavor = "current_thread")]
 async fn python_auditor_verifies_real_bundles_and_names_the_failed_check() {
-    let server = start_server();
+    let server = start_server(ADMIN, "auditor");
     let (run_bundle, version_bundles, verifier) = export_bundles(&server).await;
     let pinned = [Verifier::from_str(&verifier).unwrap()];
     let dir = server.dir.join("bundles");
@@ -449,7 +371,7 @@ fn doc_data_members(doc: &str, action: &str) -> Vec<(String, String, bool)> {
 
 #[tokio::test(flavor = "current_thread")]
 async fn doc_table_names_exactly_the_data_the_server_writes() {
-    let server = start_server();
+    let server = start_server(ADMIN, "auditor");
     export_bundles(&server).await;
     let doc =
         std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/formats.md")).unwrap();

@@ -7,15 +7,13 @@
 
 #![cfg(feature = "native")]
 
+mod live_server;
+
 #[path = "evidence_support/mod.rs"]
 mod support;
 
-use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::str::FromStr;
-use std::sync::mpsc;
-use std::time::Duration;
 
 use datapilot::checkpoint::Verifier;
 use datapilot::evidence::{
@@ -32,85 +30,9 @@ use datapilot::model::runs::{CreateRunRequest, FinishRunRequest, RunStatus};
 use datapilot::model::tokens::CreateTokenRequest;
 use datapilot::model::{DatasetVersionRef, Role};
 use datapilot::{Client, RequestOptions};
+use live_server::{client, start_server, Server};
 
 const ADMIN: &str = "dpt_NativeFlowBootstrapAdmin0001";
-
-struct Server {
-    child: Child,
-    dir: PathBuf,
-    url: String,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-fn server_bin() -> PathBuf {
-    if let Some(p) = std::env::var_os("DATAPILOT_SERVER_BIN") {
-        return PathBuf::from(p);
-    }
-    // target/<dir>/debug/deps/native_flow-… → target/<dir>
-    let exe = std::env::current_exe().unwrap();
-    let profile_dir = exe.parent().unwrap().parent().unwrap().to_path_buf();
-    let target_dir = profile_dir.parent().unwrap().to_path_buf();
-    let status = Command::new(env!("CARGO"))
-        .args(["build", "-q", "-p", "datapilot-server"])
-        .env("CARGO_TARGET_DIR", &target_dir)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .status()
-        .expect("run cargo build");
-    assert!(status.success(), "building datapilot-server failed");
-    profile_dir.join("datapilot-server")
-}
-
-fn start_server() -> Server {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    let dir = std::env::temp_dir().join(format!("dp-native-{}-{nanos}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let mut child = Command::new(server_bin())
-        .arg("--data-dir")
-        .arg(&dir)
-        .args(["--listen", "127.0.0.1:0"])
-        .env("DATAPILOT_BOOTSTRAP_TOKEN", ADMIN)
-        .env("DATAPILOT_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start datapilot-server");
-    let stdout = child.stdout.take().unwrap();
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if let Some(url) = line.strip_prefix("listening on ") {
-                let _ = tx.send(url.trim().to_owned());
-            }
-        }
-    });
-    let url = match rx.recv_timeout(Duration::from_secs(60)) {
-        Ok(url) => url,
-        Err(_) => {
-            let _ = child.kill();
-            panic!("datapilot-server did not print its address");
-        }
-    };
-    Server { child, dir, url }
-}
-
-fn client(server: &Server, token: &str) -> Client {
-    Client::builder()
-        .base_url(&server.url)
-        .token(token)
-        .timeout(Duration::from_secs(20))
-        .build()
-        .unwrap()
-}
 
 fn sha256_hex(bytes: &[u8]) -> String {
     use sha2::Digest;
@@ -166,7 +88,7 @@ struct World {
 
 /// Runs the whole flow and returns what later checks need.
 async fn full_flow() -> World {
-    let server = start_server();
+    let server = start_server(ADMIN, "native");
     let admin = client(&server, ADMIN);
 
     // System.
