@@ -3,7 +3,7 @@
 //! Each method decodes its arguments with the shared deserializer, calls the core [`Client`]
 //! method of the same operation and encodes the result with the shared serializer; failures
 //! become `DataPilotError`s ([`super::error`]). Every method takes an options bag last:
-//! `signal` and `timeoutMs` always, `idempotencyKey` on writes, `limit`/`cursor` on lists.
+//! `signal`, `timeoutMs` and `deadlineMs` always, `idempotencyKey` on writes, `limit`/`cursor` on lists.
 //! Lists return a `ListIterator` ([`super::pager`]); `createRun` returns a `RunHandle`
 //! ([`super::run`]) that carries the run token.
 
@@ -59,9 +59,10 @@ fn millis(value: &JsValue, what: &str) -> Result<Option<Duration>, JsValue> {
     }
 }
 
-/// Reads `signal`, `timeoutMs` and `idempotencyKey` from an options bag.
+/// Reads `signal`, `timeoutMs`, `deadlineMs` and `idempotencyKey` from an options bag.
 pub(crate) fn prepare(client: &Client, options: &JsValue) -> Result<Prepared, JsValue> {
     let timeout = millis(&opt(options, "timeoutMs"), "timeoutMs")?;
+    let deadline = millis(&opt(options, "deadlineMs"), "deadlineMs")?;
     let key = opt(options, "idempotencyKey");
     let idempotency_key = if key.is_undefined() || key.is_null() {
         None
@@ -72,14 +73,22 @@ pub(crate) fn prepare(client: &Client, options: &JsValue) -> Result<Prepared, Js
         )
     };
     Ok(Prepared {
-        client: match timeout {
-            Some(t) => client.with_timeout(t),
-            None => client.clone(),
+        // Reads take their per-call limits from a client view (they have no options form).
+        client: {
+            let view = match timeout {
+                Some(t) => client.with_timeout(t),
+                None => client.clone(),
+            };
+            match deadline {
+                Some(d) => view.with_deadline(d),
+                None => view,
+            }
         },
         signal: signal_from(&opt(options, "signal"))?,
         opts: RequestOptions {
             idempotency_key,
             timeout,
+            deadline,
             ..RequestOptions::default()
         },
     })
@@ -180,17 +189,21 @@ impl DataPilot {
             }
             None => {}
         }
-        let mut seed = [0u8; 8];
+        // 256 bits from crypto.getRandomValues: idempotency keys must not be guessable.
+        let mut seed = [0u8; 32];
         fill_random(&mut seed);
         let mut builder = Client::builder()
             .base_url(base_url)
             .transport(FetchTransport::new())
             .sleep(JsSleep)
             .retry(retry)
-            .seed(u64::from_le_bytes(seed))
+            .seed_bytes(seed)
             .user_agent_suffix(&suffix);
         if let Some(t) = millis(&opt(&options, "timeoutMs"), "timeoutMs")? {
             builder = builder.timeout(t);
+        }
+        if let Some(d) = millis(&opt(&options, "deadlineMs"), "deadlineMs")? {
+            builder = builder.deadline(d);
         }
         let token = opt(&options, "token");
         if !(token.is_undefined() || token.is_null()) {

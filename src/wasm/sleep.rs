@@ -1,6 +1,6 @@
-//! Timers and the wall clock on `globalThis` (`setTimeout`, `Date.now`), for the core's retry
-//! backoff. A pending delay is cleared when its future is dropped (an aborted call), so no
-//! timer outlives the call and keeps a Node process alive.
+//! Timers and clocks on `globalThis` (`setTimeout`, `performance.now`, `Date.now`), for the
+//! core's retry backoff and call deadlines. A pending delay is cleared when its future is
+//! dropped (an aborted call), so no timer outlives the call and keeps a Node process alive.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -25,6 +25,21 @@ impl Sleep for JsSleep {
     fn now_unix_millis(&self) -> Option<u64> {
         Some(js_sys::Date::now() as u64)
     }
+
+    /// `performance.now()`: monotonic, so a wall-clock jump cannot stretch or cut a call's
+    /// deadline; the wall clock only where a runtime has no `performance`.
+    fn now(&self) -> Option<Duration> {
+        match performance_now() {
+            Ok(ms) if ms.is_finite() && ms >= 0.0 => Some(Duration::from_secs_f64(ms / 1000.0)),
+            _ => self.now_unix_millis().map(Duration::from_millis),
+        }
+    }
+}
+
+#[wasm_bindgen]
+extern "C" {
+    #[wasm_bindgen(js_namespace = performance, js_name = now, catch)]
+    fn performance_now() -> Result<f64, JsValue>;
 }
 
 /// Resolves after a delay; clears its timer when dropped early.

@@ -45,6 +45,8 @@ export interface DataPilotOptions {
   token?: string;
   /** Per-attempt timeout in milliseconds (default 30000). */
   timeoutMs?: number;
+  /** Whole-call deadline in milliseconds, retries and waits included (default 60000). */
+  deadlineMs?: number;
   /** Attempts per call including the first (default 3; 1 disables retries). */
   maxAttempts?: number;
   /** Product token appended to the Node `User-Agent` (browsers send their own). */
@@ -57,6 +59,8 @@ export interface CallOptions {
   signal?: AbortSignal;
   /** Per-attempt timeout in milliseconds for this call. */
   timeoutMs?: number;
+  /** Whole-call deadline in milliseconds for this call, retries and waits included. */
+  deadlineMs?: number;
 }
 
 /** Options of writes (`POST`). */

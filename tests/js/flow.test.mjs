@@ -222,3 +222,27 @@ test('retries 503 with Retry-After and reuses the idempotency key', async () => 
   assert.ok(seen[0] && seen.every((k) => k === seen[0]), seen.join());
   fake.close();
 });
+
+test('deadlineMs bounds the whole call, retries and Retry-After waits included', async (t) => {
+  let hits = 0;
+  const busy = createServer((req, res) => {
+    hits += 1;
+    res.writeHead(503, { 'content-type': 'application/problem+json', 'retry-after': '2', 'x-request-id': `b${hits}` });
+    res.end(JSON.stringify({ type: 'x', title: 'busy', status: 503, detail: 'busy', code: 'unavailable', request_id: `b${hits}` }));
+  }).listen(0, '127.0.0.1');
+  await new Promise((r) => busy.once('listening', r));
+  t.after(() => busy.close());
+  const url = `http://127.0.0.1:${busy.address().port}`;
+  // A 2 s Retry-After does not fit in a 500 ms deadline: one attempt, then the 503 itself.
+  const c = new DataPilot({ baseUrl: url, maxAttempts: 5, deadlineMs: 500 });
+  let t0 = Date.now();
+  await assert.rejects(c.getHealth(), (e) => isDataPilotError(e) && e.code === 'unavailable' && e.status === 503);
+  assert.ok(Date.now() - t0 < 1500, `took ${Date.now() - t0} ms`);
+  assert.equal(hits, 1);
+  // The per-call option overrides the client's: with 5 s the Retry-After wait fits once.
+  hits = 0;
+  t0 = Date.now();
+  await assert.rejects(c.getHealth({ deadlineMs: 5_000 }), (e) => e.code === 'unavailable');
+  assert.ok(hits >= 2, `hits ${hits}`);
+  await assert.rejects(c.getHealth({ deadlineMs: -1 }), (e) => isDataPilotError(e) && e.code === 'invalid_request');
+});
