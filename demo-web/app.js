@@ -4,9 +4,9 @@
 // Rules (docs/demo-web.md):
 // - Nothing is loaded from outside: the SDK comes from ./sdk.js on this server (assembled by
 //   `./x site`), and the only network calls are the SDK's to the base URL the user chose.
-// - The API token lives in the `client` object in this module's memory only: never in
-//   localStorage, sessionStorage, cookies, the URL, the DOM or the console. The token field is
-//   cleared as soon as the client is made.
+// - The API token lives in the `client` object in this module's memory only: never in web
+//   storage (local or session), cookies, the URL, the DOM or the console. The token field is
+//   cleared as soon as the client is made (the e2e test asserts all of this).
 
 const $ = (id) => document.getElementById(id);
 
