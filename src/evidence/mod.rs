@@ -94,6 +94,7 @@ pub mod checks {
 
 /// The outcome of one named check.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(target_arch = "wasm32", derive(tsify::Tsify))]
 #[non_exhaustive]
 pub struct Check {
     /// Stable name (see [`checks`]).
@@ -107,6 +108,7 @@ pub struct Check {
 /// Facts read from a bundle, filled in as far as verification got. Only trust them when
 /// [`VerificationReport::ok`] is true.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[cfg_attr(target_arch = "wasm32", derive(tsify::Tsify))]
 #[non_exhaustive]
 pub struct BundleSummary {
     /// The scope, e.g. `run:run_…`.
@@ -129,6 +131,7 @@ pub struct BundleSummary {
 
 /// The result of verifying a bundle: every check with its outcome.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(target_arch = "wasm32", derive(tsify::Tsify))]
 #[non_exhaustive]
 pub struct VerificationReport {
     /// True exactly when every check passed.

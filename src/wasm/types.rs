@@ -53,6 +53,9 @@ export interface DataPilotOptions {
   userAgent?: string;
 }
 
+/** One named check of a bundle verification (the core's `Check`). */
+export type VerificationCheck = Check;
+
 /** Options every call takes. */
 export interface CallOptions {
   /** Aborts the call (the promise rejects with `signal.reason`). */

@@ -1,7 +1,8 @@
 //! Offline verification exports: evidence bundles, checkpoints, Merkle proofs, DPM-1 digests.
 //!
 //! All of them run on pinned keys and the bytes given, with no network. The report types are
-//! mirrored here (with `tsify`) from [`crate::evidence`] so the TypeScript names its fields.
+//! the core's ([`crate::evidence::VerificationReport`]), which derive `tsify` on wasm32 so the
+//! TypeScript names their fields.
 
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
@@ -12,80 +13,9 @@ use super::error::{invalid_argument, verification_failed};
 use super::hashing::opt;
 use super::{from_js, to_js};
 use crate::checkpoint::{open_checkpoint, Verifier};
-use crate::evidence::{self, ConsistencyInput, VerifyOptions};
+use crate::evidence::{self, ConsistencyInput, VerificationReport, VerifyOptions};
 use crate::merkle;
 use crate::model::datasets::FileEntry;
-
-/// One named check of a bundle verification.
-#[derive(Debug, Serialize, tsify::Tsify)]
-pub struct VerificationCheck {
-    /// Stable name, e.g. `inclusion.proofs`.
-    pub name: String,
-    /// Whether it passed.
-    pub passed: bool,
-    /// Why it failed, or what was checked.
-    pub reason: String,
-}
-
-/// What a bundle says, as far as verification got (trust it only when `ok`).
-#[derive(Debug, Serialize, tsify::Tsify)]
-pub struct BundleSummary {
-    /// `run:<id>` or `dataset_version:<id>`.
-    pub scope: Option<String>,
-    /// Ledger origin.
-    pub origin: Option<String>,
-    /// Tree size of the bundle's checkpoint.
-    pub tree_size: Option<u64>,
-    /// Base64 root hash.
-    pub root_hash: Option<String>,
-    /// Export time.
-    pub exported_at: Option<String>,
-    /// Exporter.
-    pub exporter: Option<String>,
-    /// Audit events proven.
-    pub events: Option<u64>,
-    /// The signed checkpoint note: store it as the next `lastCheckpoint` once `ok`.
-    pub checkpoint: Option<String>,
-}
-
-/// The result of verifying an evidence bundle.
-#[derive(Debug, Serialize, tsify::Tsify)]
-pub struct VerificationReport {
-    /// True exactly when every check passed.
-    pub ok: bool,
-    /// Every check, in order.
-    pub checks: Vec<VerificationCheck>,
-    /// What the bundle says.
-    pub summary: BundleSummary,
-}
-
-impl From<evidence::VerificationReport> for VerificationReport {
-    fn from(r: evidence::VerificationReport) -> Self {
-        let s = r.summary;
-        Self {
-            ok: r.ok,
-            checks: r
-                .checks
-                .into_iter()
-                .map(|c| VerificationCheck {
-                    name: c.name,
-                    passed: c.passed,
-                    reason: c.reason,
-                })
-                .collect(),
-            summary: BundleSummary {
-                scope: s.scope,
-                origin: s.origin,
-                tree_size: s.tree_size,
-                root_hash: s.root_hash,
-                exported_at: s.exported_at,
-                exporter: s.exporter,
-                events: s.events.map(|n| n as u64),
-                checkpoint: s.checkpoint,
-            },
-        }
-    }
-}
 
 /// A checkpoint whose signature verified.
 #[derive(Debug, Serialize, tsify::Tsify)]
@@ -135,7 +65,7 @@ pub(crate) fn verify_bundle_report(
             proof,
         });
     }
-    evidence::verify_bundle_with(bytes, verifiers, &options).into()
+    evidence::verify_bundle_with(bytes, verifiers, &options)
 }
 
 /// The tree size of a trusted checkpoint note, if it verifies.
