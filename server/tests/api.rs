@@ -1856,3 +1856,57 @@ async fn initial_policy_is_backed_by_ledger_init_in_bundles() {
         check.reason
     );
 }
+
+#[tokio::test]
+async fn version_lineage_has_only_the_scope_versions_input_edges() {
+    // R1 reads `a` and produces `b`; R2 reads `a` and `b`. The lineage of `a` holds R1 and R2
+    // (both used it) and `b` (R1's output), but not R2's input edge from `b`: a version scope
+    // lists only its own input edges, whatever order the runs are added in.
+    let srv = Server::start();
+    let admin = srv.client(ADMIN);
+    let ds = admin.dataset("lineage-scope").await;
+    let a = admin.version(&ds, "a").await;
+    let b = admin.version(&ds, "b").await;
+    let (r1, _) = admin.run(&[(&ds, &a)]).await;
+    let fin = admin
+        .post(
+            &format!("/v1/runs/{r1}/finish"),
+            json!({ "status": "succeeded", "outputs": [{ "dataset_id": ds, "digest": b }] }),
+        )
+        .await;
+    assert_eq!(fin.status, 200, "{}", fin.text());
+    let (r2, _) = admin.run(&[(&ds, &a), (&ds, &b)]).await;
+    let l = admin
+        .get(&format!("/v1/datasets/{ds}/versions/{a}/lineage"))
+        .await
+        .json();
+    let edges: Vec<(String, String, String)> = l["edges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["from"].as_str().unwrap().to_owned(),
+                e["to"].as_str().unwrap().to_owned(),
+                e["kind"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    let va = format!("dataset_version:{ds}@{a}");
+    let vb = format!("dataset_version:{ds}@{b}");
+    let input = |v: &str, r: &str| (v.to_owned(), format!("run:{r}"), "input".to_owned());
+    assert!(edges.contains(&input(&va, &r1)), "{edges:?}");
+    assert!(edges.contains(&input(&va, &r2)), "{edges:?}");
+    assert!(
+        !edges.contains(&input(&vb, &r2)),
+        "another version's input edge leaked into a version scope: {edges:?}"
+    );
+    // The bundle of that scope still verifies (the verifier requires exactly these edges).
+    let v = verifier(&admin).await;
+    let bundle = admin
+        .get(&format!("/v1/datasets/{ds}/versions/{a}/evidence"))
+        .await;
+    assert_eq!(bundle.status, 200, "{}", bundle.text());
+    let report = datapilot::evidence::verify_bundle(&bundle.body, &[v]);
+    assert!(report.ok, "{:#?}", report.failed());
+}

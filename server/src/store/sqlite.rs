@@ -1360,7 +1360,7 @@ impl Store for SqliteStore {
                 )));
             }
             let mut g = Graph::default();
-            g.add_run(tx, &rr, size, true)?;
+            g.add_run(tx, &rr, size, None)?;
             g.finish(tx)
         })
     }
@@ -1414,7 +1414,7 @@ impl Store for SqliteStore {
                         .any(|o| o.dataset_id == dataset_id && o.digest == digest);
                 if used || produced {
                     // Its other inputs are two hops away from the version: not included.
-                    g.add_run(tx, &rr, size, false)?;
+                    g.add_run(tx, &rr, size, Some((dataset_id, digest)))?;
                 }
             }
             g.finish(tx)
@@ -1693,14 +1693,16 @@ struct Graph {
 }
 
 impl Graph {
-    /// A run with its commit, image, artifacts and outputs (and inputs if `with_inputs`), only
-    /// edges whose event is below `size`.
+    /// A run with its commit, image, artifacts and outputs, only edges whose event is below
+    /// `size`. Its `input` edges: all of them for a run scope (`only_input` = `None`); for a
+    /// version scope only the one from that version (`Some((dataset_id, digest))`), whatever
+    /// else happens to be in the graph, so the bundle does not depend on the order runs are added.
     fn add_run(
         &mut self,
         c: &Connection,
         rr: &RunRow,
         size: u64,
-        with_inputs: bool,
+        only_input: Option<(&str, &str)>,
     ) -> StoreResult<()> {
         let run = &rr.run;
         let rn = format!("run:{}", run.id);
@@ -1721,8 +1723,12 @@ impl Graph {
         );
         self.edges
             .insert((rn.clone(), image, "executed_in".into(), seq));
-        if with_inputs {
-            for i in &run.inputs {
+        for i in &run.inputs {
+            let wanted = match only_input {
+                None => true,
+                Some((ds, digest)) => i.dataset_id == ds && i.digest == digest,
+            };
+            if wanted {
                 self.versions
                     .insert((i.dataset_id.clone(), i.digest.clone()));
                 self.edges.insert((
@@ -1731,20 +1737,6 @@ impl Graph {
                     "input".into(),
                     seq,
                 ));
-            }
-        } else {
-            for i in &run.inputs {
-                if self
-                    .versions
-                    .contains(&(i.dataset_id.clone(), i.digest.clone()))
-                {
-                    self.edges.insert((
-                        version_subject(&i.dataset_id, &i.digest),
-                        rn.clone(),
-                        "input".into(),
-                        seq,
-                    ));
-                }
             }
         }
         if let Some(fs) = rr.finish_seq.filter(|s| *s < size) {
