@@ -569,7 +569,7 @@ async function verifyBytes(bytes, name) {
       if (!state.client) throw new Error("The rollback check fetches a consistency proof: connect first, or clear the checkpoint field.");
       report = await state.client.verifyEvidenceBundle(bytes, { trustedKeys, lastCheckpoint: note });
     } else {
-      report = sdk.verifyEvidenceBundle(bytes, { trustedKeys });
+      report = await sdk.verifyEvidenceBundle(bytes, { trustedKeys });
     }
     renderReport(report, name, bytes);
   });
@@ -739,6 +739,15 @@ async function main() {
   }
   await loadKeys();
   document.body.classList.add("ready"); // initialised (the browser test waits for this)
+  // The evidence verifier is a second wasm module. The page works without it; fetch it now, in
+  // the background, so a bundle can still be verified after the network is gone. (A failure
+  // here is reported by the first verification, which loads it again.)
+  sdk.initVerifier().then(
+    () => {
+      document.body.dataset.verifier = "ready";
+    },
+    () => {},
+  );
   $("token").focus();
 }
 

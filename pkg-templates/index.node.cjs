@@ -1,7 +1,9 @@
 'use strict';
-// @animus/datapilot for Node (CommonJS). The wasm module is loaded synchronously at require.
+// @animus/datapilot for Node (CommonJS). The core wasm module is loaded synchronously at require;
+// the evidence verifier module on the first verification (or `initVerifier()`).
 const wasm = require('./dist/node.cjs');
 const { makeNodeApi } = require('./node-api.cjs');
+const { makeVerifierApi } = require('./verifier-api.cjs');
 
 const api = makeNodeApi({
   fs: require('node:fs'),
@@ -11,9 +13,14 @@ const api = makeNodeApi({
   DigestBuilder: wasm.DigestBuilder,
 });
 
+const verifier = makeVerifierApi(() => require('./dist/verifier-node.cjs'), wasm.DataPilot);
+
 module.exports = {
   ...wasm,
   hashDirectory: api.hashDirectory,
   openFileBlob: api.openFileBlob,
   init: () => Promise.resolve(),
+  initVerifier: () => verifier.loadVerifier().then(() => undefined),
+  verifyEvidenceBundle: verifier.verifyEvidenceBundle,
+  verifyCheckpoint: verifier.verifyCheckpoint,
 };

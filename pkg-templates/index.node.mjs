@@ -1,10 +1,12 @@
-// @animus/datapilot for Node (ESM). The wasm module is loaded synchronously at import.
+// @animus/datapilot for Node (ESM). The core wasm module is loaded synchronously at import; the
+// evidence verifier module on the first verification (or `initVerifier()`).
 import * as fs from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 import * as crypto from 'node:crypto';
-import { DigestBuilder } from './dist/node.mjs';
+import { DataPilot, DigestBuilder } from './dist/node.mjs';
 import { makeNodeApi } from './node-api.mjs';
+import { makeVerifierApi } from './verifier-api.js';
 
 export * from './dist/node.mjs';
 
@@ -19,3 +21,12 @@ export const openFileBlob = api.openFileBlob;
 export function init() {
   return Promise.resolve();
 }
+
+const verifier = makeVerifierApi(() => import('./dist/verifier-node.mjs'), DataPilot);
+
+/** Loads the verifier module now (the verify functions load it on their first call). */
+export function initVerifier() {
+  return verifier.loadVerifier().then(() => undefined);
+}
+export const verifyEvidenceBundle = verifier.verifyEvidenceBundle;
+export const verifyCheckpoint = verifier.verifyCheckpoint;

@@ -21,3 +21,6 @@ export function openFileBlob(path: string): Promise<Blob>;
 
 /** Resolves at once in Node (the wasm module is ready at import); call it anywhere. */
 export function init(): Promise<void>;
+
+/** Loads the evidence verifier wasm module now (the verify functions load it on first use). */
+export function initVerifier(): Promise<void>;

@@ -1,17 +1,23 @@
 #!/usr/bin/env node
 // Assembles the npm package @animus/datapilot in pkg/ from pkg-templates/ and the wasm-bindgen
-// outputs of `./x wasm` (target/wasm-bindgen/{web,nodejs,experimental-nodejs-module}).
+// outputs of `./x wasm`: the core module (target/wasm-bindgen/{web,nodejs,
+// experimental-nodejs-module}) and the evidence verifier module (target/wasm-bindgen-verifier/
+// ..., the same three targets).
 //
 //   node scripts/build-pkg.mjs [--pack]      (`./x pkg` runs `./x wasm` first, then this)
 //
-// Layout: one wasm binary (dist/datapilot_bg.wasm, shared: wasm-bindgen emits the same bytes
-// for the three targets, checked here) and three glue modules next to it: dist/web.js
-// (browsers, workers, bundlers), dist/node.mjs (Node ESM), dist/node.cjs (Node CommonJS).
-// Thin entries add init() and the Node-only helpers. The TypeScript comes from wasm-bindgen
-// (classes, functions) and tsify (models); this script only renames, adds the entries' few
-// declarations and refuses to ship an `any`.
+// Layout: two wasm binaries, each shared by the three targets (wasm-bindgen emits the same bytes
+// for them, checked here): dist/datapilot_bg.wasm (the core: client, hashing, Merkle proofs)
+// with its glue modules dist/web.js (browsers, workers, bundlers), dist/node.mjs (Node ESM),
+// dist/node.cjs (Node CommonJS), and dist/verifier_bg.wasm (bundle and checkpoint
+// verification) with dist/verifier-web.js, dist/verifier-node.mjs, dist/verifier-node.cjs,
+// which the entries load on the first verification. Thin entries add init(), the async
+// verifier functions (verifier-api.js), the client's online verifyEvidenceBundle and the
+// Node-only helpers. The TypeScript comes from wasm-bindgen (classes, functions) and tsify
+// (models); this script only renames, takes the verifier functions' declarations from the
+// verifier module's output, adds the entries' few declarations and refuses to ship an `any`.
 import { execFileSync } from 'node:child_process';
-import { chmodSync, copyFileSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -28,16 +34,24 @@ const read = (p) => readFileSync(p, 'utf8');
 
 // ---- inputs ---------------------------------------------------------------------------------
 const targets = { web: 'web', nodejs: 'nodejs', esm: 'experimental-nodejs-module' };
+const modules = {
+  core: { dir: bg, name: 'datapilot' },
+  verifier: { dir: join(root, 'target', 'wasm-bindgen-verifier'), name: 'verifier' },
+};
 const wasm = {};
-for (const [k, t] of Object.entries(targets)) {
-  try {
-    wasm[k] = readFileSync(join(bg, t, 'datapilot_bg.wasm'));
-  } catch {
-    die(`missing ${join(bg, t)}: run ./x wasm first`);
+for (const [m, { dir, name }] of Object.entries(modules)) {
+  const per = {};
+  for (const [k, t] of Object.entries(targets)) {
+    try {
+      per[k] = readFileSync(join(dir, t, `${name}_bg.wasm`));
+    } catch {
+      die(`missing ${join(dir, t, `${name}_bg.wasm`)}: run ./x wasm first`);
+    }
   }
-}
-if (!wasm.web.equals(wasm.nodejs) || !wasm.web.equals(wasm.esm)) {
-  die('wasm-bindgen produced different wasm for web and Node targets; cannot share one binary');
+  if (!per.web.equals(per.nodejs) || !per.web.equals(per.esm)) {
+    die(`wasm-bindgen produced different ${m} wasm for web and Node targets; cannot share one binary`);
+  }
+  wasm[m] = per.web;
 }
 const cargo = read(join(root, 'Cargo.toml'));
 const version = /\[package\][^[]*?\nversion\s*=\s*"([^"]+)"/.exec(cargo)?.[1];
@@ -47,7 +61,8 @@ if (!version) die('no [package] version in Cargo.toml');
 rmSync(out, { recursive: true, force: true });
 mkdirSync(join(out, 'dist'), { recursive: true });
 mkdirSync(join(out, 'bin'), { recursive: true });
-writeFileSync(join(out, 'dist', 'datapilot_bg.wasm'), wasm.web);
+writeFileSync(join(out, 'dist', 'datapilot_bg.wasm'), wasm.core);
+writeFileSync(join(out, 'dist', 'verifier_bg.wasm'), wasm.verifier);
 
 /** wasm-bindgen glue with its self-types comment pointing at the renamed declaration file. */
 function glue(target, name, dts) {
@@ -71,9 +86,42 @@ glue('web', 'web.js', 'web.d.ts');
 glue('experimental-nodejs-module', 'node.mjs', 'node.d.mts');
 glue('nodejs', 'node.cjs', 'node.d.cts');
 
+/** The verifier module's glue. Its declarations are not shipped: the entries declare the
+ * functions they export (taken from them below), and the glue is no public API. */
+function verifierGlue(target, name) {
+  const js = read(join(modules.verifier.dir, target, 'verifier.js')).replace(/^\/\* @ts-self-types="[^"]*" \*\/\n/, '');
+  writeFileSync(join(out, 'dist', name), js);
+}
+verifierGlue('web', 'verifier-web.js');
+verifierGlue('experimental-nodejs-module', 'verifier-node.mjs');
+verifierGlue('nodejs', 'verifier-node.cjs');
+
+// wasm-bindgen's JS snippets (`#[wasm_bindgen(module = ...)]`), which the glue imports as
+// ./snippets/...: one copy in dist/, so every target and module must have emitted the same bytes.
+for (const { dir } of Object.values(modules)) {
+  for (const t of Object.values(targets)) {
+    const from = join(dir, t, 'snippets');
+    if (!existsSync(from)) continue;
+    for (const rel of readdirSync(from, { recursive: true })) {
+      if (!statSync(join(from, rel)).isFile()) continue;
+      const bytes = readFileSync(join(from, rel));
+      const dest = join(out, 'dist', 'snippets', rel);
+      if (existsSync(dest)) {
+        if (!readFileSync(dest).equals(bytes)) die(`snippet ${rel} differs between targets or modules`);
+      } else {
+        mkdirSync(dirname(dest), { recursive: true });
+        writeFileSync(dest, bytes);
+      }
+    }
+  }
+}
+
 const nodeApi = read(join(tpl, 'node-api.js'));
 writeFileSync(join(out, 'node-api.mjs'), `${nodeApi}\nexport { makeNodeApi };\n`);
 writeFileSync(join(out, 'node-api.cjs'), `'use strict';\n${nodeApi}\nmodule.exports = { makeNodeApi };\n`);
+const verifierApi = read(join(tpl, 'verifier-api.js'));
+writeFileSync(join(out, 'verifier-api.js'), `${verifierApi}\nexport { makeVerifierApi };\n`);
+writeFileSync(join(out, 'verifier-api.cjs'), `'use strict';\n${verifierApi}\nmodule.exports = { makeVerifierApi };\n`);
 
 for (const f of ['index.node.mjs', 'index.node.cjs', 'index.web.js', 'README.md']) {
   copyFileSync(join(tpl, f), join(out, f));
@@ -81,18 +129,38 @@ for (const f of ['index.node.mjs', 'index.node.cjs', 'index.web.js', 'README.md'
 copyFileSync(join(tpl, 'bin', 'datapilot.mjs'), join(out, 'bin', 'datapilot.mjs'));
 chmodSync(join(out, 'bin', 'datapilot.mjs'), 0o755);
 
+// The verifier functions the entries export (async: they load the verifier module first), with
+// their doc comments, exactly as wasm-bindgen declared them for the verifier module.
+const verifierDts = read(join(modules.verifier.dir, 'web', 'verifier.d.ts'));
+const verifierDecls = ['verifyEvidenceBundle', 'verifyCheckpoint']
+  .map((fn) => {
+    const m = new RegExp(`(?:/\\*\\*(?:(?!\\*/)[\\s\\S])*\\*/\\n)?export function ${fn}\\([^;]*;\\n`).exec(verifierDts);
+    if (!m) die(`the verifier module declares no ${fn}`);
+    if (!/\): Promise<[^;]+>;\n$/.test(m[0])) die(`${fn} must return a Promise: ${m[0]}`);
+    return m[0];
+  })
+  .join('\n');
+const verifierExtra = read(join(tpl, 'verifier-extra.d.ts'));
+
+/** Public declarations of an entry: the glue's, plus the verifier functions, the online method
+ * (an augmentation of the glue's DataPilot) and the entry's own extras. */
+function entryTypes(glueFile, extra) {
+  const extras = `${verifierDecls}\n${extra}\n${verifierExtra.replaceAll('GLUE', glueFile)}`;
+  // The type names the added declarations use, imported from the glue (tsify's, from Rust).
+  const glueDts = read(join(out, glueFile.replace(/^\.\//, '').replace(/\.js$/, '.d.ts').replace(/\.mjs$/, '.d.mts').replace(/\.cjs$/, '.d.cts')));
+  const declared = new Set([...glueDts.matchAll(/^export (?:interface|type|class|declare class) (\w+)/gm)].map((m) => m[1]));
+  const code = extras.replace(/\/\*[\s\S]*?\*\//g, '');
+  const own = new Set([...code.matchAll(/\b(?:interface|class) (\w+)/g)].map((m) => m[1]));
+  const used = [...new Set(code.match(/\b[A-Z]\w*\b/g))].filter((n) => declared.has(n) && !own.has(n)).sort();
+  return `${banner}export * from '${glueFile}';\nimport type { ${used.join(', ')} } from '${glueFile}';\n\n${extras}`;
+}
+
 const nodeExtra = read(join(tpl, 'node-extra.d.ts'));
 const banner = '// @animus/datapilot: declarations generated from the Rust crate (see the package README).\n';
 for (const [file, glueFile] of [['index.node.d.mts', './dist/node.mjs'], ['index.node.d.cts', './dist/node.cjs']]) {
-  writeFileSync(
-    join(out, file),
-    `${banner}export * from '${glueFile}';\nimport type { DatasetDigest, HashProgress } from '${glueFile}';\n\n${nodeExtra}`,
-  );
+  writeFileSync(join(out, file), entryTypes(glueFile, nodeExtra));
 }
-writeFileSync(
-  join(out, 'index.web.d.ts'),
-  `${banner}export * from './dist/web.js';\nimport type { InitInput } from './dist/web.js';\n\n${read(join(tpl, 'web-extra.d.ts'))}`,
-);
+writeFileSync(join(out, 'index.web.d.ts'), entryTypes('./dist/web.js', read(join(tpl, 'web-extra.d.ts'))));
 
 const pkg = JSON.parse(read(join(tpl, 'package.json')));
 pkg.version = version;
@@ -100,16 +168,20 @@ writeFileSync(join(out, 'package.json'), `${JSON.stringify(pkg, null, 2)}\n`);
 
 // ---- checks -----------------------------------------------------------------------------------
 // No `any` in the public API (comments aside).
-for (const f of ['dist/web.d.ts', 'dist/node.d.mts', 'dist/node.d.cts', 'index.node.d.mts', 'index.web.d.ts']) {
+for (const f of ['dist/web.d.ts', 'dist/node.d.mts', 'dist/node.d.cts', 'index.node.d.mts', 'index.node.d.cts', 'index.web.d.ts']) {
   const code = read(join(out, f))
     .replace(/\/\*[\s\S]*?\*\//g, '')
     .replace(/\/\/.*$/gm, '');
   const m = /\bany\b/.exec(code);
   if (m) die(`${f} declares \`any\`: ...${code.slice(Math.max(0, m.index - 80), m.index + 20)}...`);
 }
-const size = wasm.web.length;
-const gz = execFileSync('gzip', ['-9c'], { input: wasm.web, maxBuffer: 64 << 20 }).length;
-process.stdout.write(`pkg/ @animus/datapilot ${version}: wasm ${size} bytes (${gz} gzip)\n`);
+const gzip = (b) => execFileSync('gzip', ['-9c'], { input: b, maxBuffer: 64 << 20 }).length;
+const [core, ver] = [wasm.core, wasm.verifier].map((b) => ({ raw: b.length, gz: gzip(b) }));
+process.stdout.write(
+  `pkg/ @animus/datapilot ${version}: core wasm ${core.raw} bytes (${core.gz} gzip), ` +
+    `verifier wasm ${ver.raw} bytes (${ver.gz} gzip, loaded on first verification), ` +
+    `total ${core.raw + ver.raw} (${core.gz + ver.gz} gzip)\n`,
+);
 
 if (process.argv.includes('--pack')) {
   const tgz = execFileSync('npm', ['pack', '--silent', '--pack-destination', join(root, 'target')], {

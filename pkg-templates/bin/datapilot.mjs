@@ -122,7 +122,7 @@ const commands = {
       // Online: fetch the consistency proof from the trusted checkpoint to the bundle's.
       report = await client(values).verifyEvidenceBundle(bytes, options);
     } else {
-      report = verifyEvidenceBundle(bytes, options);
+      report = await verifyEvidenceBundle(bytes, options);
     }
     if (values.json) {
       process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);

@@ -22,7 +22,6 @@ use super::run::RunHandle;
 use super::signal::{signal_from, with_signal};
 use super::sleep::JsSleep;
 use super::transport::FetchTransport;
-use super::verify::{checkpoint_size, verifiers, verify_bundle_report};
 use super::{from_js, to_js};
 use crate::client::{Client, RequestOptions};
 use crate::model::audit::AuditEventFilter;
@@ -804,40 +803,10 @@ impl DataPilot {
         })())
     }
 
-    /// Verifies a bundle like the offline `verifyEvidenceBundle`, and with `lastCheckpoint`
-    /// fetches the consistency proof from it to the bundle's checkpoint (rollback and fork
-    /// detection). Resolves to the report; a bad bundle does not reject: read `report.ok`.
-    #[wasm_bindgen(js_name = verifyEvidenceBundle, unchecked_return_type = "Promise<VerificationReport>")]
-    pub fn verify_evidence_bundle(
-        &self,
-        bytes: Vec<u8>,
-        #[wasm_bindgen(unchecked_param_type = "OnlineVerifyOptions")] options: JsValue,
-    ) -> Result<Promise, JsValue> {
-        rejecting((|| {
-            let keys = verifiers(&opt(&options, "trustedKeys"))?;
-            let last = opt(&options, "lastCheckpoint").as_string();
-            let p = prepare(&self.client, &options)?;
-            let c = p.client;
-            Ok(spawn_js(p.signal, async move {
-                let mut proof = Vec::new();
-                if let Some(note) = &last {
-                    let offline = verify_bundle_report(&bytes, &keys, None, Vec::new());
-                    if let (Some(from), Some(to)) =
-                        (checkpoint_size(note, &keys), offline.summary.tree_size)
-                    {
-                        if from > 0 && from < to {
-                            proof = c
-                                .get_consistency_proof(from, Some(to))
-                                .await
-                                .map_err(core)?
-                                .hashes;
-                        }
-                    }
-                }
-                to_js(&verify_bundle_report(&bytes, &keys, last, proof))
-            }))
-        })())
-    }
+    // `verifyEvidenceBundle(bytes, { trustedKeys, lastCheckpoint, ...CallOptions })` is added
+    // to this class by the package's JS entries: it runs in the verifier wasm module (loaded on
+    // first use, `verify::verifyEvidenceBundleOnline`) and fetches the consistency proof with
+    // `getConsistencyProof`.
 
     // ---- tokens ------------------------------------------------------------------------------
 

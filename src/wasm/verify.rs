@@ -3,19 +3,34 @@
 //! All of them run on pinned keys and the bytes given, with no network. The report types are
 //! the core's ([`crate::evidence::VerificationReport`]), which derive `tsify` on wasm32 so the
 //! TypeScript names their fields.
+//!
+//! Two halves, one per wasm module of the npm package (see [`super`]):
+//!
+//! - feature `js-client` (the core module): the SHA-256-only exports `verifyInclusion`,
+//!   `verifyConsistency`, `datasetDigest`, `leafHash`, `merkleRoot`, synchronous;
+//! - feature `js-verifier` (the verifier module, loaded on first use): `verifyEvidenceBundle`,
+//!   `verifyCheckpoint` and `verifyEvidenceBundleOnline` (zip, inflate, Ed25519/SHA-512, DSSE,
+//!   JCS, checkpoints). They return promises, which is what the package's entries export: the
+//!   entries load this module, then call these.
 
+#[cfg(feature = "js-client")]
 use base64::engine::general_purpose::STANDARD as B64;
+#[cfg(feature = "js-client")]
 use base64::Engine;
 use serde::Serialize;
 use wasm_bindgen::prelude::*;
 
-use super::error::{invalid_argument, verification_failed};
-use super::hashing::opt;
-use super::{from_js, to_js};
-use crate::checkpoint::{open_checkpoint, Verifier};
-use crate::evidence::{self, ConsistencyInput, VerificationReport, VerifyOptions};
+#[cfg(feature = "js-client")]
+use super::error::invalid_argument;
+#[cfg(feature = "js-client")]
+use super::from_js;
+#[cfg(feature = "js-client")]
 use crate::merkle;
+#[cfg(feature = "js-client")]
 use crate::model::datasets::FileEntry;
+
+#[cfg(feature = "js-verifier")]
+pub use verifier::*;
 
 /// A checkpoint whose signature verified.
 #[derive(Debug, Serialize, tsify::Tsify)]
@@ -28,82 +43,15 @@ pub struct VerifiedCheckpoint {
     pub root_hash: String,
 }
 
-/// Parses pinned verifier key strings.
-pub(crate) fn verifiers(keys: &JsValue) -> Result<Vec<Verifier>, JsValue> {
-    let keys: Vec<String> = from_js(keys.clone(), "trustedKeys")?;
-    if keys.is_empty() {
-        return Err(invalid_argument(
-            "trustedKeys must name at least one verifier key",
-        ));
-    }
-    keys.iter()
-        .map(|k| {
-            k.parse::<Verifier>()
-                .map_err(|e| invalid_argument(&format!("trusted key {k:?}: {e}")))
-        })
-        .collect()
-}
-
+#[cfg(any(feature = "js-client", feature = "js-verifier"))]
 fn strings(value: JsValue, what: &str) -> Result<Vec<String>, JsValue> {
     if value.is_undefined() || value.is_null() {
         return Ok(Vec::new());
     }
-    from_js(value, what)
+    super::from_js(value, what)
 }
 
-/// Verifies a bundle with decoded options (shared with the client's online variant).
-pub(crate) fn verify_bundle_report(
-    bytes: &[u8],
-    verifiers: &[Verifier],
-    last_checkpoint: Option<String>,
-    proof: Vec<String>,
-) -> VerificationReport {
-    let mut options = VerifyOptions::default();
-    if let Some(trusted_checkpoint) = last_checkpoint {
-        options = options.with_consistency(ConsistencyInput {
-            trusted_checkpoint,
-            proof,
-        });
-    }
-    evidence::verify_bundle_with(bytes, verifiers, &options)
-}
-
-/// The tree size of a trusted checkpoint note, if it verifies.
-pub(crate) fn checkpoint_size(note: &str, verifiers: &[Verifier]) -> Option<u64> {
-    open_checkpoint(note, verifiers)
-        .ok()
-        .map(|(c, _)| c.tree_size)
-}
-
-/// `verifyEvidenceBundle(bytes, { trustedKeys, lastCheckpoint?, consistencyProof? })`: every
-/// check of an evidence bundle, offline. Never throws for a bad bundle: read `report.ok`.
-#[wasm_bindgen(js_name = verifyEvidenceBundle, unchecked_return_type = "VerificationReport")]
-pub fn verify_evidence_bundle(
-    bytes: &[u8],
-    #[wasm_bindgen(unchecked_param_type = "VerifyBundleOptions")] options: JsValue,
-) -> Result<JsValue, JsValue> {
-    let keys = verifiers(&opt(&options, "trustedKeys"))?;
-    let last = opt(&options, "lastCheckpoint").as_string();
-    let proof = strings(opt(&options, "consistencyProof"), "consistencyProof")?;
-    to_js(&verify_bundle_report(bytes, &keys, last, proof))
-}
-
-/// `verifyCheckpoint(note, trustedKeys)`: opens a signed checkpoint note with pinned keys;
-/// throws a `DataPilotError` (`verification_failed`) if no pinned key signed it.
-#[wasm_bindgen(js_name = verifyCheckpoint, unchecked_return_type = "VerifiedCheckpoint")]
-pub fn verify_checkpoint(
-    note: &str,
-    #[wasm_bindgen(unchecked_param_type = "string[]")] trusted_keys: JsValue,
-) -> Result<JsValue, JsValue> {
-    let keys = verifiers(&trusted_keys)?;
-    let (c, _) = open_checkpoint(note, &keys).map_err(|e| verification_failed(&e.to_string()))?;
-    to_js(&VerifiedCheckpoint {
-        origin: c.origin,
-        tree_size: c.tree_size,
-        root_hash: B64.encode(c.root_hash),
-    })
-}
-
+#[cfg(feature = "js-client")]
 fn b64(value: &JsValue, what: &str) -> Result<Vec<u8>, JsValue> {
     let s = value
         .as_string()
@@ -112,6 +60,7 @@ fn b64(value: &JsValue, what: &str) -> Result<Vec<u8>, JsValue> {
         .map_err(|_| invalid_argument(&format!("{what} is not base64")))
 }
 
+#[cfg(feature = "js-client")]
 fn b64_list(value: JsValue, what: &str) -> Result<Vec<Vec<u8>>, JsValue> {
     strings(value, what)?
         .iter()
@@ -122,6 +71,7 @@ fn b64_list(value: JsValue, what: &str) -> Result<Vec<Vec<u8>>, JsValue> {
         .collect()
 }
 
+#[cfg(feature = "js-client")]
 fn size(value: &JsValue, what: &str) -> Result<u64, JsValue> {
     match value.as_f64() {
         Some(n) if n >= 0.0 && n.fract() == 0.0 && n <= crate::jcs::MAX_SAFE_INTEGER as f64 => {
@@ -136,6 +86,7 @@ fn size(value: &JsValue, what: &str) -> Result<u64, JsValue> {
 /// `verifyInclusion({ leafHash | leaf, index, treeSize, proof, rootHash })`: whether an RFC
 /// 9162 inclusion proof (base64 hashes) leads from the leaf to the root. `leaf` is the raw
 /// leaf bytes, `leafHash` its base64 hash.
+#[cfg(feature = "js-client")]
 #[wasm_bindgen(js_name = verifyInclusion)]
 pub fn verify_inclusion(
     #[wasm_bindgen(
@@ -143,18 +94,18 @@ pub fn verify_inclusion(
     )]
     args: JsValue,
 ) -> Result<bool, JsValue> {
-    let leaf = opt(&args, "leaf");
+    let leaf = super::opt(&args, "leaf");
     let leaf_hash = if let Some(bytes) = leaf.dyn_ref::<js_sys::Uint8Array>() {
         merkle::leaf_hash(&bytes.to_vec()).to_vec()
     } else {
-        b64(&opt(&args, "leafHash"), "leafHash")?
+        b64(&super::opt(&args, "leafHash"), "leafHash")?
     };
-    let proof = b64_list(opt(&args, "proof"), "proof")?;
-    let root = b64(&opt(&args, "rootHash"), "rootHash")?;
+    let proof = b64_list(super::opt(&args, "proof"), "proof")?;
+    let root = b64(&super::opt(&args, "rootHash"), "rootHash")?;
     Ok(merkle::verify_inclusion_bytes(
         &leaf_hash,
-        size(&opt(&args, "index"), "index")?,
-        size(&opt(&args, "treeSize"), "treeSize")?,
+        size(&super::opt(&args, "index"), "index")?,
+        size(&super::opt(&args, "treeSize"), "treeSize")?,
         &proof,
         &root,
     )
@@ -163,6 +114,7 @@ pub fn verify_inclusion(
 
 /// `verifyConsistency({ oldSize, newSize, oldRoot, newRoot, proof })`: whether the tree of
 /// `newSize` extends the tree of `oldSize` (RFC 9162 consistency proof, base64).
+#[cfg(feature = "js-client")]
 #[wasm_bindgen(js_name = verifyConsistency)]
 pub fn verify_consistency(
     #[wasm_bindgen(
@@ -170,18 +122,19 @@ pub fn verify_consistency(
     )]
     args: JsValue,
 ) -> Result<bool, JsValue> {
-    let proof = b64_list(opt(&args, "proof"), "proof")?;
+    let proof = b64_list(super::opt(&args, "proof"), "proof")?;
     Ok(merkle::verify_consistency_bytes(
-        size(&opt(&args, "oldSize"), "oldSize")?,
-        size(&opt(&args, "newSize"), "newSize")?,
+        size(&super::opt(&args, "oldSize"), "oldSize")?,
+        size(&super::opt(&args, "newSize"), "newSize")?,
         &proof,
-        &b64(&opt(&args, "oldRoot"), "oldRoot")?,
-        &b64(&opt(&args, "newRoot"), "newRoot")?,
+        &b64(&super::opt(&args, "oldRoot"), "oldRoot")?,
+        &b64(&super::opt(&args, "newRoot"), "newRoot")?,
     )
     .is_ok())
 }
 
 /// `datasetDigest(files)`: the DPM-1 id of a manifest (`[{ path, sha256, size }]`).
+#[cfg(feature = "js-client")]
 #[wasm_bindgen(js_name = datasetDigest)]
 pub fn dataset_digest(
     #[wasm_bindgen(unchecked_param_type = "FileEntry[]")] files: JsValue,
@@ -199,12 +152,14 @@ pub fn dataset_digest(
 }
 
 /// `leafHash(bytes)`: the RFC 9162 leaf hash `SHA-256(0x00 || bytes)`.
+#[cfg(feature = "js-client")]
 #[wasm_bindgen(js_name = leafHash)]
 pub fn leaf_hash(bytes: &[u8]) -> Vec<u8> {
     merkle::leaf_hash(bytes).to_vec()
 }
 
 /// `merkleRoot(leafHashes)`: the RFC 9162 root over concatenated 32-byte leaf hashes.
+#[cfg(feature = "js-client")]
 #[wasm_bindgen(js_name = merkleRoot)]
 pub fn merkle_root(leaf_hashes: &[u8]) -> Result<Vec<u8>, JsValue> {
     if !leaf_hashes.len().is_multiple_of(32) {
@@ -217,4 +172,152 @@ pub fn merkle_root(leaf_hashes: &[u8]) -> Result<Vec<u8>, JsValue> {
         .map(|c| c.try_into().expect("32 bytes"))
         .collect();
     Ok(merkle::root_from_leaf_hashes(&leaves).to_vec())
+}
+
+/// The verifier module's exports (feature `js-verifier`).
+#[cfg(feature = "js-verifier")]
+mod verifier {
+    use base64::engine::general_purpose::STANDARD as B64;
+    use base64::Engine;
+    use js_sys::{Function, Promise};
+    use wasm_bindgen::prelude::*;
+    use wasm_bindgen_futures::{future_to_promise, JsFuture};
+
+    use super::super::error::{invalid_argument, verification_failed};
+    use super::super::{from_js, opt, to_js};
+    use super::{strings, VerifiedCheckpoint};
+    use crate::checkpoint::{open_checkpoint, Verifier};
+    use crate::evidence::{self, ConsistencyInput, VerificationReport, VerifyOptions};
+
+    /// Parses pinned verifier key strings.
+    pub(crate) fn verifiers(keys: &JsValue) -> Result<Vec<Verifier>, JsValue> {
+        let keys: Vec<String> = from_js(keys.clone(), "trustedKeys")?;
+        if keys.is_empty() {
+            return Err(invalid_argument(
+                "trustedKeys must name at least one verifier key",
+            ));
+        }
+        keys.iter()
+            .map(|k| {
+                k.parse::<Verifier>()
+                    .map_err(|e| invalid_argument(&format!("trusted key {k:?}: {e}")))
+            })
+            .collect()
+    }
+
+    /// Verifies a bundle with decoded options (the offline and the online export).
+    pub(crate) fn verify_bundle_report(
+        bytes: &[u8],
+        verifiers: &[Verifier],
+        last_checkpoint: Option<String>,
+        proof: Vec<String>,
+    ) -> VerificationReport {
+        let mut options = VerifyOptions::default();
+        if let Some(trusted_checkpoint) = last_checkpoint {
+            options = options.with_consistency(ConsistencyInput {
+                trusted_checkpoint,
+                proof,
+            });
+        }
+        evidence::verify_bundle_with(bytes, verifiers, &options)
+    }
+
+    /// The tree size of a trusted checkpoint note, if it verifies.
+    pub(crate) fn checkpoint_size(note: &str, verifiers: &[Verifier]) -> Option<u64> {
+        open_checkpoint(note, verifiers)
+            .ok()
+            .map(|(c, _)| c.tree_size)
+    }
+
+    /// A settled promise: the entries' API is async (the module itself loads on first use),
+    /// and bad arguments reject rather than throw, as every promise-returning SDK call does.
+    fn settled(result: Result<JsValue, JsValue>) -> Promise {
+        match result {
+            Ok(v) => Promise::resolve(&v),
+            Err(e) => Promise::reject(&e),
+        }
+    }
+
+    /// `verifyEvidenceBundle(bytes, { trustedKeys, lastCheckpoint?, consistencyProof? })`: every
+    /// check of an evidence bundle, offline. Resolves to the report even for a bad bundle (read
+    /// `report.ok`); rejects only on bad arguments. The first call loads the verifier module.
+    #[wasm_bindgen(js_name = verifyEvidenceBundle, unchecked_return_type = "Promise<VerificationReport>")]
+    pub fn verify_evidence_bundle(
+        bytes: &[u8],
+        #[wasm_bindgen(unchecked_param_type = "VerifyBundleOptions")] options: JsValue,
+    ) -> Promise {
+        settled((|| {
+            let keys = verifiers(&opt(&options, "trustedKeys"))?;
+            let last = opt(&options, "lastCheckpoint").as_string();
+            let proof = strings(opt(&options, "consistencyProof"), "consistencyProof")?;
+            to_js(&verify_bundle_report(bytes, &keys, last, proof))
+        })())
+    }
+
+    /// `verifyCheckpoint(note, trustedKeys)`: opens a signed checkpoint note with pinned keys;
+    /// rejects with a `DataPilotError` (`verification_failed`) if no pinned key signed it. The
+    /// first call loads the verifier module.
+    #[wasm_bindgen(js_name = verifyCheckpoint, unchecked_return_type = "Promise<VerifiedCheckpoint>")]
+    pub fn verify_checkpoint(
+        note: &str,
+        #[wasm_bindgen(js_name = trustedKeys, unchecked_param_type = "string[]")]
+        trusted_keys: JsValue,
+    ) -> Promise {
+        settled((|| {
+            let keys = verifiers(&trusted_keys)?;
+            let (c, _) =
+                open_checkpoint(note, &keys).map_err(|e| verification_failed(&e.to_string()))?;
+            to_js(&VerifiedCheckpoint {
+                origin: c.origin,
+                tree_size: c.tree_size,
+                root_hash: B64.encode(c.root_hash),
+            })
+        })())
+    }
+
+    /// `verifyEvidenceBundleOnline(bytes, options, fetchProof)`: the orchestration behind the
+    /// client's `verifyEvidenceBundle` (the package entries add that method to `DataPilot` and
+    /// pass the client's `getConsistencyProof` as `fetchProof`). Verifies the bundle; with
+    /// `lastCheckpoint`, reads the bundle's tree size, asks `fetchProof(from, to)` for the
+    /// consistency proof from the trusted checkpoint's size to it, and verifies again with the
+    /// proof (the `consistency` check: rollback and fork detection). Not part of the public API.
+    #[wasm_bindgen(js_name = verifyEvidenceBundleOnline, unchecked_return_type = "Promise<VerificationReport>")]
+    pub fn verify_evidence_bundle_online(
+        bytes: Vec<u8>,
+        #[wasm_bindgen(unchecked_param_type = "VerifyBundleOptions")] options: JsValue,
+        #[wasm_bindgen(
+            js_name = fetchProof,
+            unchecked_param_type = "(from: number, to: number) => Promise<string[]>"
+        )]
+        fetch_proof: Function,
+    ) -> Promise {
+        let decoded = (|| {
+            let keys = verifiers(&opt(&options, "trustedKeys"))?;
+            Ok::<_, JsValue>((keys, opt(&options, "lastCheckpoint").as_string()))
+        })();
+        let (keys, last) = match decoded {
+            Ok(d) => d,
+            Err(e) => return Promise::reject(&e),
+        };
+        future_to_promise(async move {
+            let mut proof = Vec::new();
+            if let Some(note) = &last {
+                let offline = verify_bundle_report(&bytes, &keys, None, Vec::new());
+                if let (Some(from), Some(to)) =
+                    (checkpoint_size(note, &keys), offline.summary.tree_size)
+                {
+                    if from > 0 && from < to {
+                        let pending = fetch_proof.call2(
+                            &JsValue::UNDEFINED,
+                            &JsValue::from(from as f64),
+                            &JsValue::from(to as f64),
+                        )?;
+                        let hashes = JsFuture::from(Promise::resolve(&pending)).await?;
+                        proof = strings(hashes, "consistency proof")?;
+                    }
+                }
+            }
+            to_js(&verify_bundle_report(&bytes, &keys, last, proof))
+        })
+    }
 }

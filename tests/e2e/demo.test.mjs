@@ -3,8 +3,9 @@
 // playwright-core, goes through the whole page: connect, register a generated directory,
 // a run refused by the gate policy, record the gate, start and finish the run, export its
 // evidence bundle, verify it (every check passes) and a tampered copy (a check fails).
-// Along the way: no request leaves 127.0.0.1, and the token is in no web storage, cookie or
-// DOM text.
+// Along the way: no request leaves 127.0.0.1, the token is in no web storage, cookie or DOM
+// text, and the page becomes ready with the core wasm module alone (it fetches the verifier
+// module afterwards, in the background).
 //
 //   DATAPILOT_SERVER_BIN  server binary (default target/debug/datapilot-server)
 //   DATAPILOT_SITE_DIR    assembled site (default target/site)
@@ -170,6 +171,12 @@ test("demo page: register, gate, run, export and verify in Chromium", { timeout:
 
   await page.goto(`${base}/`);
   await page.waitForSelector("body.ready", { timeout: 30_000 });
+  // The page is ready with the core wasm module; it then fetches the verifier module in the
+  // background (so verification works offline afterwards), once, from the same server.
+  const wasmLoads = () => requests.filter((u) => u.endsWith(".wasm")).map((u) => u.split("/").pop());
+  assert.equal(wasmLoads()[0], "datapilot_bg.wasm", "the core module loads first");
+  await page.waitForSelector('body[data-verifier="ready"]', { timeout: 30_000 });
+  assert.deepEqual(wasmLoads(), ["datapilot_bg.wasm", "verifier_bg.wasm"], "then the verifier module");
 
   // The verifier key is pre-filled from /v1/keys, with the pinning note.
   const keys = await (await fetch(`${base}/v1/keys`)).json();
@@ -321,6 +328,7 @@ test("demo page: register, gate, run, export and verify in Chromium", { timeout:
   const outside = requests.filter((u) => !u.startsWith(`${origin}/`) && !/^(blob|data):/.test(u));
   assert.deepEqual(outside, []);
   assert.ok(requests.some((u) => u.endsWith(".wasm")), "the wasm came from the server");
+  assert.deepEqual(wasmLoads(), ["datapilot_bg.wasm", "verifier_bg.wasm"], "each wasm module loaded once");
 
   // The token is in no storage, cookie or page text.
   const stored = await page.evaluate(() => ({

@@ -8,9 +8,12 @@ import {
   type ListIterator,
   type Run,
   type VerificationReport,
+  type VerifiedCheckpoint,
   hashDirectory,
   init,
+  initVerifier,
   isDataPilotError,
+  verifyCheckpoint,
   verifyEvidenceBundle,
 } from '@animus/datapilot';
 
@@ -37,8 +40,15 @@ export async function flow(baseUrl: string, token: string, keys: string[]): Prom
     await run.appendMetrics({ points: [{ name: 'loss', step: 1, value: 0.5 }] });
     const finished: Run = await run.finish({ status: 'succeeded' });
     const bundle: Uint8Array = await dp.exportRunEvidence(finished.id);
-    const report: VerificationReport = verifyEvidenceBundle(bundle, { trustedKeys: keys });
-    return ok && report.ok && report.checks.every((c) => c.passed);
+    await initVerifier();
+    const report: VerificationReport = await verifyEvidenceBundle(bundle, { trustedKeys: keys });
+    const online: VerificationReport = await dp.verifyEvidenceBundle(bundle, {
+      trustedKeys: keys,
+      lastCheckpoint: await dp.getCheckpoint(),
+      signal: AbortSignal.timeout(10_000),
+    });
+    const cp: VerifiedCheckpoint = await verifyCheckpoint(await dp.getCheckpoint(), keys);
+    return ok && report.ok && online.ok && cp.tree_size > 0 && report.checks.every((c) => c.passed);
   } catch (e: unknown) {
     if (isDataPilotError(e)) {
       const err: DataPilotError = e;
@@ -61,4 +71,12 @@ export async function misuse(dp: DataPilot): Promise<void> {
   // @ts-expect-error not a number
   const n: number = ds.name;
   void n;
+  // @ts-expect-error verification is async: a Promise, not the report
+  const sync: VerificationReport = verifyEvidenceBundle(new Uint8Array(), { trustedKeys: [] });
+  void sync;
+  // @ts-expect-error trustedKeys is required
+  await dp.verifyEvidenceBundle(new Uint8Array(), { lastCheckpoint: 'x' });
+  // @ts-expect-error tree_size is a number
+  const size: string = (await verifyCheckpoint('note', ['key'])).tree_size;
+  void size;
 }

@@ -125,7 +125,9 @@ test('gates, a run with its run token, metrics, artifacts, finish', async () => 
 test('export and verify the evidence bundle; a tampered copy fails', async () => {
   const bundle = await eng.exportRunEvidence(state.run);
   assert.ok(bundle instanceof Uint8Array && bundle.length > 100);
-  const report = verifyEvidenceBundle(bundle, { trustedKeys: keys });
+  const pending = verifyEvidenceBundle(bundle, { trustedKeys: keys });
+  assert.ok(pending instanceof Promise, 'async: the verifier module loads on first use');
+  const report = await pending;
   assert.equal(report.ok, true, JSON.stringify(report.checks.filter((c) => !c.passed)));
   assert.equal(report.summary.scope, `run:${state.run}`);
   assert.ok(report.checks.length >= 10);
@@ -133,33 +135,51 @@ test('export and verify the evidence bundle; a tampered copy fails', async () =>
   for (const at of [40, Math.floor(bundle.length / 2), bundle.length - 30]) {
     const tampered = bundle.slice();
     tampered[at] ^= 0x01;
-    const bad = verifyEvidenceBundle(tampered, { trustedKeys: keys });
+    const bad = await verifyEvidenceBundle(tampered, { trustedKeys: keys });
     assert.equal(bad.ok, false, `byte ${at}`);
   }
   const wrongKey = 'datapilot.local/ledger+5f52be1c+AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEB';
-  const wrong = verifyEvidenceBundle(bundle, { trustedKeys: [wrongKey] });
+  const wrong = await verifyEvidenceBundle(bundle, { trustedKeys: [wrongKey] });
+  // Bad arguments reject (never throw synchronously), like every promise-returning call.
+  await assert.rejects(verifyEvidenceBundle(bundle, { trustedKeys: [] }), (e) => isDataPilotError(e) && e.code === 'invalid_request');
   assert.equal(wrong.ok, false);
 
   // Online: consistency from the checkpoint trusted at the start.
   const online = await eng.verifyEvidenceBundle(bundle, { trustedKeys: keys, lastCheckpoint: state.checkpoint0 });
   assert.equal(online.ok, true, JSON.stringify(online.checks.filter((c) => !c.passed)));
   assert.ok(online.checks.some((c) => c.name === 'consistency' && c.passed));
+  // Every client has the method (withToken and run handles make clients without `new`), and
+  // it honours the call's signal.
+  assert.equal(typeof admin.verifyEvidenceBundle, 'function');
+  const aborted = AbortSignal.abort();
+  await assert.rejects(
+    eng.verifyEvidenceBundle(bundle, { trustedKeys: keys, lastCheckpoint: state.checkpoint0, signal: aborted }),
+    (e) => e.name === 'AbortError',
+  );
+  // A bad call option rejects with the client's typed error when the proof is fetched.
+  await assert.rejects(
+    eng.verifyEvidenceBundle(bundle, { trustedKeys: keys, lastCheckpoint: state.checkpoint0, deadlineMs: -1 }),
+    (e) => isDataPilotError(e) && e.code === 'invalid_request',
+  );
+  // A tampered bundle does not reject online either: the report says it.
+  const tamperedOnline = bundle.slice();
+  tamperedOnline[Math.floor(bundle.length / 2)] ^= 0x01;
+  const badOnline = await eng.verifyEvidenceBundle(tamperedOnline, { trustedKeys: keys, lastCheckpoint: state.checkpoint0 });
+  assert.equal(badOnline.ok, false);
   state.bundleCheckpoint = report.summary.checkpoint;
 });
 
 test('checkpoints and proofs verify with the low-level functions', async () => {
-  const cp = verifyCheckpoint(await eng.getCheckpoint(), keys);
+  const cp = await verifyCheckpoint(await eng.getCheckpoint(), keys);
   assert.ok(cp.tree_size > 5);
   const proof = await eng.getInclusionProof(3, { treeSize: cp.tree_size });
   assert.equal(verifyInclusion({ leafHash: proof.leaf_hash, index: 3, treeSize: cp.tree_size, proof: proof.hashes, rootHash: cp.root_hash }), true);
   assert.equal(verifyInclusion({ leafHash: proof.leaf_hash, index: 2, treeSize: cp.tree_size, proof: proof.hashes, rootHash: cp.root_hash }), false);
-  const old = verifyCheckpoint(state.checkpoint0, keys);
+  const old = await verifyCheckpoint(state.checkpoint0, keys);
   const cons = await eng.getConsistencyProof(old.tree_size, { to: cp.tree_size });
   assert.equal(verifyConsistency({ oldSize: old.tree_size, newSize: cp.tree_size, oldRoot: old.root_hash, newRoot: cp.root_hash, proof: cons.hashes }), true);
-  assert.throws(() => verifyCheckpoint(await0(), ['datapilot.local/ledger+5f52be1c+AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEB']), (e) => isDataPilotError(e) && e.code === 'verification_failed');
-  function await0() {
-    return state.checkpoint0;
-  }
+  await assert.rejects(verifyCheckpoint(state.checkpoint0, ['datapilot.local/ledger+5f52be1c+AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEB']), (e) => isDataPilotError(e) && e.code === 'verification_failed');
+  await assert.rejects(verifyCheckpoint(state.checkpoint0, ['not a key']), (e) => isDataPilotError(e) && e.code === 'invalid_request');
 });
 
 test('async iterators follow cursors across pages; lineage and audit', async () => {

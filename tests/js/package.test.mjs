@@ -27,11 +27,28 @@ function coreutilsDigest(dir) {
 }
 
 test('ESM import exposes the API', async () => {
-  for (const name of ['DataPilot', 'RunHandle', 'DigestBuilder', 'hashDirectory', 'hashFiles', 'hashBlob', 'filesFromDataTransfer', 'verifyEvidenceBundle', 'verifyCheckpoint', 'verifyInclusion', 'verifyConsistency', 'datasetDigest', 'isDataPilotError', 'init', 'sdkVersion']) {
+  for (const name of ['DataPilot', 'RunHandle', 'DigestBuilder', 'hashDirectory', 'hashFiles', 'hashBlob', 'filesFromDataTransfer', 'verifyEvidenceBundle', 'verifyCheckpoint', 'verifyInclusion', 'verifyConsistency', 'datasetDigest', 'isDataPilotError', 'init', 'initVerifier', 'sdkVersion']) {
     assert.equal(typeof dp[name], 'function', name);
   }
   await dp.init(); // no-op in Node, callable anyway
   assert.match(dp.sdkVersion(), /^\d+\.\d+\.\d+/);
+  assert.equal(typeof dp.DataPilot.prototype.verifyEvidenceBundle, 'function');
+  await dp.initVerifier();
+});
+
+test('two wasm modules: the core has no evidence verifier, the verifier module has it', () => {
+  const dist = join('node_modules', '@animus', 'datapilot', 'dist');
+  const exportsOf = (f) => WebAssembly.Module.exports(new WebAssembly.Module(readFileSync(join(dist, f)))).map((e) => e.name);
+  const core = exportsOf('datapilot_bg.wasm');
+  const verifier = exportsOf('verifier_bg.wasm');
+  for (const name of ['verifyInclusion', 'verifyConsistency', 'datasetDigest', 'leafHash', 'merkleRoot', 'datapilot_new']) {
+    assert.ok(core.includes(name), `core exports ${name}`);
+  }
+  for (const name of ['verifyEvidenceBundle', 'verifyCheckpoint', 'verifyEvidenceBundleOnline']) {
+    assert.ok(!core.includes(name), `core does not export ${name}`);
+    assert.ok(verifier.includes(name), `verifier exports ${name}`);
+  }
+  assert.ok(!verifier.includes('datapilot_new'), 'the verifier module has no client');
 });
 
 test('CommonJS require gives the same module', () => {
@@ -41,6 +58,7 @@ test('CommonJS require gives the same module', () => {
   assert.equal(got.version, dp.sdkVersion());
   assert.equal(got.digest, dp.datasetDigest([{ path: 'a', sha256: '0'.repeat(64), size: 1 }]));
   assert.equal(got.isError, true);
+  assert.deepEqual(got.verify, { promise: true, ok: false, rejected: 'verification_failed' });
 });
 
 test('hashDirectory equals the coreutils DPM-1 recipe, with progress', async () => {
