@@ -12,7 +12,8 @@ use wasm_bindgen::JsCast;
 
 use super::client::{list, prepare, rejecting, spawn, spawn_js, DataPilot};
 use super::error::{invalid_argument, to_js_error};
-use super::hashing::{opt, Progress};
+use super::hashing::Progress;
+use super::opt;
 use super::transport::blob_body;
 use super::{from_js, to_js};
 use crate::client::Client;
@@ -283,7 +284,13 @@ pub(crate) fn upload_artifact(
         };
         upload_progress(&on_progress, "uploading", 0.0, total)?;
         let a = c
-            .upload_artifact_with(&run_id, &name, &sha, blob_body(blob), &o)
+            .upload_artifact_with(
+                &run_id,
+                &name,
+                &sha,
+                blob_body(blob, on_progress.dyn_ref::<js_sys::Function>().cloned()),
+                &o,
+            )
             .await
             .map_err(|e| to_js_error(&e))?;
         upload_progress(&on_progress, "done", total, total)?;

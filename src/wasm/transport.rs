@@ -62,7 +62,8 @@ pub(crate) fn is_node() -> bool {
 
 /// The core's [`Transport`] on `fetch`.
 pub(crate) struct FetchTransport {
-    send_user_agent: bool,
+    /// Running in Node: send a User-Agent, stream uploads with progress.
+    node: bool,
     headers: RefCell<HeaderCache>,
 }
 
@@ -70,7 +71,7 @@ impl std::fmt::Debug for FetchTransport {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         // The header cache holds the bearer token: never printed.
         f.debug_struct("FetchTransport")
-            .field("send_user_agent", &self.send_user_agent)
+            .field("node", &self.node)
             .finish_non_exhaustive()
     }
 }
@@ -78,7 +79,7 @@ impl std::fmt::Debug for FetchTransport {
 impl FetchTransport {
     pub(crate) fn new() -> Self {
         Self {
-            send_user_agent: is_node(),
+            node: is_node(),
             headers: RefCell::default(),
         }
     }
@@ -86,7 +87,7 @@ impl FetchTransport {
 
 impl Transport for FetchTransport {
     fn send(&self, request: Request) -> LocalBoxFuture<'_, Result<Response, TransportError>> {
-        Box::pin(send(request, self.send_user_agent, &self.headers))
+        Box::pin(send(request, self.node, &self.headers))
     }
 }
 
@@ -177,6 +178,8 @@ struct Interned {
     redirect: JsValue,
     signal: JsValue,
     body: JsValue,
+    duplex: JsValue,
+    half: JsValue,
     omit: JsValue,
     no_store: JsValue,
     error: JsValue,
@@ -205,6 +208,8 @@ impl Interned {
             redirect: "redirect".into(),
             signal: "signal".into(),
             body: "body".into(),
+            duplex: "duplex".into(),
+            half: "half".into(),
             omit: "omit".into(),
             no_store: "no-store".into(),
             error: "error".into(),
@@ -248,10 +253,10 @@ struct HeaderCache {
 }
 
 impl HeaderCache {
-    fn headers_for(&mut self, request: &Request, send_user_agent: bool) -> js_sys::Object {
-        let wanted = |name: &str| {
-            name != headers::IDEMPOTENCY_KEY && (send_user_agent || name != headers::USER_AGENT)
-        };
+    fn headers_for(&mut self, request: &Request, node: bool) -> js_sys::Object {
+        // Browsers refuse to set a User-Agent; Node sends the SDK's.
+        let wanted =
+            |name: &str| name != headers::IDEMPOTENCY_KEY && (node || name != headers::USER_AGENT);
         let same = self.object.is_some()
             && self
                 .source
@@ -281,12 +286,12 @@ impl HeaderCache {
 
 async fn send(
     request: Request,
-    send_user_agent: bool,
+    node: bool,
     cache: &RefCell<HeaderCache>,
 ) -> Result<Response, TransportError> {
     let controller = web_sys::AbortController::new().map_err(|e| io(js_message(&e)))?;
     let init = js_sys::Object::new();
-    let hdrs = cache.borrow_mut().headers_for(&request, send_user_agent);
+    let hdrs = cache.borrow_mut().headers_for(&request, node);
     let mut guard = INTERNED.with(|k| {
         // `controller.abort(TIMEOUT_REASON)` as a plain bound JS function: no Rust closure.
         let on_timeout: js_sys::Function = k
@@ -320,7 +325,18 @@ async fn send(
             let _ = body(Uint8Array::from(&b[..]).into());
         }
         Body::Stream(src) => match registered_blob(src) {
-            Some(blob) => {
+            Some(RegisteredBlob {
+                blob,
+                on_progress: Some(on_progress),
+            }) if node => {
+                // Node: stream with progress.
+                let stream = counting_stream(&blob, on_progress).map_err(|e| io(js_message(&e)))?;
+                let _ = body(stream.into());
+                INTERNED
+                    .with(|k| Reflect::set(&init, &k.duplex, &k.half))
+                    .map_err(|e| io(js_message(&e)))?;
+            }
+            Some(RegisteredBlob { blob, .. }) => {
                 let _ = body(blob.into());
             }
             None => {
@@ -365,17 +381,70 @@ async fn send(
 // ---- Blob bodies ---------------------------------------------------------------------------
 
 thread_local! {
-    /// Blobs behind live [`BlobSource`]s, by the address of the source.
-    static BLOBS: RefCell<HashMap<usize, web_sys::Blob>> = RefCell::new(HashMap::new());
+    /// Blobs behind live [`BlobSource`]s (and their upload progress callbacks), by the address
+    /// of the source.
+    static BLOBS: RefCell<HashMap<usize, RegisteredBlob>> = RefCell::new(HashMap::new());
 }
 
 fn key_of(src: &Rc<dyn BodySource>) -> usize {
     Rc::as_ptr(src) as *const () as usize
 }
 
-fn registered_blob(src: &Rc<dyn BodySource>) -> Option<web_sys::Blob> {
+/// A `Blob` request body and who wants to hear how much of it was sent.
+#[derive(Clone)]
+struct RegisteredBlob {
+    blob: web_sys::Blob,
+    on_progress: Option<js_sys::Function>,
+}
+
+fn registered_blob(src: &Rc<dyn BodySource>) -> Option<RegisteredBlob> {
     let key = key_of(src);
     BLOBS.with(|b| b.borrow().get(&key).cloned())
+}
+
+/// Bytes between two upload progress reports (and the last byte, always reported).
+const UPLOAD_PROGRESS_STEP: f64 = (1 << 20) as f64;
+
+/// The `Blob` as a stream that reports `{ phase: "uploading", bytes, totalBytes }` as `fetch`
+/// pulls it. Node's `fetch` sends a stream body chunked over HTTP/1.1 (`duplex: "half"`);
+/// Chromium refuses stream bodies without HTTP/2, so browsers send the `Blob` itself and see
+/// only the start and the end of the upload.
+fn counting_stream(
+    blob: &web_sys::Blob,
+    on_progress: js_sys::Function,
+) -> Result<web_sys::ReadableStream, JsValue> {
+    let total = blob.size();
+    let mut sent = 0.0;
+    let mut reported = 0.0;
+    let transform = Closure::<
+        dyn FnMut(JsValue, web_sys::TransformStreamDefaultController) -> Result<(), JsValue>,
+    >::new(
+        move |chunk: JsValue, controller: web_sys::TransformStreamDefaultController| {
+            sent += chunk.unchecked_ref::<Uint8Array>().byte_length() as f64;
+            controller.enqueue_with_chunk(&chunk)?;
+            if sent - reported >= UPLOAD_PROGRESS_STEP || sent >= total {
+                reported = sent;
+                let event = js_sys::Object::new();
+                Reflect::set(&event, &"phase".into(), &"uploading".into())?;
+                Reflect::set(&event, &"bytes".into(), &sent.into())?;
+                Reflect::set(&event, &"totalBytes".into(), &total.into())?;
+                on_progress.call1(&JsValue::NULL, &event)?;
+            }
+            Ok(())
+        },
+    );
+    let transformer = js_sys::Object::new();
+    // Owned by the transformer from here: freed when the stream is collected, so a late chunk
+    // (the server answered before reading the whole body) never calls a dropped closure.
+    Reflect::set(
+        &transformer,
+        &"transform".into(),
+        &transform.into_js_value(),
+    )?;
+    let counter = web_sys::TransformStream::new_with_transformer(&transformer)?;
+    Ok(blob
+        .stream()
+        .pipe_through(counter.unchecked_ref::<web_sys::ReadableWritablePair>()))
 }
 
 /// A [`BodySource`] over a `Blob`. The transport recognises it and gives `fetch` the `Blob`
@@ -426,9 +495,13 @@ impl ChunkReader for BlobReader {
     }
 }
 
-/// A request body that streams `blob` (a `File` or a Node file-backed `Blob`).
-pub(crate) fn blob_body(blob: web_sys::Blob) -> Body {
+/// A request body that streams `blob` (a `File` or a Node file-backed `Blob`); in Node,
+/// `on_progress` hears how many bytes were sent (see [`counting_stream`]).
+pub(crate) fn blob_body(blob: web_sys::Blob, on_progress: Option<js_sys::Function>) -> Body {
     let src: Rc<dyn BodySource> = Rc::new(BlobSource { blob: blob.clone() });
-    BLOBS.with(|b| b.borrow_mut().insert(key_of(&src), blob));
+    BLOBS.with(|b| {
+        b.borrow_mut()
+            .insert(key_of(&src), RegisteredBlob { blob, on_progress })
+    });
     Body::Stream(src)
 }

@@ -142,8 +142,9 @@ export interface DatasetFile {
 export interface UploadOptions extends WriteOptions {
   /** SHA-256 (64 hex) of the data; computed by streaming the data when omitted. */
   sha256?: string;
-  /** Progress of hashing and of the upload (fetch reports no upload progress: the upload is
-   * reported when it starts and when it completes). */
+  /** Progress of hashing and of the upload. In Node a `Blob` upload is streamed and reported
+   * about every MiB sent; browsers send the `Blob` itself (a streamed request body needs
+   * HTTP/2 in Chromium) and report the upload when it starts and when it completes. */
   onProgress?: (progress: UploadProgress) => void;
 }
 

@@ -104,11 +104,19 @@ test('gates, a run with its run token, metrics, artifacts, finish', async () => 
   assert.deepEqual(metrics, [0.5, 0.25]);
 
   const dir = mkdtempSync(join(tmpdir(), 'dp-art-'));
-  writeFileSync(join(dir, 'model.bin'), Buffer.alloc(300_000, 9));
-  const phases = [];
-  const a1 = await run.uploadArtifact('model.bin', await openFileBlob(join(dir, 'model.bin')), { onProgress: (p) => phases.push(p.phase) });
-  assert.equal(a1.size, 300_000);
+  const modelSize = 3 * 1024 * 1024 + 5;
+  writeFileSync(join(dir, 'model.bin'), Buffer.alloc(modelSize, 9));
+  const events = [];
+  const a1 = await run.uploadArtifact('model.bin', await openFileBlob(join(dir, 'model.bin')), { onProgress: (p) => events.push(p) });
+  assert.equal(a1.size, modelSize);
+  const phases = events.map((e) => e.phase);
   assert.ok(phases.includes('hashing') && phases.at(-1) === 'done', phases.join());
+  // Node streams the file and reports the bytes sent as fetch pulls them (about every MiB).
+  const sent = events.filter((e) => e.phase === 'uploading' && e.bytes > 0).map((e) => e.bytes);
+  assert.ok(sent.length >= 3, `upload progress: ${sent.join()}`);
+  assert.deepEqual(sent, [...sent].sort((x, y) => x - y), 'bytes sent only grow');
+  assert.equal(sent.at(-1), modelSize);
+  assert.ok(events.every((e) => e.totalBytes === modelSize));
   const a2 = await run.uploadArtifact('notes/readme.txt', new TextEncoder().encode('hello'));
   const listed = await run.listArtifacts().all();
   assert.deepEqual(listed.map((a) => a.name).sort(), ['model.bin', 'notes/readme.txt']);
