@@ -210,6 +210,24 @@ test("demo page: register, gate, run, export and verify in Chromium", { timeout:
   assert.match(digestText, /Files\s*4(?!\d)/);
   assert.equal(await page.getAttribute("#hash-bar", "value"), String(await page.getAttribute("#hash-bar", "max")));
 
+  // The same folder dragged onto the drop zone. A real drag is dispatched through CDP with the
+  // directory's path, so Chromium gives the page FileSystemDirectoryEntry items, as for a user's
+  // drag from the file manager (a synthetic DataTransfer has no entries):
+  // filesFromDataTransfer walks the tree and the page gets the same DPM-1 id.
+  const dropZone = page.locator("#drop-dir");
+  await dropZone.scrollIntoViewIfNeeded();
+  const zone = await dropZone.boundingBox();
+  const cdp = await context.newCDPSession(page);
+  const drag = { items: [], files: [dir], dragOperationsMask: 1 };
+  for (const type of ["dragEnter", "dragOver", "drop"]) {
+    await cdp.send("Input.dispatchDragEvent", { type, x: zone.x + zone.width / 2, y: zone.y + zone.height / 2, data: drag });
+  }
+  await page.locator("#hash-label", { hasText: "Hashed the dropped folder (4 files)" }).waitFor();
+  const droppedText = await page.locator("#digest-out .msg.ok").textContent();
+  assert.ok(droppedText.includes(DATASET_DIGEST), `dropped folder gives the DPM-1 id: ${droppedText}`);
+  assert.match(droppedText, /Files\s*4(?!\d)/);
+  await cdp.detach();
+
   await page.click("#register-btn");
   await page.locator("#register-status", { hasText: "new" }).waitFor();
   assert.match(await page.textContent("#register-out"), /201/);
