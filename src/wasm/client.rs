@@ -16,7 +16,7 @@ use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::future_to_promise;
 
 use super::error::{invalid_argument, to_js_error};
-use super::hashing::opt;
+use super::opt;
 use super::pager::list_iterator;
 use super::run::RunHandle;
 use super::signal::{signal_from, with_signal};

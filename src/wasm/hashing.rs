@@ -16,7 +16,7 @@ use wasm_bindgen_futures::JsFuture;
 
 use super::client::rejecting;
 use super::error::{invalid_argument, verification_failed};
-use super::{signal, to_js};
+use super::{opt, signal, to_js};
 use crate::manifest::{normalize_path, FileHasher, ManifestBuilder};
 use crate::model::datasets::FileEntry;
 
@@ -76,15 +76,6 @@ pub(crate) async fn read_slice(
     let part = blob.slice_with_f64_and_f64(start, end)?;
     let buf = JsFuture::from(part.array_buffer()).await?;
     Ok(Uint8Array::new(&buf))
-}
-
-/// Reads a property of an options object (`undefined` when the object is absent).
-pub(crate) fn opt(options: &JsValue, key: &str) -> JsValue {
-    if options.is_object() {
-        Reflect::get(options, &JsValue::from_str(key)).unwrap_or(JsValue::UNDEFINED)
-    } else {
-        JsValue::UNDEFINED
-    }
 }
 
 /// Progress and cancellation shared by the hashing loops.
