@@ -23,6 +23,9 @@ use crate::model::datasets::FileEntry;
 /// Bytes copied from a slice into wasm memory and hashed at a time (stays in cache).
 const PIECE: u32 = 64 << 10;
 
+/// Slice reads of a `Blob` kept in flight while hashing.
+const READ_AHEAD: usize = 2;
+
 /// Default slice size for reading blobs.
 pub(crate) const DEFAULT_CHUNK: f64 = (4 << 20) as f64;
 
@@ -175,20 +178,26 @@ impl Progress {
                 blob.slice_with_f64_and_f64(start, end)?.array_buffer(),
             ))
         };
-        let mut offset = 0.0;
-        let mut next = if size > 0.0 { Some(read(0.0)?) } else { None };
-        while let Some(pending) = next.take() {
+        // Up to READ_AHEAD slice reads in flight: the runtime reads (from disk, or copies in a
+        // worker thread in Node) while the current slice is hashed.
+        let mut requested = 0.0;
+        let mut pending = std::collections::VecDeque::new();
+        while pending.len() < READ_AHEAD && requested < size {
+            pending.push_back(read(requested)?);
+            requested = (requested + self.chunk).min(size);
+        }
+        while let Some(slice) = pending.pop_front() {
             self.check_abort()?;
-            let array = Uint8Array::new(&pending.await?);
+            let array = Uint8Array::new(&slice.await?);
             let len = array.length() as usize;
             if len == 0 {
                 return Err(verification_failed(&format!(
                     "{path}: file changed while reading"
                 )));
             }
-            offset += len as f64;
-            if offset < size {
-                next = Some(read(offset)?);
+            if requested < size {
+                pending.push_back(read(requested)?);
+                requested = (requested + self.chunk).min(size);
             }
             // Copied into wasm memory in cache-sized pieces and hashed right away, so the hash
             // reads bytes still in cache instead of a cold 4 MiB copy.
