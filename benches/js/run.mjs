@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 // Benchmarks of the npm package (pkg/, built by `./x pkg`). Every line is a ratio measured in
 // this one run, so machine noise cancels out. `./x bench` builds and runs them; results go to
-// BENCHMARKS.md by hand. Env: DP_BENCH_MIB (directory size, default 256), DATAPILOT_SERVER_BIN.
+// BENCHMARKS.md by hand. Env: DP_BENCH_MIB (directory size, default 1024), DATAPILOT_SERVER_BIN,
+// DATAPILOT_SITE_DIR (default target/site), CHROMIUM (default /usr/bin/chromium), DP_BENCH_ONLY.
 import { execFileSync, spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -14,6 +15,10 @@ const repo = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const dp = await import(pathToFileURL(join(repo, 'pkg', 'index.node.mjs')));
 const { createSHA256 } = await import('hash-wasm');
 const { sha256: nobleSha256 } = await import('@noble/hashes/sha2.js');
+
+// DP_BENCH_ONLY=hash,dir,merkle,latency,browser runs only the named sections.
+const only = process.env.DP_BENCH_ONLY?.split(',');
+const want = (name) => !only || only.includes(name);
 
 const rows = [];
 const row = (what, ours, peer, unit, note = '') => {
@@ -31,22 +36,29 @@ const time = async (fn, reps = 3) => {
 };
 
 // ---- 1. streaming SHA-256 of 256 MiB in 4 MiB chunks: wasm (the browser path) vs peers -------
-// Two comparisons, each like with like: the browser path (a Blob read in 4 MiB slices, next slice
-// read while hashing the current one) against hash-wasm reading the same Blob the same way, and
+// Two comparisons, each like with like: the browser path (a Blob read in 4 MiB slices, two reads
+// in flight while hashing) against hash-wasm reading the same Blob the same way, and
 // the compute alone (bytes already in memory) against every peer.
-{
+if (want('hash')) {
   const chunk = randomBytes(4 << 20);
   const n = 64;
   const mib = (n * chunk.length) / (1 << 20);
   const blob = new Blob(Array.from({ length: n }, () => chunk));
   const hw = await createSHA256();
+  // The peer reads like hashBlob does: 4 MiB slices, two reads in flight.
   const hashWasmBlob = async () => {
     const cs = 4 << 20;
     hw.init();
-    let next = blob.slice(0, cs).arrayBuffer();
-    for (let o = 0; o < blob.size; o += cs) {
-      const buf = await next;
-      if (o + cs < blob.size) next = blob.slice(o + cs, o + 2 * cs).arrayBuffer();
+    const pending = [];
+    let requested = 0;
+    const more = () => {
+      pending.push(blob.slice(requested, requested + cs).arrayBuffer());
+      requested += cs;
+    };
+    while (pending.length < 2 && requested < blob.size) more();
+    while (pending.length) {
+      const buf = await pending.shift();
+      if (requested < blob.size) more();
       hw.update(new Uint8Array(buf));
     }
     return hw.digest();
@@ -97,8 +109,8 @@ const time = async (fn, reps = 3) => {
 }
 
 // ---- 2. directory hashing (Node entry) vs sha256sum on the same files -------------------------
-{
-  const total = Number(process.env.DP_BENCH_MIB ?? 256);
+if (want('dir')) {
+  const total = Number(process.env.DP_BENCH_MIB ?? 1024);
   const dir = mkdtempSync(join(tmpdir(), 'dp-bench-'));
   try {
     const files = 64;
@@ -122,7 +134,7 @@ const time = async (fn, reps = 3) => {
 }
 
 // ---- 3. Merkle root of 1M leaves: wasm vs node:crypto from JS ----------------------------------
-{
+if (want('merkle')) {
   const n = 1 << 20;
   const leaves = randomBytes(32 * n);
   const jsRoot = () => {
@@ -148,7 +160,7 @@ const time = async (fn, reps = 3) => {
 }
 
 // ---- 4. SDK call latency vs raw fetch of the same endpoint -------------------------------------
-{
+if (want('latency')) {
   const bin = resolve(process.env.DATAPILOT_SERVER_BIN ?? join(repo, 'target', 'release', 'datapilot-server'));
   const data = mkdtempSync(join(tmpdir(), 'dp-bench-srv-'));
   const child = spawn(bin, ['--data-dir', data, '--listen', '127.0.0.1:0'], {
@@ -208,13 +220,87 @@ const time = async (fn, reps = 3) => {
   }
 }
 
-// ---- 5. size of the web wasm ------------------------------------------------------------------
-const wasm = readFileSync(join(repo, 'pkg', 'dist', 'datapilot_bg.wasm'));
-const sizes = { raw: wasm.length, gzip: gzipSync(wasm, { level: 9 }).length };
+// ---- 4b. the same latency comparison in Chromium (the dashboards' runtime) ---------------------
+// The page comes from the reference server (`--static-dir target/site`, `./x site`), so the SDK
+// and the raw fetch both call it same-origin, as a dashboard served on-prem does.
+if (want('browser')) {
+  const site = resolve(process.env.DATAPILOT_SITE_DIR ?? join(repo, 'target', 'site'));
+  const browser = process.env.CHROMIUM ?? '/usr/bin/chromium';
+  const bin = resolve(process.env.DATAPILOT_SERVER_BIN ?? join(repo, 'target', 'release', 'datapilot-server'));
+  const data = mkdtempSync(join(tmpdir(), 'dp-bench-web-'));
+  const token = 'dpt_benchAdminToken0123456789';
+  const child = spawn(bin, ['--data-dir', data, '--listen', '127.0.0.1:0', '--static-dir', site], {
+    env: { ...process.env, DATAPILOT_BOOTSTRAP_TOKEN: token, DATAPILOT_LOG: 'warn' },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  const { chromium } = await import('playwright-core');
+  let ctx;
+  try {
+    const url = await new Promise((res, rej) => {
+      let out = '';
+      child.on('error', rej);
+      child.stdout.on('data', (d) => {
+        out += d;
+        const m = /listening on (\S+)/.exec(out);
+        if (m) res(m[1]);
+      });
+    });
+    ctx = await chromium.launch({ executablePath: browser, headless: true, args: ['--no-sandbox', '--disable-gpu'] });
+    const page = await ctx.newPage();
+    await page.goto(`${url}/index.html`);
+    const m = await page.evaluate(async ({ token, n }) => {
+      const dp = await import('/sdk.js');
+      await dp.init();
+      const client = new dp.DataPilot({ baseUrl: location.origin, token });
+      const headers = { authorization: `Bearer ${token}`, accept: 'application/json' };
+      const variants = {
+        raw: async () => (await fetch('/v1/whoami', { headers })).json(),
+        rawDeadline: async () => {
+          const ac = new AbortController();
+          const timer = setTimeout(() => ac.abort(), 30_000);
+          try {
+            return await (await fetch('/v1/whoami', { headers, signal: ac.signal })).json();
+          } finally {
+            clearTimeout(timer);
+          }
+        },
+        sdk: () => client.whoAmI(),
+      };
+      const keys = Object.keys(variants);
+      const samples = Object.fromEntries(keys.map((k) => [k, []]));
+      for (let i = 0; i < 200; i++) for (const k of keys) await variants[k]();
+      // A page's clock is coarsened (100 µs in Chromium without cross-origin isolation), so each
+      // sample times a block of calls; blocks of the variants are interleaved in a random order.
+      const block = 20;
+      for (let i = 0; i < n / block; i++) {
+        for (const k of [...keys].sort(() => Math.random() - 0.5)) {
+          const s = performance.now();
+          for (let j = 0; j < block; j++) await variants[k]();
+          samples[k].push((performance.now() - s) / block);
+        }
+      }
+      const median = (t) => t.sort((x, y) => x - y)[t.length >> 1] * 1000;
+      return Object.fromEntries(keys.map((k) => [k, median(samples[k])]));
+    }, { token, n: 3000 });
+    row('Chromium: whoAmI latency, 3000 calls in interleaved blocks of 20, median block: SDK vs raw fetch', m.sdk, m.raw, 'µs', '(lower is better)');
+    row('Chromium: same, SDK vs raw fetch with an AbortController deadline', m.sdk, m.rawDeadline, 'µs', '(lower is better)');
+  } finally {
+    await ctx?.close();
+    child.kill();
+    rmSync(data, { recursive: true, force: true });
+  }
+}
+
+// ---- 5. size of the web wasm modules ----------------------------------------------------------
+// The core module loads with init(); the verifier module only when something is verified.
+const sizes = ['datapilot_bg.wasm', 'verifier_bg.wasm'].map((file) => {
+  const wasm = readFileSync(join(repo, 'pkg', 'dist', file));
+  return { file, raw: wasm.length, gzip: gzipSync(wasm, { level: 9 }).length };
+});
 
 console.log('| benchmark | ours | peer | unit | ratio (ours / peer) |');
 console.log('|---|---:|---:|---|---:|');
 for (const r of rows) {
   console.log(`| ${r.what} ${r.note} | ${r.ours.toFixed(1)} | ${r.peer.toFixed(1)} | ${r.unit} | ${(r.ours / r.peer).toFixed(2)} |`);
 }
-console.log(`| web wasm size | ${sizes.raw} raw | ${sizes.gzip} gzip | bytes | |`);
+for (const z of sizes) console.log(`| web wasm size: ${z.file} | ${z.raw} raw | ${z.gzip} gzip | bytes | |`);
