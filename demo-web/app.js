@@ -411,11 +411,12 @@ async function register(ev) {
           ["Version", version.digest, "mono digest"],
           ["Files", String(version.file_count)],
           ["Size", fmtBytes(version.total_bytes)],
-          ["Gates", version.gate_status ?? null],
+          ["Gates", version.gate_status ?? null, "gate-status"],
           ["Registered", version.created_at],
         ]),
       ),
     );
+    $("register-out").dataset.version = version.digest;
   });
 }
 
@@ -435,6 +436,9 @@ async function recordGate(ev) {
   await act($("gate-btn"), out, "record gate", async () => {
     const r = await state.client.recordGateResult(v.dataset_id, v.digest, { gate, status, details: { source: "demo-web" } });
     await loadVersions(v.digest);
+    // The registration box above shows this version's gate status: keep it current.
+    const shown = $("register-out").dataset.version === v.digest && $("register-out").querySelector("dd.gate-status");
+    if (shown) shown.textContent = (await state.client.getDatasetVersion(v.dataset_id, v.digest)).gate_status;
     show(
       out,
       success(

@@ -234,6 +234,7 @@ test("demo page: register, gate, run, export and verify in Chromium", { timeout:
   await page.click("#register-btn");
   await page.locator("#register-status", { hasText: "already registered" }).waitFor();
   assert.match(await page.textContent("#register-out"), /200/);
+  assert.equal(await page.textContent("#register-out dd.gate-status"), "pending");
   assert.equal(await page.inputValue("#version-select"), DATASET_DIGEST);
 
   // A checkpoint from now, older than the bundle exported below (the rollback check's input).
@@ -257,6 +258,7 @@ test("demo page: register, gate, run, export and verify in Chromium", { timeout:
   assert.equal(await page.inputValue("#gate-name"), "pii-scan");
   await page.click("#gate-btn");
   await page.locator("#gate-out", { hasText: "recorded as passed" }).waitFor();
+  assert.equal(await page.textContent("#register-out dd.gate-status"), "passed", "the registration box shows the new gate status");
   await page.click("#run-btn");
   await page.locator("#run-out", { hasText: "Run started." }).waitFor();
   const runId = (await page.textContent("#run-out")).match(/run_[0-9A-Z]{26}/)?.[0];
