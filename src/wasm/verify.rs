@@ -13,22 +13,11 @@
 //!   JCS, checkpoints). They return promises, which is what the package's entries export: the
 //!   entries load this module, then call these.
 
-#[cfg(feature = "js-client")]
-use base64::engine::general_purpose::STANDARD as B64;
-#[cfg(feature = "js-client")]
-use base64::Engine;
 use serde::Serialize;
 use wasm_bindgen::prelude::*;
 
 #[cfg(feature = "js-client")]
-use super::error::invalid_argument;
-#[cfg(feature = "js-client")]
-use super::from_js;
-#[cfg(feature = "js-client")]
-use crate::merkle;
-#[cfg(feature = "js-client")]
-use crate::model::datasets::FileEntry;
-
+pub use proofs::*;
 #[cfg(feature = "js-verifier")]
 pub use verifier::*;
 
@@ -51,127 +40,133 @@ fn strings(value: JsValue, what: &str) -> Result<Vec<String>, JsValue> {
     super::from_js(value, what)
 }
 
+/// The core module's SHA-256-only exports (feature `js-client`).
 #[cfg(feature = "js-client")]
-fn b64(value: &JsValue, what: &str) -> Result<Vec<u8>, JsValue> {
-    let s = value
-        .as_string()
-        .ok_or_else(|| invalid_argument(&format!("{what} must be a base64 string")))?;
-    B64.decode(s)
-        .map_err(|_| invalid_argument(&format!("{what} is not base64")))
-}
+mod proofs {
+    use base64::engine::general_purpose::STANDARD as B64;
+    use base64::Engine;
+    use wasm_bindgen::prelude::*;
 
-#[cfg(feature = "js-client")]
-fn b64_list(value: JsValue, what: &str) -> Result<Vec<Vec<u8>>, JsValue> {
-    strings(value, what)?
-        .iter()
-        .map(|s| {
-            B64.decode(s)
-                .map_err(|_| invalid_argument(&format!("{what} is not base64")))
-        })
-        .collect()
-}
+    use super::super::error::invalid_argument;
+    use super::super::{from_js, opt};
+    use super::strings;
+    use crate::merkle;
+    use crate::model::datasets::FileEntry;
 
-#[cfg(feature = "js-client")]
-fn size(value: &JsValue, what: &str) -> Result<u64, JsValue> {
-    match value.as_f64() {
-        Some(n) if n >= 0.0 && n.fract() == 0.0 && n <= crate::jcs::MAX_SAFE_INTEGER as f64 => {
-            Ok(n as u64)
+    fn b64(value: &JsValue, what: &str) -> Result<Vec<u8>, JsValue> {
+        let s = value
+            .as_string()
+            .ok_or_else(|| invalid_argument(&format!("{what} must be a base64 string")))?;
+        B64.decode(s)
+            .map_err(|_| invalid_argument(&format!("{what} is not base64")))
+    }
+
+    fn b64_list(value: JsValue, what: &str) -> Result<Vec<Vec<u8>>, JsValue> {
+        strings(value, what)?
+            .iter()
+            .map(|s| {
+                B64.decode(s)
+                    .map_err(|_| invalid_argument(&format!("{what} is not base64")))
+            })
+            .collect()
+    }
+
+    fn size(value: &JsValue, what: &str) -> Result<u64, JsValue> {
+        match value.as_f64() {
+            Some(n) if n >= 0.0 && n.fract() == 0.0 && n <= crate::jcs::MAX_SAFE_INTEGER as f64 => {
+                Ok(n as u64)
+            }
+            _ => Err(invalid_argument(&format!(
+                "{what} must be a non-negative integer"
+            ))),
         }
-        _ => Err(invalid_argument(&format!(
-            "{what} must be a non-negative integer"
-        ))),
     }
-}
 
-/// `verifyInclusion({ leafHash | leaf, index, treeSize, proof, rootHash })`: whether an RFC
-/// 9162 inclusion proof (base64 hashes) leads from the leaf to the root. `leaf` is the raw
-/// leaf bytes, `leafHash` its base64 hash.
-#[cfg(feature = "js-client")]
-#[wasm_bindgen(js_name = verifyInclusion)]
-pub fn verify_inclusion(
-    #[wasm_bindgen(
-        unchecked_param_type = "{ leaf?: Uint8Array; leafHash?: string; index: number; treeSize: number; proof: string[]; rootHash: string }"
-    )]
-    args: JsValue,
-) -> Result<bool, JsValue> {
-    let leaf = super::opt(&args, "leaf");
-    let leaf_hash = if let Some(bytes) = leaf.dyn_ref::<js_sys::Uint8Array>() {
-        merkle::leaf_hash(&bytes.to_vec()).to_vec()
-    } else {
-        b64(&super::opt(&args, "leafHash"), "leafHash")?
-    };
-    let proof = b64_list(super::opt(&args, "proof"), "proof")?;
-    let root = b64(&super::opt(&args, "rootHash"), "rootHash")?;
-    Ok(merkle::verify_inclusion_bytes(
-        &leaf_hash,
-        size(&super::opt(&args, "index"), "index")?,
-        size(&super::opt(&args, "treeSize"), "treeSize")?,
-        &proof,
-        &root,
-    )
-    .is_ok())
-}
-
-/// `verifyConsistency({ oldSize, newSize, oldRoot, newRoot, proof })`: whether the tree of
-/// `newSize` extends the tree of `oldSize` (RFC 9162 consistency proof, base64).
-#[cfg(feature = "js-client")]
-#[wasm_bindgen(js_name = verifyConsistency)]
-pub fn verify_consistency(
-    #[wasm_bindgen(
-        unchecked_param_type = "{ oldSize: number; newSize: number; oldRoot: string; newRoot: string; proof: string[] }"
-    )]
-    args: JsValue,
-) -> Result<bool, JsValue> {
-    let proof = b64_list(super::opt(&args, "proof"), "proof")?;
-    Ok(merkle::verify_consistency_bytes(
-        size(&super::opt(&args, "oldSize"), "oldSize")?,
-        size(&super::opt(&args, "newSize"), "newSize")?,
-        &proof,
-        &b64(&super::opt(&args, "oldRoot"), "oldRoot")?,
-        &b64(&super::opt(&args, "newRoot"), "newRoot")?,
-    )
-    .is_ok())
-}
-
-/// `datasetDigest(files)`: the DPM-1 id of a manifest (`[{ path, sha256, size }]`).
-#[cfg(feature = "js-client")]
-#[wasm_bindgen(js_name = datasetDigest)]
-pub fn dataset_digest(
-    #[wasm_bindgen(unchecked_param_type = "FileEntry[]")] files: JsValue,
-) -> Result<String, JsValue> {
-    let files: Vec<FileEntry> = from_js(files, "files")?;
-    let entries: Vec<crate::manifest::FileEntry> = files
-        .into_iter()
-        .map(|f| crate::manifest::FileEntry {
-            path: f.path,
-            sha256: f.sha256,
-            size: f.size,
-        })
-        .collect();
-    crate::manifest::dataset_digest(&entries).map_err(|e| invalid_argument(&e.to_string()))
-}
-
-/// `leafHash(bytes)`: the RFC 9162 leaf hash `SHA-256(0x00 || bytes)`.
-#[cfg(feature = "js-client")]
-#[wasm_bindgen(js_name = leafHash)]
-pub fn leaf_hash(bytes: &[u8]) -> Vec<u8> {
-    merkle::leaf_hash(bytes).to_vec()
-}
-
-/// `merkleRoot(leafHashes)`: the RFC 9162 root over concatenated 32-byte leaf hashes.
-#[cfg(feature = "js-client")]
-#[wasm_bindgen(js_name = merkleRoot)]
-pub fn merkle_root(leaf_hashes: &[u8]) -> Result<Vec<u8>, JsValue> {
-    if !leaf_hashes.len().is_multiple_of(32) {
-        return Err(invalid_argument(
-            "leafHashes must be a multiple of 32 bytes",
-        ));
+    /// `verifyInclusion({ leafHash | leaf, index, treeSize, proof, rootHash })`: whether an RFC
+    /// 9162 inclusion proof (base64 hashes) leads from the leaf to the root. `leaf` is the raw
+    /// leaf bytes, `leafHash` its base64 hash.
+    #[wasm_bindgen(js_name = verifyInclusion)]
+    pub fn verify_inclusion(
+        #[wasm_bindgen(
+            unchecked_param_type = "{ leaf?: Uint8Array; leafHash?: string; index: number; treeSize: number; proof: string[]; rootHash: string }"
+        )]
+        args: JsValue,
+    ) -> Result<bool, JsValue> {
+        let leaf = opt(&args, "leaf");
+        let leaf_hash = if let Some(bytes) = leaf.dyn_ref::<js_sys::Uint8Array>() {
+            merkle::leaf_hash(&bytes.to_vec()).to_vec()
+        } else {
+            b64(&opt(&args, "leafHash"), "leafHash")?
+        };
+        let proof = b64_list(opt(&args, "proof"), "proof")?;
+        let root = b64(&opt(&args, "rootHash"), "rootHash")?;
+        Ok(merkle::verify_inclusion_bytes(
+            &leaf_hash,
+            size(&opt(&args, "index"), "index")?,
+            size(&opt(&args, "treeSize"), "treeSize")?,
+            &proof,
+            &root,
+        )
+        .is_ok())
     }
-    let leaves: Vec<merkle::Hash> = leaf_hashes
-        .chunks_exact(32)
-        .map(|c| c.try_into().expect("32 bytes"))
-        .collect();
-    Ok(merkle::root_from_leaf_hashes(&leaves).to_vec())
+
+    /// `verifyConsistency({ oldSize, newSize, oldRoot, newRoot, proof })`: whether the tree of
+    /// `newSize` extends the tree of `oldSize` (RFC 9162 consistency proof, base64).
+    #[wasm_bindgen(js_name = verifyConsistency)]
+    pub fn verify_consistency(
+        #[wasm_bindgen(
+            unchecked_param_type = "{ oldSize: number; newSize: number; oldRoot: string; newRoot: string; proof: string[] }"
+        )]
+        args: JsValue,
+    ) -> Result<bool, JsValue> {
+        let proof = b64_list(opt(&args, "proof"), "proof")?;
+        Ok(merkle::verify_consistency_bytes(
+            size(&opt(&args, "oldSize"), "oldSize")?,
+            size(&opt(&args, "newSize"), "newSize")?,
+            &proof,
+            &b64(&opt(&args, "oldRoot"), "oldRoot")?,
+            &b64(&opt(&args, "newRoot"), "newRoot")?,
+        )
+        .is_ok())
+    }
+
+    /// `datasetDigest(files)`: the DPM-1 id of a manifest (`[{ path, sha256, size }]`).
+    #[wasm_bindgen(js_name = datasetDigest)]
+    pub fn dataset_digest(
+        #[wasm_bindgen(unchecked_param_type = "FileEntry[]")] files: JsValue,
+    ) -> Result<String, JsValue> {
+        let files: Vec<FileEntry> = from_js(files, "files")?;
+        let entries: Vec<crate::manifest::FileEntry> = files
+            .into_iter()
+            .map(|f| crate::manifest::FileEntry {
+                path: f.path,
+                sha256: f.sha256,
+                size: f.size,
+            })
+            .collect();
+        crate::manifest::dataset_digest(&entries).map_err(|e| invalid_argument(&e.to_string()))
+    }
+
+    /// `leafHash(bytes)`: the RFC 9162 leaf hash `SHA-256(0x00 || bytes)`.
+    #[wasm_bindgen(js_name = leafHash)]
+    pub fn leaf_hash(bytes: &[u8]) -> Vec<u8> {
+        merkle::leaf_hash(bytes).to_vec()
+    }
+
+    /// `merkleRoot(leafHashes)`: the RFC 9162 root over concatenated 32-byte leaf hashes.
+    #[wasm_bindgen(js_name = merkleRoot)]
+    pub fn merkle_root(leaf_hashes: &[u8]) -> Result<Vec<u8>, JsValue> {
+        if !leaf_hashes.len().is_multiple_of(32) {
+            return Err(invalid_argument(
+                "leafHashes must be a multiple of 32 bytes",
+            ));
+        }
+        let leaves: Vec<merkle::Hash> = leaf_hashes
+            .chunks_exact(32)
+            .map(|c| c.try_into().expect("32 bytes"))
+            .collect();
+        Ok(merkle::root_from_leaf_hashes(&leaves).to_vec())
+    }
 }
 
 /// The verifier module's exports (feature `js-verifier`).
