@@ -25,6 +25,36 @@ const row = (what, ours, peer, unit, note = '') => {
   rows.push({ what, ours, peer, unit, note });
   console.error(`${what}: ${ours.toFixed(1)} vs ${peer.toFixed(1)} ${unit} ${note}`);
 };
+/** The bench's admin token (a fresh server bootstraps with it). */
+const TOKEN = 'dpt_benchAdminToken0123456789';
+
+/** Starts the release reference server on 127.0.0.1 with a temp data dir: `{ url, stop }`. */
+async function startServer(extraArgs = []) {
+  const bin = resolve(process.env.DATAPILOT_SERVER_BIN ?? join(repo, 'target', 'release', 'datapilot-server'));
+  const data = mkdtempSync(join(tmpdir(), 'dp-bench-srv-'));
+  const child = spawn(bin, ['--data-dir', data, '--listen', '127.0.0.1:0', ...extraArgs], {
+    env: { ...process.env, DATAPILOT_BOOTSTRAP_TOKEN: TOKEN, DATAPILOT_LOG: 'warn' },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  const stop = () => {
+    child.kill();
+    rmSync(data, { recursive: true, force: true });
+  };
+  const url = await new Promise((res, rej) => {
+    let out = '';
+    child.on('error', rej);
+    child.stdout.on('data', (d) => {
+      out += d;
+      const m = /listening on (\S+)/.exec(out);
+      if (m) res(m[1]);
+    });
+  }).catch((e) => {
+    stop();
+    throw e;
+  });
+  return { url, stop };
+}
+
 const time = async (fn, reps = 3) => {
   let best = Infinity;
   for (let i = 0; i < reps; i++) {
@@ -161,23 +191,9 @@ if (want('merkle')) {
 
 // ---- 4. SDK call latency vs raw fetch of the same endpoint -------------------------------------
 if (want('latency')) {
-  const bin = resolve(process.env.DATAPILOT_SERVER_BIN ?? join(repo, 'target', 'release', 'datapilot-server'));
-  const data = mkdtempSync(join(tmpdir(), 'dp-bench-srv-'));
-  const child = spawn(bin, ['--data-dir', data, '--listen', '127.0.0.1:0'], {
-    env: { ...process.env, DATAPILOT_BOOTSTRAP_TOKEN: 'dpt_benchAdminToken0123456789', DATAPILOT_LOG: 'warn' },
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
-  const url = await new Promise((res, rej) => {
-    let out = '';
-    child.on('error', rej);
-    child.stdout.on('data', (d) => {
-      out += d;
-      const m = /listening on (\S+)/.exec(out);
-      if (m) res(m[1]);
-    });
-  });
+  const { url, stop } = await startServer();
   try {
-    const token = 'dpt_benchAdminToken0123456789';
+    const token = TOKEN;
     const client = new dp.DataPilot({ baseUrl: url, token });
     const raw = async () => {
       const r = await fetch(`${url}/v1/whoami`, { headers: { authorization: `Bearer ${token}`, accept: 'application/json' } });
@@ -215,8 +231,7 @@ if (want('latency')) {
     row(`whoAmI latency, median of ${n}: SDK vs raw fetch with an AbortController deadline`, m.sdk, m.rawDeadline, 'µs', '(lower is better)');
     row(`whoAmI latency, median of ${n}: raw fetch with a deadline vs raw fetch (Node's cost of a signal)`, m.rawDeadline, m.raw, 'µs', '(lower is better)');
   } finally {
-    child.kill();
-    rmSync(data, { recursive: true, force: true });
+    stop();
   }
 }
 
@@ -226,25 +241,11 @@ if (want('latency')) {
 if (want('browser')) {
   const site = resolve(process.env.DATAPILOT_SITE_DIR ?? join(repo, 'target', 'site'));
   const browser = process.env.CHROMIUM ?? '/usr/bin/chromium';
-  const bin = resolve(process.env.DATAPILOT_SERVER_BIN ?? join(repo, 'target', 'release', 'datapilot-server'));
-  const data = mkdtempSync(join(tmpdir(), 'dp-bench-web-'));
-  const token = 'dpt_benchAdminToken0123456789';
-  const child = spawn(bin, ['--data-dir', data, '--listen', '127.0.0.1:0', '--static-dir', site], {
-    env: { ...process.env, DATAPILOT_BOOTSTRAP_TOKEN: token, DATAPILOT_LOG: 'warn' },
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
+  const token = TOKEN;
+  const { url, stop } = await startServer(['--static-dir', site]);
   const { chromium } = await import('playwright-core');
   let ctx;
   try {
-    const url = await new Promise((res, rej) => {
-      let out = '';
-      child.on('error', rej);
-      child.stdout.on('data', (d) => {
-        out += d;
-        const m = /listening on (\S+)/.exec(out);
-        if (m) res(m[1]);
-      });
-    });
     ctx = await chromium.launch({ executablePath: browser, headless: true, args: ['--no-sandbox', '--disable-gpu'] });
     const page = await ctx.newPage();
     await page.goto(`${url}/index.html`);
@@ -286,8 +287,7 @@ if (want('browser')) {
     row('Chromium: same, SDK vs raw fetch with an AbortController deadline', m.sdk, m.rawDeadline, 'µs', '(lower is better)');
   } finally {
     await ctx?.close();
-    child.kill();
-    rmSync(data, { recursive: true, force: true });
+    stop();
   }
 }
 
