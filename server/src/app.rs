@@ -9,7 +9,8 @@
 //! 4. the global in-flight request limit (`--max-concurrent-requests`): requests beyond it wait
 //!    for a slot, so many concurrent large bodies cannot exhaust memory;
 //! 5. panic catcher: a bug becomes a 500 problem, not a dropped connection;
-//! 6. authentication, then idempotency (which needs the principal to scope keys, and refuses a
+//! 6. authentication, then the per-principal rate limit (`--rate-limit`, off by default; see
+//!    `rate_limit`), then idempotency (which needs the principal to scope keys, and refuses a
 //!    caller without the operation's role before buffering its body).
 
 use std::net::SocketAddr;
@@ -52,6 +53,8 @@ pub struct AppState {
     pub run_token_ttl_override: Option<u64>,
     /// Uploads in progress per blob digest (see `routes::artifacts`).
     pub uploads: crate::routes::artifacts::Uploads,
+    /// The per-principal rate limit (`--rate-limit`), if set.
+    pub rate_limiter: Option<Arc<crate::rate_limit::RateLimiter>>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -148,6 +151,14 @@ pub fn open(config: &Config) -> Result<Started, String> {
             )),
             run_token_ttl_override: config.run_token_ttl_override_seconds,
             uploads: Default::default(),
+            rate_limiter: (config.rate_limit > 0).then(|| {
+                Arc::new(crate::rate_limit::RateLimiter::new(
+                    config.rate_limit,
+                    config
+                        .rate_limit_burst
+                        .unwrap_or(config.rate_limit.saturating_mul(2)),
+                ))
+            }),
         },
         generated_bootstrap: (new_ledger && generated).then_some(secret),
         new_ledger,
@@ -232,6 +243,7 @@ pub fn router(state: AppState, cors_origins: &[String]) -> Router {
     }
     app.fallback(fallback)
         .layer(middleware::from_fn_with_state(state.clone(), crate::idempotency::middleware))
+        .layer(middleware::from_fn_with_state(state.clone(), crate::rate_limit::middleware))
         .layer(middleware::from_fn_with_state(state.clone(), crate::auth::authenticate))
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(|_| {
             ApiError::internal("handler panicked").into_response()

@@ -54,6 +54,16 @@ pub struct Config {
     #[arg(long, env = "DATAPILOT_MAX_CONCURRENT_REQUESTS", default_value_t = 256)]
     pub max_concurrent_requests: usize,
 
+    /// Requests per second each principal (API token, run token, gateway subject) may make on
+    /// average; more are answered `429 rate_limited` with `Retry-After`. 0 turns it off.
+    #[arg(long, env = "DATAPILOT_RATE_LIMIT", default_value_t = 0)]
+    pub rate_limit: u32,
+
+    /// Requests a principal may make at once before `--rate-limit` applies (default: twice the
+    /// rate).
+    #[arg(long, env = "DATAPILOT_RATE_LIMIT_BURST")]
+    pub rate_limit_burst: Option<u32>,
+
     /// Bootstrap admin secret used on first start instead of a generated one (prefer the
     /// environment variable: flags are visible in process lists).
     #[arg(long, env = "DATAPILOT_BOOTSTRAP_TOKEN", hide_env_values = true)]

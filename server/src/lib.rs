@@ -26,6 +26,7 @@ pub mod idempotency;
 pub mod keys;
 pub mod ledger;
 pub mod model;
+pub mod rate_limit;
 pub mod report;
 pub mod routes;
 pub mod store;

@@ -1068,6 +1068,26 @@ async fn in_flight_requests_are_limited() {
 }
 
 #[tokio::test]
+async fn rate_limit_is_per_principal_with_retry_after() {
+    let srv = Server::start_with(&["--rate-limit", "1", "--rate-limit-burst", "3"]);
+    let admin = srv.client(ADMIN);
+    let viewer = admin.with_token(&admin.token("viewer").await); // the admin's 1st request
+    assert_eq!(admin.get("/v1/whoami").await.status, 200);
+    assert_eq!(admin.get("/v1/whoami").await.status, 200);
+    let limited = admin.get("/v1/whoami").await;
+    limited.assert_problem(429, "rate_limited");
+    assert_eq!(limited.header("retry-after"), Some("1"));
+    assert!(limited.header("x-request-id").is_some());
+    // Another principal has a bucket of its own; unauthenticated requests are not counted.
+    assert_eq!(viewer.get("/v1/whoami").await.status, 200);
+    assert_eq!(srv.anon().get("/v1/health").await.status, 200);
+    // After Retry-After the principal is served again.
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    assert_eq!(admin.get("/v1/whoami").await.status, 200);
+    // Off by default: the other tests run without the flag and never see a 429.
+}
+
+#[tokio::test]
 async fn errors_are_problem_json() {
     let srv = Server::start();
     let admin = srv.client(ADMIN);

@@ -4,6 +4,9 @@
 //! it is built with `cargo build -p datapilot-server` into the calling test's target dir. Each
 //! [`Server`] listens on a free port of 127.0.0.1 with its own temporary data dir and a known
 //! bootstrap admin token, and is stopped and removed when dropped.
+//!
+//! Each test binary compiles this module and uses part of it.
+#![allow(dead_code)]
 
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
@@ -48,6 +51,11 @@ fn server_bin() -> PathBuf {
 
 /// Starts a server whose bootstrap admin token is `admin`; `tag` names its temp dir.
 pub fn start_server(admin: &str, tag: &str) -> Server {
+    start_server_with(admin, tag, &[])
+}
+
+/// Like [`start_server`], with extra server flags.
+pub fn start_server_with(admin: &str, tag: &str, args: &[&str]) -> Server {
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
@@ -58,6 +66,7 @@ pub fn start_server(admin: &str, tag: &str) -> Server {
         .arg("--data-dir")
         .arg(&dir)
         .args(["--listen", "127.0.0.1:0"])
+        .args(args)
         .env("DATAPILOT_BOOTSTRAP_TOKEN", admin)
         .env("DATAPILOT_LOG", "warn")
         .stdout(Stdio::piped())
