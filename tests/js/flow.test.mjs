@@ -274,3 +274,27 @@ test('deadlineMs bounds the whole call, retries and Retry-After waits included',
   assert.ok(hits >= 2, `hits ${hits}`);
   await assert.rejects(c.getHealth({ deadlineMs: -1 }), (e) => isDataPilotError(e) && e.code === 'invalid_request');
 });
+
+test('a rate-limited server (--rate-limit): calls wait out Retry-After; without retries the 429 is typed', async (t) => {
+  const limited = await startServer(['--rate-limit', '2', '--rate-limit-burst', '2']);
+  t.after(() => limited.stop());
+  const c = new DataPilot({ baseUrl: limited.url, token: ADMIN_TOKEN });
+  const t0 = Date.now();
+  for (let i = 0; i < 4; i++) assert.equal((await c.whoAmI()).role, 'admin');
+  // The burst of 2 at once, then each call refused first and retried after Retry-After (1 s).
+  assert.ok(Date.now() - t0 >= 900, `took ${Date.now() - t0} ms`);
+  const once = new DataPilot({ baseUrl: limited.url, token: ADMIN_TOKEN, maxAttempts: 1 });
+  let refused;
+  for (let i = 0; i < 3 && !refused; i++) {
+    try {
+      await once.whoAmI();
+    } catch (e) {
+      refused = e;
+    }
+  }
+  assert.ok(isDataPilotError(refused), String(refused));
+  assert.equal(refused.status, 429);
+  assert.equal(refused.code, 'rate_limited');
+  assert.equal(refused.retryable, true);
+  assert.ok(refused.requestId);
+});
