@@ -9,21 +9,35 @@
 //! - **rustls, webpki roots + none of the system's proxies.** On-prem installs use their own
 //!   CA: pass a client built with `reqwest::Certificate`s to [`ReqwestTransport::with_client`].
 //! - **Per-request timeout** from [`Request::timeout`], which bounds the whole exchange.
-//! - Streamed bodies ([`Body::Stream`]) are read into memory before sending here, because
-//!   reqwest's streaming bodies must be `Send` and our chunk readers are not (they are built
-//!   for JS streams). Browser and Node uploads stream; native artifact uploads are bounded by
-//!   memory. This is recorded in `docs/sdk-rust.md`.
+//! - **Streamed bodies stream.** reqwest wants a `Send` body stream and our chunk readers are
+//!   not `Send` (the same trait serves JS streams), so the reader is pumped, in the same task as
+//!   the request, into a channel of [`STREAM_CHUNKS_IN_FLIGHT`] chunks whose receiving end is the
+//!   body: memory stays at a few chunks whatever the size. [`FileSource`] reads a file that way,
+//!   and [`crate::Client::upload_artifact_file`] hashes and uploads one.
 //!
 //! The client is `!Send`: drive it with a current-thread runtime, `block_on` or a `LocalSet`.
 
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::rc::Rc;
 use std::sync::OnceLock;
+use std::task::{Context, Poll};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use tokio::io::AsyncReadExt;
+use tokio::sync::mpsc;
 
 use crate::error::{Error, Result};
 use crate::transport::{
-    Body, Headers, LocalBoxFuture, Method, Request, Response, Sleep, Transport, TransportError,
-    TransportErrorKind,
+    Body, BodyError, BodySource, ChunkReader, Headers, LocalBoxFuture, Method, Request, Response,
+    Sleep, Transport, TransportError, TransportErrorKind,
 };
+
+/// Chunks of a streamed body read ahead of the socket.
+pub const STREAM_CHUNKS_IN_FLIGHT: usize = 4;
+
+/// Bytes [`FileSource`] reads at a time.
+pub const FILE_CHUNK_BYTES: usize = 1 << 20;
 
 /// A [`Transport`] over `reqwest`.
 #[derive(Debug, Clone)]
@@ -61,17 +75,22 @@ impl ReqwestTransport {
         for (name, value) in request.headers.iter() {
             builder = builder.header(name, value);
         }
-        builder = match &request.body {
-            Body::Empty => builder,
-            Body::Bytes(b) => builder.body(b.to_vec()),
-            other => builder.body(
-                other
-                    .collect()
-                    .await
-                    .map_err(|e| TransportError::new(TransportErrorKind::Connect, e.0))?,
-            ),
-        };
-        let resp = builder.send().await.map_err(map_error)?;
+        let resp = match &request.body {
+            Body::Empty => builder.send().await,
+            Body::Bytes(b) => builder.body(b.to_vec()).send().await,
+            Body::Stream(source) => {
+                let (tx, rx) = mpsc::channel(STREAM_CHUNKS_IN_FLIGHT);
+                if let Some(len) = source.len() {
+                    builder = builder.header(reqwest::header::CONTENT_LENGTH, len);
+                }
+                let builder = builder.body(reqwest::Body::wrap_stream(ChannelBody(rx)));
+                // Both in this task: the request (which pulls the body) and the pump (which
+                // fills it). The pump stops when the body is dropped (an early answer).
+                let (resp, ()) = tokio::join!(builder.send(), pump(source.clone(), tx));
+                resp
+            }
+        }
+        .map_err(map_error)?;
         let status = resp.status().as_u16();
         let mut headers = Headers::new();
         for (name, value) in resp.headers() {
@@ -82,6 +101,131 @@ impl ReqwestTransport {
         let body = resp.bytes().await.map_err(map_error)?;
         Ok(Response::new(status, headers, body.to_vec()))
     }
+}
+
+/// The receiving end of a streamed body, as the `Send` stream reqwest sends.
+struct ChannelBody(mpsc::Receiver<std::result::Result<Vec<u8>, std::io::Error>>);
+
+impl futures_core::Stream for ChannelBody {
+    type Item = std::result::Result<Vec<u8>, std::io::Error>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        self.0.poll_recv(cx)
+    }
+}
+
+/// Reads `source` from its first byte into `tx` until the end, an error (sent on, so the
+/// request fails) or the body being dropped.
+async fn pump(
+    source: Rc<dyn BodySource>,
+    tx: mpsc::Sender<std::result::Result<Vec<u8>, std::io::Error>>,
+) {
+    let mut reader = source.open();
+    loop {
+        let item = match reader.next_chunk().await {
+            Ok(Some(chunk)) => Ok(chunk),
+            Ok(None) => return,
+            Err(e) => Err(std::io::Error::other(e.0)),
+        };
+        let failed = item.is_err();
+        if tx.send(item).await.is_err() || failed {
+            return;
+        }
+    }
+}
+
+/// A file as a replayable streamed body ([`Body::Stream`]): every attempt reads it again from
+/// the start, [`FILE_CHUNK_BYTES`] at a time. The length is taken when it is opened; a file
+/// that changes size meanwhile fails the upload (the server checks length and SHA-256).
+#[derive(Debug, Clone)]
+pub struct FileSource {
+    path: PathBuf,
+    len: u64,
+}
+
+impl FileSource {
+    /// A source for the file at `path` (which must be a regular file).
+    pub fn open(path: impl AsRef<Path>) -> std::io::Result<Self> {
+        let path = path.as_ref().to_path_buf();
+        let meta = std::fs::metadata(&path)?;
+        if !meta.is_file() {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                format!("{} is not a regular file", path.display()),
+            ));
+        }
+        Ok(Self {
+            path,
+            len: meta.len(),
+        })
+    }
+
+    /// The body for an upload.
+    pub fn into_body(self) -> Body {
+        Body::Stream(Rc::new(self))
+    }
+}
+
+impl BodySource for FileSource {
+    fn len(&self) -> Option<u64> {
+        Some(self.len)
+    }
+
+    fn open(&self) -> Box<dyn ChunkReader> {
+        Box::new(FileReader {
+            path: self.path.clone(),
+            file: None,
+        })
+    }
+}
+
+struct FileReader {
+    path: PathBuf,
+    file: Option<tokio::fs::File>,
+}
+
+impl ChunkReader for FileReader {
+    fn next_chunk(
+        &mut self,
+    ) -> LocalBoxFuture<'_, std::result::Result<Option<Vec<u8>>, BodyError>> {
+        let Self { path, file } = self;
+        Box::pin(async move {
+            let io = |e: std::io::Error| BodyError(format!("{}: {e}", path.display()));
+            if file.is_none() {
+                *file = Some(tokio::fs::File::open(&*path).await.map_err(io)?);
+            }
+            let file = file.as_mut().expect("opened above");
+            let mut chunk = vec![0u8; FILE_CHUNK_BYTES];
+            let mut filled = 0;
+            while filled < chunk.len() {
+                let n = file.read(&mut chunk[filled..]).await.map_err(io)?;
+                if n == 0 {
+                    break;
+                }
+                filled += n;
+            }
+            chunk.truncate(filled);
+            Ok((filled > 0).then_some(chunk))
+        })
+    }
+}
+
+/// SHA-256 (lowercase hex) and length of a file, read in [`FILE_CHUNK_BYTES`] chunks.
+pub async fn sha256_file(path: impl AsRef<Path>) -> std::io::Result<(String, u64)> {
+    use sha2::{Digest, Sha256};
+    let mut file = tokio::fs::File::open(path.as_ref()).await?;
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; FILE_CHUNK_BYTES];
+    let mut total = 0u64;
+    loop {
+        let n = file.read(&mut buf).await?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+        total += n as u64;
+    }
+    Ok((hex::encode(hasher.finalize()), total))
 }
 
 fn map_error(e: reqwest::Error) -> TransportError {

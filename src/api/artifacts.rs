@@ -67,6 +67,24 @@ impl Client {
             .await
     }
 
+    /// `uploadArtifact` of a file, streamed (native): hashes it, then uploads it in chunks, so
+    /// memory stays flat whatever its size. Reading the file is a [`Error::Build`] (nothing was
+    /// sent); a file that changes between the two passes fails the upload.
+    #[cfg(feature = "native")]
+    pub async fn upload_artifact_file(
+        &self,
+        run_id: &str,
+        name: &str,
+        path: impl AsRef<std::path::Path>,
+    ) -> Result<Artifact> {
+        let path = path.as_ref();
+        let unreadable = |e: std::io::Error| Error::build(format!("{}: {e}", path.display()));
+        let source = crate::native::FileSource::open(path).map_err(unreadable)?;
+        let (sha, _) = crate::native::sha256_file(path).await.map_err(unreadable)?;
+        self.upload_artifact(run_id, name, &sha, source.into_body())
+            .await
+    }
+
     /// `listArtifacts` — `GET /v1/runs/{run_id}/artifacts`.
     pub fn list_artifacts(&self, run_id: &str) -> Result<Pager<Artifact>> {
         Ok(Pager::new(
