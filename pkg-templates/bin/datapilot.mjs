@@ -9,6 +9,7 @@ import {
   DataPilot,
   hashDirectory,
   isDataPilotError,
+  openFileBlob,
   sdkVersion,
   verifyEvidenceBundle,
 } from '../index.node.mjs';
@@ -25,6 +26,23 @@ Usage:
   datapilot verify BUNDLE.zip --trusted-key KEY [--trusted-key KEY...] [--last-checkpoint FILE]
                                                 verify a bundle offline with pinned keys
   datapilot whoami                              the principal the token authenticates as
+
+The run of a CI job (DATASET@DIGEST names a dataset version by dataset name):
+  datapilot gate DATASET@DIGEST --gate NAME --status passed|failed [--detail K=V...]
+                                                record a quality gate result
+  datapilot run-start --input DATASET@DIGEST [--input ...] --git-commit SHA
+                      --image-digest sha256:HEX [--name NAME] [--param K=V...]
+                                                start a run; prints shell lines exporting
+                                                DATAPILOT_RUN_ID and DATAPILOT_RUN_TOKEN, for
+                                                eval "$(datapilot run-start ...)" (keep them
+                                                out of logs: the token is a secret)
+  datapilot metrics FILE.jsonl                  append metric points, one JSON object per
+                                                line: {"name":"loss","step":1,"value":0.5}
+  datapilot upload FILE [--name NAME]           upload an artifact of the run (streamed)
+  datapilot run-finish --status succeeded|failed [--produced DATASET@DIGEST...]
+                                                seal the run (with the versions it produced)
+  The run commands act on --run ID (default: $DATAPILOT_RUN_ID) with the run token
+  ($DATAPILOT_RUN_TOKEN) when it is set, else with --token / $DATAPILOT_TOKEN.
 
 Options:
   --url URL          server URL (default: $DATAPILOT_URL)
@@ -45,10 +63,9 @@ function fail(message, code) {
   process.exit(code);
 }
 
-function client(values) {
+function client(values, token = values.token ?? process.env.DATAPILOT_TOKEN) {
   const baseUrl = values.url ?? process.env.DATAPILOT_URL;
   if (!baseUrl) throw new UsageError('no server: pass --url or set DATAPILOT_URL');
-  const token = values.token ?? process.env.DATAPILOT_TOKEN;
   const timeoutMs = values['timeout-ms'] === undefined ? undefined : Number(values['timeout-ms']);
   return new DataPilot({ baseUrl, token, timeoutMs, userAgent: 'datapilot-cli' });
 }
@@ -75,6 +92,64 @@ async function findOrCreateDataset(dp, name) {
     }
     throw e;
   }
+}
+
+/** The run a run command acts on, and a client with the least privilege at hand. */
+function runClient(values) {
+  const runId = values.run ?? process.env.DATAPILOT_RUN_ID;
+  if (!runId) throw new UsageError('no run: pass --run ID or set DATAPILOT_RUN_ID (see run-start)');
+  const token = values.token ?? process.env.DATAPILOT_RUN_TOKEN ?? process.env.DATAPILOT_TOKEN;
+  return { runId, dp: client(values, token) };
+}
+
+/** `K=V` flags as an object (undefined when none). */
+function pairs(list, flag) {
+  if (!list?.length) return undefined;
+  const outObj = {};
+  for (const item of list) {
+    const i = item.indexOf('=');
+    if (i <= 0) throw new UsageError(`${flag} takes KEY=VALUE, got '${item}'`);
+    outObj[item.slice(0, i)] = item.slice(i + 1);
+  }
+  return outObj;
+}
+
+/** `DATASET@DIGEST` (dataset by name) as `{ dataset_id, digest }`. */
+async function versionRef(dp, spec, flag) {
+  const at = spec.lastIndexOf('@');
+  if (at <= 0) throw new UsageError(`${flag} takes DATASET@DIGEST, got '${spec}'`);
+  const name = spec.slice(0, at);
+  const digest = spec.slice(at + 1);
+  for await (const ds of dp.listDatasets({ limit: 500 })) {
+    if (ds.name === name) return { dataset_id: ds.id, digest };
+  }
+  throw new Error(`no dataset named '${name}'`);
+}
+
+function oneOf(value, allowed, flag) {
+  if (!allowed.includes(value)) throw new UsageError(`${flag} must be ${allowed.join(' or ')}`);
+  return value;
+}
+
+/** Metric points from a JSON-lines file (blank lines skipped; errors name the line). */
+async function readPoints(file) {
+  const text = await readFile(file, 'utf8');
+  const points = [];
+  text.split('\n').forEach((line, i) => {
+    if (!line.trim()) return;
+    let p;
+    try {
+      p = JSON.parse(line);
+    } catch (e) {
+      throw new Error(`${file}:${i + 1}: not JSON (${e.message})`);
+    }
+    if (p === null || typeof p !== 'object' || typeof p.name !== 'string' || !Number.isInteger(p.step) || typeof p.value !== 'number') {
+      throw new Error(`${file}:${i + 1}: expected {"name": string, "step": integer, "value": number}`);
+    }
+    points.push(p);
+  });
+  if (points.length === 0) throw new Error(`${file}: no metric points`);
+  return points;
 }
 
 const commands = {
@@ -135,6 +210,67 @@ const commands = {
     }
   },
 
+  async gate(values, positionals) {
+    const spec = one(positionals, 'DATASET@DIGEST');
+    if (!values.gate) throw new UsageError('--gate NAME is required');
+    const status = oneOf(values.status, ['passed', 'failed'], '--status');
+    const dp = client(values);
+    const ref = await versionRef(dp, spec, 'gate');
+    const details = pairs(values.detail, '--detail');
+    const r = await dp.recordGateResult(ref.dataset_id, ref.digest, { gate: values.gate, status, details });
+    const version = await dp.getDatasetVersion(ref.dataset_id, ref.digest);
+    out(values, { result: r, gate_status: version.gate_status }, `gate ${r.gate} ${r.status} on ${spec} (gates now ${version.gate_status})`);
+  },
+
+  async 'run-start'(values, positionals) {
+    if (positionals.length > 0) throw new UsageError('run-start takes no positional argument');
+    if (!values.input?.length) throw new UsageError('at least one --input DATASET@DIGEST is required');
+    if (!values['git-commit']) throw new UsageError('--git-commit SHA is required');
+    if (!values['image-digest']) throw new UsageError('--image-digest sha256:HEX is required');
+    const dp = client(values);
+    const inputs = [];
+    for (const spec of values.input) inputs.push(await versionRef(dp, spec, '--input'));
+    const run = await dp.createRun({
+      name: values.name ?? 'ci run',
+      inputs,
+      git_commit: values['git-commit'],
+      image_digest: values['image-digest'],
+      params: pairs(values.param, '--param'),
+    });
+    out(
+      values,
+      { run: run.run, run_token: run.runToken, run_token_expires_at: run.runTokenExpiresAt },
+      `export DATAPILOT_RUN_ID=${run.runId}\nexport DATAPILOT_RUN_TOKEN=${run.runToken}`,
+    );
+  },
+
+  async metrics(values, positionals) {
+    const file = one(positionals, 'JSON-lines file');
+    const { runId, dp } = runClient(values);
+    const points = await readPoints(file);
+    const batch = await dp.appendMetrics(runId, { points });
+    out(values, batch, `appended ${batch.count} metric points to ${runId}`);
+  },
+
+  async upload(values, positionals) {
+    const file = one(positionals, 'file');
+    const { runId, dp } = runClient(values);
+    const name = values.name ?? file.split(/[\\/]/).pop();
+    const a = await dp.uploadArtifact(runId, name, await openFileBlob(file));
+    out(values, a, `uploaded ${a.name} to ${runId} (${a.size} bytes, sha256 ${a.sha256})`);
+  },
+
+  async 'run-finish'(values, positionals) {
+    if (positionals.length > 0) throw new UsageError('run-finish takes no positional argument');
+    const status = oneOf(values.status, ['succeeded', 'failed'], '--status');
+    const { runId, dp } = runClient(values);
+    // Datasets are looked up with the API token: a run token may only touch its run.
+    const outputs = [];
+    for (const spec of values.produced ?? []) outputs.push(await versionRef(client(values), spec, '--produced'));
+    const run = await dp.finishRun(runId, outputs.length ? { status, outputs } : { status });
+    out(values, run, `run ${run.id} ${run.status}`);
+  },
+
   async whoami(values, positionals) {
     if (positionals.length > 0) throw new UsageError('whoami takes no positional argument');
     const me = await client(values).whoAmI();
@@ -162,6 +298,15 @@ async function main() {
         'tree-size': { type: 'string' },
         'trusted-key': { type: 'string', multiple: true },
         'last-checkpoint': { type: 'string' },
+        gate: { type: 'string' },
+        status: { type: 'string' },
+        detail: { type: 'string', multiple: true },
+        input: { type: 'string', multiple: true },
+        'git-commit': { type: 'string' },
+        'image-digest': { type: 'string' },
+        name: { type: 'string' },
+        param: { type: 'string', multiple: true },
+        produced: { type: 'string', multiple: true },
       },
     });
   } catch (e) {

@@ -116,3 +116,73 @@ test('digest, register, export, verify; a tampered bundle exits 1', async () => 
   oneLine(missing);
   assert.match(missing.err, /404|not_found/);
 });
+
+test('a CI job: gate, run-start (eval-able), metrics, upload, run-finish, export, verify', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'dp-cli-job-'));
+  writeFileSync(join(dir, 'train.csv'), 'id,label\n1,cat\n');
+  const admin = new DataPilot({ baseUrl: server.url, token: ADMIN_TOKEN });
+  await admin.updatePolicy({ required_gates: ['schema'] });
+  const reg = JSON.parse(cli(['register', dir, '--dataset', 'job-set', '--json']).out);
+  const input = `job-set@${reg.version.digest}`;
+  const start = ['run-start', '--input', input, '--git-commit', 'a'.repeat(40), '--image-digest', `sha256:${'b'.repeat(64)}`, '--name', 'nightly', '--param', 'lr=0.01'];
+
+  // Before the gate passes the run is refused: one line, exit 1, the server's code.
+  const refused = cli(start);
+  assert.equal(refused.code, 1);
+  oneLine(refused);
+  assert.match(refused.err, /gate_not_passed|has not passed/);
+
+  const g = cli(['gate', input, '--gate', 'schema', '--status', 'passed', '--detail', 'rows=1']);
+  assert.equal(g.code, 0, g.err);
+  assert.match(g.out, /gates now passed/);
+
+  // run-start prints shell lines; what a job would eval.
+  const s = cli(start);
+  assert.equal(s.code, 0, s.err);
+  const env = Object.fromEntries([...s.out.matchAll(/^export (DATAPILOT_RUN_ID|DATAPILOT_RUN_TOKEN)=(\S+)$/gm)].map((m) => [m[1], m[2]]));
+  assert.match(env.DATAPILOT_RUN_ID, /^run_/);
+  assert.match(env.DATAPILOT_RUN_TOKEN, /^dpr_/);
+  // The run commands use the run token (least privilege); the API token is not needed.
+  const asRun = (args) => cli(args, { ...env, DATAPILOT_TOKEN: '' });
+  assert.equal(JSON.parse(asRun(['whoami', '--json', '--token', env.DATAPILOT_RUN_TOKEN]).out).role, 'run');
+
+  const points = join(dir, 'metrics.jsonl');
+  writeFileSync(points, '{"name":"loss","step":1,"value":0.5}\n\n{"name":"loss","step":2,"value":0.25}\n');
+  const m = asRun(['metrics', points]);
+  assert.equal(m.code, 0, m.err);
+  assert.match(m.out, /appended 2 metric points/);
+  writeFileSync(join(dir, 'bad.jsonl'), '{"name":"loss","step":1,"value":0.5}\n{"name":"loss"}\n');
+  const badPoints = asRun(['metrics', join(dir, 'bad.jsonl')]);
+  assert.equal(badPoints.code, 1);
+  oneLine(badPoints);
+  assert.match(badPoints.err, /bad\.jsonl:2: expected/);
+
+  const model = join(dir, 'model.bin');
+  writeFileSync(model, Buffer.alloc(2 * 1024 * 1024 + 3, 5));
+  const u = asRun(['upload', model, '--json']);
+  assert.equal(u.code, 0, u.err);
+  const artifact = JSON.parse(u.out);
+  assert.equal(artifact.name, 'model.bin');
+  assert.equal(artifact.size, 2 * 1024 * 1024 + 3);
+
+  assert.equal(asRun(['run-finish', '--status', 'done']).code, 2, 'a bad status is a usage error');
+  const f = asRun(['run-finish', '--status', 'succeeded']);
+  assert.equal(f.code, 0, f.err);
+  assert.match(f.out, /succeeded/);
+
+  // What the job left is in the run's evidence, and it verifies.
+  const bundle = join(dir, 'evidence.zip');
+  assert.equal(cli(['export', '--run', env.DATAPILOT_RUN_ID, '-o', bundle]).code, 0);
+  const v = cli(['verify', bundle, '--json', ...keys.flatMap((k) => ['--trusted-key', k])]);
+  assert.equal(v.code, 0, v.out + v.err);
+  assert.equal(JSON.parse(v.out).ok, true);
+  const run = await admin.getRun(env.DATAPILOT_RUN_ID);
+  assert.equal(run.status, 'succeeded');
+  assert.deepEqual(run.params, { lr: '0.01' });
+
+  // Without a run the run commands are a usage error.
+  const noRun = cli(['metrics', points]);
+  assert.equal(noRun.code, 2);
+  oneLine(noRun);
+  await admin.updatePolicy({ required_gates: [] });
+});
