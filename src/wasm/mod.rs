@@ -50,6 +50,8 @@ pub mod sleep;
 pub mod transport;
 pub mod types;
 pub mod verify;
+#[cfg(feature = "js-client")]
+pub(crate) mod xhr;
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;

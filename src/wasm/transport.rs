@@ -16,7 +16,9 @@
 //!
 //! Artifact uploads given as a `Blob`/`File` (in Node: `fs.openAsBlob`) are handed to `fetch`
 //! as the `Blob` itself, which the runtime streams from disk instead of copying it into wasm
-//! memory: see [`blob_body`]. (A `ReadableStream` body would need HTTP/2 in Chromium.)
+//! memory: see [`blob_body`]. When the caller watches progress, Node gets a counting stream
+//! instead and browsers go through [`super::xhr`] (a `ReadableStream` body would need HTTP/2
+//! in Chromium, and `fetch` reports no upload progress).
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -289,6 +291,21 @@ async fn send(
     node: bool,
     cache: &RefCell<HeaderCache>,
 ) -> Result<Response, TransportError> {
+    // A browser Blob upload someone watches goes through XHR, which reports upload progress.
+    if let (false, Body::Stream(src)) = (node, &request.body) {
+        if let Some(RegisteredBlob {
+            blob,
+            on_progress: Some(on_progress),
+        }) = registered_blob(src)
+        {
+            if super::xhr::available() {
+                let hdrs = cache.borrow_mut().headers_for(&request, node);
+                let wanted: Vec<&'static str> =
+                    INTERNED.with(|k| k.response_headers.iter().map(|(n, _)| *n).collect());
+                return super::xhr::send(&request, &hdrs, blob, on_progress, &wanted).await;
+            }
+        }
+    }
     let controller = web_sys::AbortController::new().map_err(|e| io(js_message(&e)))?;
     let init = js_sys::Object::new();
     let hdrs = cache.borrow_mut().headers_for(&request, node);

@@ -142,9 +142,9 @@ export interface DatasetFile {
 export interface UploadOptions extends WriteOptions {
   /** SHA-256 (64 hex) of the data; computed by streaming the data when omitted. */
   sha256?: string;
-  /** Progress of hashing and of the upload. In Node a `Blob` upload is streamed and reported
-   * about every MiB sent; browsers send the `Blob` itself (a streamed request body needs
-   * HTTP/2 in Chromium) and report the upload when it starts and when it completes. */
+  /** Progress of hashing and of the upload. A `Blob` upload reports the bytes sent: in Node
+   * it is streamed through a counter (about every MiB), in browsers and workers it goes
+   * through `XMLHttpRequest`, whose upload events `fetch` lacks. */
   onProgress?: (progress: UploadProgress) => void;
 }
 

@@ -266,6 +266,39 @@ test("demo page: register, gate, run, export and verify in Chromium", { timeout:
   await page.click("#finish-btn");
   await page.locator("#run-out", { hasText: "Run finished and sealed." }).waitFor();
 
+  // The SDK in the page: an artifact upload of a Blob reports the bytes sent as the browser
+  // sends them (XHR upload progress; fetch has none), and arrives intact.
+  const upload = await page.evaluate(
+    async ({ token, digest }) => {
+      const sdk = await import("/sdk.js");
+      await sdk.init();
+      const c = new sdk.DataPilot({ baseUrl: location.origin, token });
+      const [ds] = await c.listDatasets().all();
+      const run = await c.createRun({
+        name: "upload-progress",
+        inputs: [{ dataset_id: ds.id, digest }],
+        git_commit: "c".repeat(40),
+        image_digest: `sha256:${"d".repeat(64)}`,
+      });
+      const bytes = new Uint8Array(12 * 1024 * 1024 + 7).map((_, i) => i % 251);
+      const events = [];
+      const a = await run.uploadArtifact("weights.bin", new Blob([bytes]), {
+        onProgress: (p) => events.push({ phase: p.phase, bytes: p.bytes, total: p.totalBytes }),
+      });
+      const back = await run.downloadArtifact(a.id);
+      await run.finish({ status: "succeeded" });
+      return { size: a.size, sha256: a.sha256, back: back.sha256, events };
+    },
+    { token, digest: DATASET_DIGEST },
+  );
+  assert.equal(upload.size, 12 * 1024 * 1024 + 7);
+  assert.equal(upload.back, upload.sha256);
+  const sent = upload.events.filter((e) => e.phase === "uploading" && e.bytes > 0).map((e) => e.bytes);
+  assert.ok(sent.length >= 1, `upload progress: ${JSON.stringify(upload.events)}`);
+  assert.deepEqual(sent, [...sent].sort((x, y) => x - y), "bytes sent only grow");
+  assert.equal(sent.at(-1), upload.size, "the last report is the whole body");
+  assert.equal(upload.events.at(-1).phase, "done");
+
   // 4. Export the run's evidence bundle: a .zip download.
   assert.ok(await page.isChecked("#scope-run"));
   const [download] = await Promise.all([page.waitForEvent("download"), page.click("#export-btn")]);
