@@ -5,7 +5,9 @@
 //! `onProgress` callback goes through XHR in pages and workers that have it; every other request
 //! stays on `fetch` (see [`super::transport`]). The fetch transport's rules hold here too: the
 //! per-attempt timeout (`xhr.timeout`), an abort when the call is dropped (the caller's
-//! `AbortSignal`), no credentials, and only the response headers the core reads.
+//! `AbortSignal`), and only the response headers the core reads. Credentials: XHR has no
+//! `"omit"`; `withCredentials` stays off, so no cookies go cross-origin (same-origin cookies may,
+//! and the server reads none: the token travels in `Authorization` only).
 //!
 //! The load/error/timeout/abort handlers are the promise's own `resolve`/`reject` (no Rust
 //! closure to keep alive); the progress handler is a closure, detached before it is dropped so a
