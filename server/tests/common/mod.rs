@@ -42,15 +42,7 @@ impl Server {
             .append(true)
             .open(dir.with_extension("log"))
             .unwrap();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_datapilot-server"))
-            .arg("--data-dir")
-            .arg(dir)
-            .args(["--listen", "127.0.0.1:0"])
-            .args(args)
-            .env("DATAPILOT_BOOTSTRAP_TOKEN", ADMIN)
-            .env("DATAPILOT_LOG", "warn")
-            .env_remove("RUST_LOG")
-            .stdout(Stdio::piped())
+        let mut child = server_command(dir, args)
             .stderr(Stdio::from(log))
             .spawn()
             .expect("start datapilot-server");
@@ -105,18 +97,25 @@ impl Drop for Server {
     }
 }
 
-/// Start the server on `dir` expecting it to refuse: its exit status and stderr. Panics if it
-/// starts listening instead.
-pub fn start_fails(dir: &Path, args: &[&str]) -> (std::process::ExitStatus, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_datapilot-server"))
-        .arg("--data-dir")
+/// The server on `dir` with the test admin token, a free port and `args`; stdout piped (it
+/// prints its address there).
+fn server_command(dir: &Path, args: &[&str]) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_datapilot-server"));
+    cmd.arg("--data-dir")
         .arg(dir)
         .args(["--listen", "127.0.0.1:0"])
         .args(args)
         .env("DATAPILOT_BOOTSTRAP_TOKEN", ADMIN)
         .env("DATAPILOT_LOG", "warn")
         .env_remove("RUST_LOG")
-        .stdout(Stdio::piped())
+        .stdout(Stdio::piped());
+    cmd
+}
+
+/// Start the server on `dir` expecting it to refuse: its exit status and stderr. Panics if it
+/// starts listening instead.
+pub fn start_fails(dir: &Path, args: &[&str]) -> (std::process::ExitStatus, String) {
+    let mut child = server_command(dir, args)
         .stderr(Stdio::piped())
         .spawn()
         .expect("start datapilot-server");
