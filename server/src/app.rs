@@ -14,7 +14,6 @@
 //!    caller without the operation's role before buffering its body).
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use axum::body::Body;
@@ -28,56 +27,13 @@ use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::services::ServeDir;
 use tower_http::trace::TraceLayer;
 
-use crate::blob::{BlobStore, DiskBlobStore};
 use crate::config::Config;
 use crate::error::{ApiError, REQUEST_ID};
 use crate::keys::LedgerKey;
-use crate::store::sqlite::SqliteStore;
-use crate::store::{InitParams, Store, StoreResult};
+pub use crate::state::AppState;
+use crate::store::repo::Repo;
+use crate::store::{InitParams, Store};
 use crate::util::{hash_secret, new_id, new_secret};
-
-/// Shared state of every handler.
-#[derive(Clone)]
-pub struct AppState {
-    pub store: Arc<dyn Store>,
-    pub blobs: Arc<dyn BlobStore>,
-    pub key: Arc<LedgerKey>,
-    pub gateway_key: Option<Arc<[u8]>>,
-    pub max_artifact_bytes: u64,
-    pub static_dir: Option<PathBuf>,
-    pub pkg_dir: Option<PathBuf>,
-    /// Slots of the global in-flight request limit.
-    pub request_slots: Arc<tokio::sync::Semaphore>,
-    /// Tests only (`--run-token-ttl-override-seconds`): run token lifetime instead of the
-    /// policy's.
-    pub run_token_ttl_override: Option<u64>,
-    /// Uploads in progress per blob digest (see `routes::artifacts`).
-    pub uploads: crate::routes::artifacts::Uploads,
-    /// The per-principal rate limit (`--rate-limit`), if set.
-    pub rate_limiter: Option<Arc<crate::rate_limit::RateLimiter>>,
-}
-
-impl std::fmt::Debug for AppState {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AppState")
-            .field("origin", &self.key.name())
-            .finish_non_exhaustive()
-    }
-}
-
-impl AppState {
-    /// Run blocking storage work off the async executor.
-    pub async fn db<T: Send + 'static>(
-        &self,
-        f: impl FnOnce(&dyn Store) -> StoreResult<T> + Send + 'static,
-    ) -> Result<T, ApiError> {
-        let store = self.store.clone();
-        tokio::task::spawn_blocking(move || f(&*store))
-            .await
-            .map_err(ApiError::internal)?
-            .map_err(ApiError::from)
-    }
-}
 
 /// What start-up did, for the caller to report.
 #[derive(Debug)]
@@ -88,14 +44,41 @@ pub struct Started {
     pub new_ledger: bool,
 }
 
+/// Open the metadata repository the configuration names: PostgreSQL for `--database
+/// postgres://…`, else SQLite in the data directory.
+pub async fn open_repo(config: &Config) -> Result<Arc<dyn Repo>, String> {
+    match config.database.as_deref().filter(|d| !d.is_empty()) {
+        Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
+            let repo = crate::store::postgres::PgRepo::open(url, config.db_pool_size)
+                .await
+                .map_err(|e| format!("database: {e}"))?;
+            Ok(Arc::new(repo))
+        }
+        Some(other) => Err(format!(
+            "--database must be a postgres:// URL (got {:?}); leave it unset for SQLite in the data directory",
+            other.split('@').next_back().unwrap_or("")
+        )),
+        None => {
+            let path = config.data_dir.join("datapilot.sqlite3");
+            let repo = tokio::task::spawn_blocking(move || {
+                crate::store::sqlite::SqliteRepo::open(&path)
+            })
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(|e| format!("database: {e}"))?;
+            Ok(Arc::new(repo))
+        }
+    }
+}
+
 /// Open (or create) the data directory and everything in it.
-pub fn open(config: &Config) -> Result<Started, String> {
+pub async fn open(config: &Config) -> Result<Started, String> {
     let dir = &config.data_dir;
     std::fs::create_dir_all(dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
-    let db_path = dir.join("datapilot.sqlite3");
-    let store = SqliteStore::open(&db_path).map_err(|e| format!("database: {e}"))?;
-    let key = ledger_key(&dir.join("ledger.key"), &config.origin, &store)?;
-    let blobs = DiskBlobStore::open(&dir.join("blobs")).map_err(|e| format!("blob store: {e}"))?;
+    let store = Store::new(open_repo(config).await?);
+    let key = ledger_key(&dir.join("ledger.key"), &config.origin, &store).await?;
+    let blobs = crate::blob::open_blob_store(config.blobs.as_deref(), dir)
+        .map_err(|e| format!("blob store: {e}"))?;
 
     let (secret, generated) = match &config.bootstrap_token {
         Some(s) => {
@@ -118,6 +101,7 @@ pub fn open(config: &Config) -> Result<Started, String> {
             verifier: key.verifier(),
             bootstrap_secret_hash: hash_secret(&secret),
         })
+        .await
         .map_err(|e| format!("initialising the ledger: {e}"))?;
 
     let gateway_key = match &config.gateway_hmac_key_file {
@@ -139,8 +123,8 @@ pub fn open(config: &Config) -> Result<Started, String> {
     });
     Ok(Started {
         state: AppState {
-            store: Arc::new(store),
-            blobs: Arc::new(blobs),
+            store,
+            blobs,
             key: Arc::new(key),
             gateway_key,
             max_artifact_bytes: config.max_artifact_bytes,
@@ -169,13 +153,14 @@ pub fn open(config: &Config) -> Result<Started, String> {
 /// ledger needs exactly the key it was created with: a missing key file or another key is a
 /// refusal to start, never a silent replacement (checkpoints signed by a new key would not
 /// verify against the key clients pinned, and old ones could no longer be extended).
-fn ledger_key(
+async fn ledger_key(
     path: &std::path::Path,
     origin: &str,
-    store: &SqliteStore,
+    store: &Store,
 ) -> Result<LedgerKey, String> {
     let recorded = store
         .ledger_verifier()
+        .await
         .map_err(|e| format!("database: {e}"))?;
     let Some(recorded) = recorded else {
         return if path.exists() {
@@ -355,12 +340,7 @@ async fn request_context(mut req: Request, next: Next) -> Response {
 
 /// Start the server and serve until SIGINT or SIGTERM.
 pub async fn run(config: Config) -> Result<(), String> {
-    let started = tokio::task::spawn_blocking({
-        let c = config.clone();
-        move || open(&c)
-    })
-    .await
-    .map_err(|e| e.to_string())??;
+    let started = open(&config).await?;
     if let Some(secret) = &started.generated_bootstrap {
         // Shown once: only its hash is stored.
         eprintln!("datapilot-server: bootstrap admin token (shown once, store it now): {secret}");

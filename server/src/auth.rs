@@ -112,6 +112,8 @@ pub struct Principal {
 pub enum AuthState {
     Anonymous,
     Invalid(String),
+    /// The credentials could not be checked (the database is down): that error, not a 401.
+    Failed(ApiError),
     Ok(Principal),
 }
 
@@ -220,6 +222,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Principal {
                 Ok(p)
             }
             Some(AuthState::Invalid(why)) => Err(ApiError::unauthenticated(why.clone())),
+            Some(AuthState::Failed(e)) => Err(e.clone()),
             _ => Err(ApiError::unauthenticated("authentication required")),
         }
     }
@@ -405,10 +408,13 @@ async fn bearer_auth(st: &AppState, secret: String) -> AuthState {
     let hash = hash_secret(&secret);
     let now = now_str();
     let is_run = secret.starts_with("dpr_");
-    let found = st
-        .db(move |s| {
-            if is_run {
-                Ok(s.lookup_run_token(&hash, &now)?.map(|r| Principal {
+    let found: Result<Option<Principal>, ApiError> = async {
+        if is_run {
+            Ok(st
+                .store
+                .lookup_run_token(&hash, &now)
+                .await?
+                .map(|r| Principal {
                     actor: ActorRef {
                         kind: "run",
                         id: r.run_id.clone(),
@@ -420,8 +426,12 @@ async fn bearer_auth(st: &AppState, secret: String) -> AuthState {
                     run_id: Some(r.run_id),
                     idem: None,
                 }))
-            } else {
-                Ok(s.lookup_api_token(&hash, &now)?.map(|t| Principal {
+        } else {
+            Ok(st
+                .store
+                .lookup_api_token(&hash, &now)
+                .await?
+                .map(|t| Principal {
                     actor: ActorRef {
                         kind: "token",
                         id: t.id.clone(),
@@ -433,12 +443,12 @@ async fn bearer_auth(st: &AppState, secret: String) -> AuthState {
                     run_id: None,
                     idem: None,
                 }))
-            }
-        })
-        .await;
+        }
+    }
+    .await;
     match found {
         Ok(Some(p)) => AuthState::Ok(p),
         Ok(None) => AuthState::Invalid("unknown, expired or revoked token".into()),
-        Err(e) => AuthState::Invalid(format!("token lookup failed: {}", e.detail)),
+        Err(e) => AuthState::Failed(e),
     }
 }

@@ -14,9 +14,27 @@ use clap::Parser;
 #[derive(Parser, Debug, Clone)]
 #[command(name = "datapilot-server", version, about, long_about = None)]
 pub struct Config {
-    /// Directory holding the database, blobs and signing key; created on first start.
+    /// Directory holding the signing key and, by default, the SQLite database and the blobs;
+    /// created on first start.
     #[arg(long, env = "DATAPILOT_DATA_DIR")]
     pub data_dir: PathBuf,
+
+    /// Metadata database: a `postgres://user@host:port/db` URL for PostgreSQL (several replicas
+    /// may share it); unset: SQLite in the data directory. Prefer the environment variable when
+    /// the URL holds a password.
+    #[arg(long, env = "DATAPILOT_DATABASE_URL", hide_env_values = true)]
+    pub database: Option<String>,
+
+    /// Connections each replica keeps to PostgreSQL at most.
+    #[arg(long, env = "DATAPILOT_DB_POOL_SIZE", default_value_t = crate::store::postgres::DEFAULT_POOL_SIZE)]
+    pub db_pool_size: usize,
+
+    /// Artifact store: `s3://BUCKET?endpoint=http://host:port&region=R[&prefix=P]` for an
+    /// S3-compatible store (keys from `DATAPILOT_S3_ACCESS_KEY_ID` / `DATAPILOT_S3_SECRET_ACCESS_KEY`
+    /// or `AWS_ACCESS_KEY_ID` / `AWS_SECRET_ACCESS_KEY`), or a directory; unset: `blobs/` in
+    /// the data directory.
+    #[arg(long, env = "DATAPILOT_BLOBS")]
+    pub blobs: Option<String>,
 
     /// Address to listen on. Port 0 picks a free port; the bound address is logged as
     /// `listening on <addr>` and printed on stdout.

@@ -188,3 +188,37 @@ fn clip(s: &str, max: usize) -> String {
 
 /// Result type of handlers.
 pub type ApiResult<T> = Result<T, ApiError>;
+
+/// Header a handler's error carries when its write lost the race for its `Idempotency-Key`
+/// (`StoreError::KeyTaken`): the idempotency middleware removes it and replays the winner's
+/// answer. Never sent to a client.
+pub const KEY_TAKEN_MARKER: &str = "x-datapilot-internal-key-taken";
+
+impl From<crate::store::StoreError> for ApiError {
+    fn from(e: crate::store::StoreError) -> Self {
+        use crate::store::StoreError;
+        match e {
+            StoreError::NotFound(d) => ApiError::not_found(d),
+            StoreError::Conflict(code, d) => ApiError::new(code, d),
+            StoreError::Unprocessable(code, d) => ApiError::new(code, d),
+            StoreError::Invalid(field, msg) => ApiError::validation(&field, msg),
+            StoreError::KeyTaken => ApiError::new(
+                "idempotency_in_flight",
+                "another request with this Idempotency-Key completed meanwhile; retry to get its answer",
+            )
+            .with_header(
+                header::HeaderName::from_static(KEY_TAKEN_MARKER),
+                HeaderValue::from_static("1"),
+            ),
+            StoreError::Unavailable(d) => {
+                tracing::warn!(error = %d, "storage unavailable");
+                ApiError::new(
+                    "unavailable",
+                    "the database is unavailable or overloaded; nothing was written, retry later",
+                )
+                .with_header(header::RETRY_AFTER, HeaderValue::from_static("2"))
+            }
+            StoreError::Internal(d) => ApiError::internal(d),
+        }
+    }
+}

@@ -41,13 +41,13 @@ pub struct Bundle {
 }
 
 /// Build the bundle of `scope` at `tree_size` (the current size when `None`).
-pub fn build(
-    store: &dyn Store,
+pub async fn build(
+    store: &Store,
     key: &LedgerKey,
     scope: &BundleScope,
     tree_size: Option<u64>,
 ) -> StoreResult<Bundle> {
-    let current = store.tree_size()?;
+    let current = store.tree_size().await?;
     let size = tree_size.unwrap_or(current);
     if size == 0 || size > current {
         return Err(StoreError::Invalid(
@@ -57,7 +57,7 @@ pub fn build(
     }
     let (lineage, scope_w, file_stem) = match scope {
         BundleScope::Run(id) => (
-            store.run_lineage(id, Some(size))?,
+            store.run_lineage(id, Some(size)).await?,
             Scope {
                 kind: ScopeKind::Run,
                 id: id.clone(),
@@ -65,7 +65,9 @@ pub fn build(
             id.clone(),
         ),
         BundleScope::Version { dataset_id, digest } => (
-            store.version_lineage(dataset_id, digest, Some(size))?,
+            store
+                .version_lineage(dataset_id, digest, Some(size))
+                .await?,
             Scope {
                 kind: ScopeKind::DatasetVersion,
                 id: format!("{dataset_id}@{digest}"),
@@ -88,16 +90,18 @@ pub fn build(
         .filter(|n| matches!(n.kind, NodeKind::Run | NodeKind::DatasetVersion))
         .map(|n| n.id.clone())
         .collect();
-    let (policy, policy_seq) = store.policy_at(size)?;
-    let events = store.audit_slice(&subjects, &policy_seq.into_iter().collect::<Vec<_>>(), size)?;
-    let head = store.tree_head(Some(size))?;
+    let (policy, policy_seq) = store.policy_at(size).await?;
+    let events = store
+        .audit_slice(&subjects, &policy_seq.into_iter().collect::<Vec<_>>(), size)
+        .await?;
+    let (head, checkpoint) = crate::checkpoint::signed(store, key, Some(size)).await?;
 
     let mut audit = Vec::new();
     let mut proofs = Vec::new();
     for (seq, leaf) in &events {
         audit.extend_from_slice(leaf);
         audit.push(b'\n');
-        let (leaf_hash, hashes) = store.inclusion_proof(*seq, size)?;
+        let (leaf_hash, hashes) = store.inclusion_proof(*seq, size).await?;
         let line = ProofLine {
             hashes: hashes.iter().map(|h| b64(h)).collect(),
             leaf_hash: b64(&leaf_hash),
@@ -107,7 +111,6 @@ pub fn build(
         proofs.extend_from_slice(&jcs(&line));
         proofs.push(b'\n');
     }
-    let checkpoint = key.checkpoint(size, head.root);
     let lineage_json = jcs(&lineage);
     let policy_json = jcs(&policy);
     let predicate = Predicate {

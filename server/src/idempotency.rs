@@ -8,16 +8,17 @@
 //! the body is not buffered at all: the query already carries the declared SHA-256, and a body
 //! that differs from it is refused, so the fingerprint still pins the content.
 //!
-//! First use marks the key in flight in the database and runs the request; a response below
-//! 500 is stored and later replayed byte for byte with `Idempotent-Replayed: true`. A write
-//! stores its response in its own transaction, with its rows and its audit event (the key
-//! travels to the store in [`IdemKey`] / [`crate::store::Writer`]), so a crash can never
-//! leave a committed write whose key is released; answers of requests that wrote nothing
-//! (errors below 500) are stored here afterwards. A second request with the same key while
-//! the first runs gets 409 `idempotency_in_flight`; with a different request, 422
-//! `idempotency_key_reused`. A 5xx, a failure to store the answer, or a crash before the
-//! write committed (in-flight keys are cleared at start-up) releases the key so the client can
-//! retry. Keys are kept 24 hours.
+//! A key costs no commit of its own. The middleware first looks the key up (a read): a key
+//! answered before with the same request is replayed byte for byte with
+//! `Idempotent-Replayed: true`; with a different request it is 422 `idempotency_key_reused`.
+//! Otherwise the request runs with the key attached ([`IdemKey`] / [`crate::store::Writer`]),
+//! and its store write records the answer in the write's own transaction, with its rows and its
+//! audit event: a keyed write is one commit, and a crash can never leave a committed write
+//! whose key would run it again. Two requests with one key at once (on one replica or two)
+//! both run, but only one write can record the key: the other is undone in its savepoint and
+//! answered with the winner's response. Answers of requests that wrote nothing (errors below
+//! 500) are stored afterwards; a 5xx, or a crash before the commit, leaves the key unused so
+//! the client can retry. Keys are kept 24 hours.
 //!
 //! Secrets are never kept: a success of `createToken` or `createRun` is stored without its
 //! `secret` / `run_token` (plus the id of the token or run), and a retry with its key gets 409
@@ -33,9 +34,9 @@ use sha2::{Digest, Sha256};
 
 use crate::app::AppState;
 use crate::auth::{AuthState, Principal};
-use crate::error::ApiError;
+use crate::error::{ApiError, KEY_TAKEN_MARKER};
 use crate::extract::{check_declared_length, read_body, JSON_LIMIT, MANIFEST_LIMIT, METRICS_LIMIT};
-use crate::store::{IdemBegin, IdemKey, StoredResponse};
+use crate::store::{IdemKey, IdemLookup, StoredResponse};
 
 pub const HEADER: &str = "idempotency-key";
 pub const REPLAYED: &str = "idempotent-replayed";
@@ -115,89 +116,87 @@ async fn run(st: AppState, req: Request, next: Next) -> Result<Response, ApiErro
     ));
     let mut req = Request::from_parts(parts, body);
 
-    let (s2, k2, f2) = (scope.clone(), key.clone(), fingerprint.clone());
     let op_path = req.uri().path().to_string();
-    match st.db(move |s| s.idem_begin(&s2, &k2, &f2)).await? {
-        IdemBegin::Proceed => {}
-        IdemBegin::Replay(stored) => {
-            return Ok(match &stored.secret_of {
-                Some(id) => secret_not_replayable(&op_path, id),
-                None => replay(stored),
-            })
-        }
-        IdemBegin::InFlight => {
-            return Err(ApiError::new(
-                "idempotency_in_flight",
-                "a request with this Idempotency-Key is still being processed; retry later",
-            ))
-        }
-        IdemBegin::Mismatch => {
-            return Err(ApiError::new(
-                "idempotency_key_reused",
-                "this Idempotency-Key was used for a different request",
-            ))
-        }
+    match st.store.idem_lookup(&scope, &key, &fingerprint).await? {
+        IdemLookup::Fresh => {}
+        IdemLookup::Replay(stored) => return Ok(answer(&op_path, stored)),
+        IdemLookup::Mismatch => return Err(key_reused()),
     }
 
-    // The handler's store write completes the key in its own transaction (see `Writer`).
-    req.extensions_mut().insert(IdemKey {
-        scope: scope.clone(),
-        key: key.clone(),
+    // The handler's store write records the key in its own transaction (see `Writer`).
+    let idem = IdemKey {
+        scope,
+        key,
         fingerprint,
-    });
-    let resp = next.run(req).await;
+    };
+    req.extensions_mut().insert(idem.clone());
+    let mut resp = next.run(req).await;
+    if resp.headers_mut().remove(KEY_TAKEN_MARKER).is_some() {
+        // A concurrent request with the same key (perhaps on another replica) completed first
+        // and this write was undone: answer with what that request got.
+        return match st
+            .store
+            .idem_lookup(&idem.scope, &idem.key, &idem.fingerprint)
+            .await?
+        {
+            IdemLookup::Replay(stored) => Ok(answer(&op_path, stored)),
+            IdemLookup::Mismatch => Err(key_reused()),
+            IdemLookup::Fresh => Ok(resp),
+        };
+    }
     let status = resp.status();
+    // A success was recorded by its write, in the write's own transaction; a 5xx recorded
+    // nothing, so a retry runs again.
+    if status.is_success() || status.is_server_error() {
+        return Ok(resp);
+    }
+    // A refusal (4xx) wrote nothing: keep its answer so a retry gets the same one.
     let (parts, body) = resp.into_parts();
     let bytes = match axum::body::to_bytes(body, MAX_STORED_RESPONSE).await {
         Ok(b) => b,
         Err(e) => {
-            let (s2, k2) = (scope, key);
-            let _ = st.db(move |s| s.idem_abort(&s2, &k2)).await;
             return Err(ApiError::internal(format!(
                 "response too large to keep: {e}"
-            )));
+            )))
         }
     };
-    let (s2, k2) = (scope, key);
-    if status.is_server_error() {
-        let _ = st.db(move |s| s.idem_abort(&s2, &k2)).await;
-    } else {
-        let headers = KEPT_HEADERS
-            .iter()
-            .filter_map(|h| {
-                parts
-                    .headers
-                    .get(*h)
-                    .and_then(|v| v.to_str().ok())
-                    .map(|v| (h.to_string(), v.to_string()))
-            })
-            .collect();
-        match keepable(&op_path, status, &bytes) {
-            Some((body, secret_of)) => {
-                let stored = StoredResponse {
-                    status: status.as_u16(),
-                    headers,
-                    body,
-                    secret_of,
-                };
-                // A write already completed the key in its own transaction (this is then a
-                // no-op); this keeps the answers of requests that wrote nothing. If keeping it
-                // fails, answer anyway and release the key rather than leave it in flight.
-                let (s3, k3) = (s2.clone(), k2.clone());
-                if let Err(e) = st.db(move |s| s.idem_complete(&s2, &k2, &stored)).await {
-                    tracing::warn!(error = %e, "could not store idempotent response; key released");
-                    if let Err(e) = st.db(move |s| s.idem_abort(&s3, &k3)).await {
-                        tracing::warn!(error = %e, "could not release the idempotency key");
-                    }
-                }
-            }
-            None => {
-                tracing::warn!(path = %op_path, "a secret-bearing response without its id; key released");
-                let _ = st.db(move |s| s.idem_abort(&s2, &k2)).await;
-            }
-        }
+    let headers = KEPT_HEADERS
+        .iter()
+        .filter_map(|h| {
+            parts
+                .headers
+                .get(*h)
+                .and_then(|v| v.to_str().ok())
+                .map(|v| (h.to_string(), v.to_string()))
+        })
+        .collect();
+    let stored = StoredResponse {
+        status: status.as_u16(),
+        headers,
+        body: bytes.to_vec(),
+        secret_of: None,
+    };
+    if let Err(e) = st.store.idem_store(&idem, &stored).await {
+        // Answer anyway: the key stays unused, so a retry runs the request again.
+        tracing::warn!(error = %e, "could not store an idempotent refusal");
     }
     Ok(Response::from_parts(parts, Body::from(bytes)))
+}
+
+/// The stored answer of a key: a replay, or for a secret-bearing success the refusal that says
+/// the secret is not kept.
+fn answer(path: &str, stored: StoredResponse) -> Response {
+    match &stored.secret_of {
+        Some(id) => secret_not_replayable(path, id),
+        None => replay(stored),
+    }
+}
+
+fn key_reused() -> ApiError {
+    ApiError::new(
+        "idempotency_key_reused",
+        "this Idempotency-Key was used for a different request",
+    )
 }
 
 /// How the body of a POST operation is read.
@@ -278,22 +277,6 @@ const SECRET_OPS: [(&str, &str, &str, &str); 2] = [
     ("/v1/tokens", "token", "secret", "token"),
     ("/v1/runs", "run", "run_token", "run"),
 ];
-
-/// What may be kept of a response: the body as is, or for a success of a secret-bearing
-/// operation the body without the secret plus the created object's id. `None` if such a body
-/// cannot be taken apart (then nothing is kept).
-fn keepable(path: &str, status: StatusCode, body: &[u8]) -> Option<(Vec<u8>, Option<String>)> {
-    let Some((_, object, secret, _)) = SECRET_OPS.iter().find(|(p, ..)| *p == path) else {
-        return Some((body.to_vec(), None));
-    };
-    if !status.is_success() {
-        return Some((body.to_vec(), None));
-    }
-    let mut v: serde_json::Value = serde_json::from_slice(body).ok()?;
-    let id = v.get(*object)?.get("id")?.as_str()?.to_string();
-    v.as_object_mut()?.remove(*secret);
-    Some((serde_json::to_vec(&v).ok()?, Some(id)))
-}
 
 /// The answer to a retry of `createToken` / `createRun` whose first request succeeded.
 fn secret_not_replayable(path: &str, id: &str) -> Response {

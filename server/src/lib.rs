@@ -1,7 +1,8 @@
 //! # datapilot-server
 //!
 //! The reference DataPilot control plane: the whole v1 contract (`openapi/datapilot.v1.yaml`)
-//! on embedded SQLite and a content-addressed blob store on disk, with an RFC 9162 audit ledger,
+//! on embedded SQLite (or PostgreSQL) and a content-addressed blob store (on disk or an
+//! S3-compatible store), with an RFC 9162 audit ledger,
 //! signed C2SP checkpoints and deterministic evidence bundles. See `docs/server.md`.
 //!
 //! Module map:
@@ -9,15 +10,19 @@
 //! - [`routes`] one file per OpenAPI tag; [`extract`] strict body/query/path extractors
 //! - [`error`] RFC 9457 problems; [`auth`] tokens, run tokens, gateway mode, per-object rules
 //! - [`idempotency`] `Idempotency-Key` replay
-//! - [`store`] the metadata boundary and its SQLite implementation; [`blob`] artifacts
-//! - [`ledger`] Merkle tree over stored subtree hashes; [`keys`] the signing key
+//! - [`store`] the domain layer over SQLite or PostgreSQL repositories; [`blob`] artifacts
+//!   (local directory or S3-compatible store); [`state`] what handlers share
+//! - [`ledger`] Merkle tree over stored subtree hashes; [`keys`] the signing key;
+//!   [`checkpoint`] signing without equivocation
 //! - [`evidence`] bundle writer; [`report`] its human page
-//! - [`model`] wire types; [`validate`] input rules; [`canon`] JCS; [`util`] ids, time, cursors
+//! - [`model`] wire types; [`validate`] input rules; [`canon`] JCS; [`util`] ids, time, cursors;
+//!   [`serde_helpers`] lenient deserializers
 
 pub mod app;
 pub mod auth;
 pub mod blob;
 pub mod canon;
+pub mod checkpoint;
 pub mod config;
 pub mod error;
 pub mod evidence;
@@ -29,6 +34,8 @@ pub mod model;
 pub mod rate_limit;
 pub mod report;
 pub mod routes;
+pub mod serde_helpers;
+pub mod state;
 pub mod store;
 pub mod util;
 pub mod validate;

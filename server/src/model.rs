@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::extract::lenient;
+use crate::serde_helpers::lenient;
 
 /// The four API roles. `viewer` < `engineer` < `admin`; `auditor` is separate: it reads
 /// everything including audit and evidence, records gate results, and writes nothing else.

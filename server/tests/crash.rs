@@ -26,7 +26,7 @@ enum Acked {
 fn the_store_opens_with_full_sync_and_wal() {
     let tmp = tempfile::tempdir().unwrap();
     let store =
-        datapilot_server::store::sqlite::SqliteStore::open(&tmp.path().join("d.sqlite3")).unwrap();
+        datapilot_server::store::sqlite::SqliteRepo::open(&tmp.path().join("d.sqlite3")).unwrap();
     for (synchronous, journal_mode, foreign_keys) in store.connection_settings().unwrap() {
         assert_eq!(synchronous, 2, "PRAGMA synchronous must be FULL");
         assert_eq!(journal_mode, "wal");
@@ -302,11 +302,14 @@ fn check_rows_events_and_blobs(dir: &std::path::Path) {
 
 /// The idempotency record of a write commits with the write: a process that dies right after
 /// the commit (before the HTTP layer could do anything more) leaves a key that replays on the
-/// retry, never a released key that would perform the write twice.
-#[test]
-fn a_keyed_write_replays_after_a_crash_right_after_its_commit() {
-    use datapilot_server::store::sqlite::SqliteStore;
-    use datapilot_server::store::{ActorRef, IdemBegin, IdemKey, InitParams, Store, Writer};
+/// retry, never an unused key that would perform the write twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_keyed_write_replays_after_a_crash_right_after_its_commit() {
+    use datapilot_server::store::sqlite::SqliteRepo;
+    use datapilot_server::store::{
+        ActorRef, IdemKey, IdemLookup, InitParams, PageReq, Store, Writer,
+    };
+    use std::sync::Arc;
 
     let tmp = tempfile::tempdir().unwrap();
     let db = tmp.path().join("datapilot.sqlite3");
@@ -321,13 +324,14 @@ fn a_keyed_write_replays_after_a_crash_right_after_its_commit() {
         fingerprint: "f".repeat(64),
     };
     let created = {
-        let store = SqliteStore::open(&db).unwrap();
-        store.init(&init).unwrap();
+        let store = Store::new(Arc::new(SqliteRepo::open(&db).unwrap()));
+        store.init(&init).await.unwrap();
         assert!(matches!(
             store
-                .idem_begin(&key.scope, &key.key, &key.fingerprint)
+                .idem_lookup(&key.scope, &key.key, &key.fingerprint)
+                .await
                 .unwrap(),
-            IdemBegin::Proceed
+            IdemLookup::Fresh
         ));
         let w = Writer {
             actor: ActorRef {
@@ -337,17 +341,17 @@ fn a_keyed_write_replays_after_a_crash_right_after_its_commit() {
             },
             idem: Some(key.clone()),
         };
-        store.create_dataset(&w, "crashy", None).unwrap()
+        store.create_dataset(&w, "crashy", None).await.unwrap()
         // Dropped here: the "process" dies before the middleware completes anything.
     };
-    // Restart: start-up clears keys still in flight; this one is not.
-    let store = SqliteStore::open(&db).unwrap();
-    assert!(!store.init(&init).unwrap());
+    let store = Store::new(Arc::new(SqliteRepo::open(&db).unwrap()));
+    assert!(!store.init(&init).await.unwrap());
     match store
-        .idem_begin(&key.scope, &key.key, &key.fingerprint)
+        .idem_lookup(&key.scope, &key.key, &key.fingerprint)
+        .await
         .unwrap()
     {
-        IdemBegin::Replay(stored) => {
+        IdemLookup::Replay(stored) => {
             assert_eq!(stored.status, 201);
             assert_eq!(stored.body, serde_json::to_vec(&created).unwrap());
             assert_eq!(stored.secret_of, None);
@@ -358,11 +362,12 @@ fn a_keyed_write_replays_after_a_crash_right_after_its_commit() {
         .list_audit(
             None,
             Some("dataset.create"),
-            datapilot_server::store::PageReq {
+            PageReq {
                 limit: 10,
                 after: None,
             },
         )
+        .await
         .unwrap();
     assert_eq!(events.len(), 1);
 }

@@ -63,7 +63,7 @@ impl PendingUpload {
             return;
         }
         let sha = self.sha.clone();
-        match st.db(move |s| s.blob_referenced(&sha)).await {
+        match st.store.blob_referenced(&sha).await {
             Ok(false) => {
                 if let Err(e) = st.blobs.delete(&self.sha).await {
                     tracing::warn!(sha256 = %self.sha, error = ?e, "could not remove an unreferenced blob");
@@ -91,6 +91,22 @@ impl Drop for PendingUpload {
             let uploads = self.uploads.clone();
             rt.spawn(async move { unregister(&mut *uploads.lock().await, &sha) });
         }
+    }
+}
+
+/// A blob store failure as an API error: an unreachable store is a 503 the client may retry.
+fn blob_error(e: BlobError) -> ApiError {
+    match e {
+        BlobError::Unavailable(d) => {
+            tracing::warn!(error = %d, "blob store unavailable");
+            ApiError::new(
+                "unavailable",
+                "the artifact store is unavailable; nothing was kept, retry later",
+            )
+            .with_header(header::RETRY_AFTER, HeaderValue::from_static("2"))
+        }
+        BlobError::TooLarge(limit) => too_large(limit),
+        other => ApiError::internal(format!("blob store: {other:?}")),
     }
 }
 
@@ -126,7 +142,7 @@ pub async fn upload(
     check_content_length(req.headers(), max)?;
     // Fail fast (sealed run, taken name) before receiving a possibly large body.
     let (r2, n2) = (run_id.clone(), name.clone());
-    st.db(move |s| s.check_artifact_upload(&r2, &n2)).await?;
+    st.store.check_artifact_upload(&r2, &n2).await?;
 
     let pending = PendingUpload::register(&st.uploads, &sha).await;
     let stream = req
@@ -147,21 +163,18 @@ pub async fn upload(
                 "reading the upload failed: {e}"
             )))
         }
-        Err(BlobError::Io(e)) => return Err(ApiError::internal(e)),
+        Err(e) => return Err(blob_error(e)),
     };
     let a = p.writer();
     let sha2 = sha.clone();
-    match st
-        .db(move |s| s.add_artifact(&a, &run_id, &name, &sha2, size))
-        .await
-    {
+    match st.store.add_artifact(&a, &run_id, &name, &sha2, size).await {
         Ok(art) => {
             drop(pending);
             Ok((StatusCode::CREATED, Json(art)))
         }
         Err(e) => {
             pending.discard_blob(&st).await;
-            Err(e)
+            Err(e.into())
         }
     }
 }
@@ -174,9 +187,7 @@ pub async fn list(
 ) -> ApiResult<Json<Page<Artifact>>> {
     p.read_run(&run_id)?;
     let pr = q.to_req()?;
-    Ok(Json(page(
-        st.db(move |s| s.list_artifacts(&run_id, pr)).await?,
-    )))
+    Ok(Json(page(st.store.list_artifacts(&run_id, pr).await?)))
 }
 
 pub async fn get(
@@ -185,10 +196,7 @@ pub async fn get(
     P((run_id, artifact_id)): P<(String, String)>,
 ) -> ApiResult<Json<Artifact>> {
     p.read_run(&run_id)?;
-    Ok(Json(
-        st.db(move |s| s.get_artifact(&run_id, &artifact_id))
-            .await?,
-    ))
+    Ok(Json(st.store.get_artifact(&run_id, &artifact_id).await?))
 }
 
 pub async fn download(
@@ -197,9 +205,7 @@ pub async fn download(
     P((run_id, artifact_id)): P<(String, String)>,
 ) -> ApiResult<Response> {
     p.read_run(&run_id)?;
-    let art = st
-        .db(move |s| s.get_artifact(&run_id, &artifact_id))
-        .await?;
+    let art = st.store.get_artifact(&run_id, &artifact_id).await?;
     let (size, stream) = match st.blobs.get(&art.sha256).await {
         Ok(Some(x)) => x,
         Ok(None) => {
@@ -208,7 +214,7 @@ pub async fn download(
                 art.sha256, art.id
             )))
         }
-        Err(e) => return Err(ApiError::internal(format!("{e:?}"))),
+        Err(e) => return Err(blob_error(e)),
     };
     let base = art.name.rsplit('/').next().unwrap_or("artifact");
     // Only a conservative file name goes into the header; the full name is in the metadata.

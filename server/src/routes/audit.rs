@@ -67,7 +67,8 @@ pub async fn list(
         }
     }
     Ok(Json(page(
-        st.db(move |s| s.list_audit(q.subject.as_deref(), q.action.as_deref(), pr))
+        st.store
+            .list_audit(q.subject.as_deref(), q.action.as_deref(), pr)
             .await?,
     )))
 }
@@ -83,5 +84,5 @@ pub async fn get(
         .ok()
         .filter(|s| *s <= crate::validate::MAX_SAFE_INTEGER)
         .ok_or_else(|| ApiError::validation("seq", "must be a non-negative integer"))?;
-    Ok(Json(st.db(move |s| s.get_audit(seq)).await?))
+    Ok(Json(st.store.get_audit(seq).await?))
 }

@@ -27,7 +27,8 @@ pub async fn create(
     }
     let a = p.writer();
     let ds = st
-        .db(move |s| s.create_dataset(&a, &req.name, req.description.as_deref()))
+        .store
+        .create_dataset(&a, &req.name, req.description.as_deref())
         .await?;
     Ok((StatusCode::CREATED, Json(ds)))
 }
@@ -39,7 +40,7 @@ pub async fn list(
 ) -> ApiResult<Json<Page<Dataset>>> {
     p.read_catalog()?;
     let pr = q.to_req()?;
-    Ok(Json(page(st.db(move |s| s.list_datasets(pr)).await?)))
+    Ok(Json(page(st.store.list_datasets(pr).await?)))
 }
 
 pub async fn get(
@@ -48,7 +49,7 @@ pub async fn get(
     P(id): P<String>,
 ) -> ApiResult<Json<Dataset>> {
     p.read_catalog()?;
-    Ok(Json(st.db(move |s| s.get_dataset(&id)).await?))
+    Ok(Json(st.store.get_dataset(&id).await?))
 }
 
 fn manifest_error(e: ManifestError) -> ApiError {
@@ -86,7 +87,8 @@ pub async fn register_version(
     let a = p.writer();
     let note = req.note;
     let (v, created) = st
-        .db(move |s| s.register_version(&a, &dataset_id, &manifest, note.as_deref()))
+        .store
+        .register_version(&a, &dataset_id, manifest, note.as_deref())
         .await?;
     let status = if created {
         StatusCode::CREATED
@@ -104,9 +106,7 @@ pub async fn list_versions(
 ) -> ApiResult<Json<Page<DatasetVersion>>> {
     p.read_catalog()?;
     let pr = q.to_req()?;
-    Ok(Json(page(
-        st.db(move |s| s.list_versions(&dataset_id, pr)).await?,
-    )))
+    Ok(Json(page(st.store.list_versions(&dataset_id, pr).await?)))
 }
 
 pub async fn get_version(
@@ -115,9 +115,7 @@ pub async fn get_version(
     P((dataset_id, digest)): P<(String, String)>,
 ) -> ApiResult<Json<DatasetVersion>> {
     p.read_catalog()?;
-    Ok(Json(
-        st.db(move |s| s.get_version(&dataset_id, &digest)).await?,
-    ))
+    Ok(Json(st.store.get_version(&dataset_id, &digest).await?))
 }
 
 pub async fn manifest(
@@ -126,9 +124,7 @@ pub async fn manifest(
     P((dataset_id, digest)): P<(String, String)>,
 ) -> ApiResult<Json<crate::model::Manifest>> {
     p.read_catalog()?;
-    Ok(Json(
-        st.db(move |s| s.get_manifest(&dataset_id, &digest)).await?,
-    ))
+    Ok(Json(st.store.get_manifest(&dataset_id, &digest).await?))
 }
 
 pub async fn record_gate(
@@ -144,7 +140,8 @@ pub async fn record_gate(
     validate::string_map("details", &details, 64)?;
     let a = p.writer();
     let g = st
-        .db(move |s| s.record_gate(&a, &dataset_id, &digest, &req.gate, req.status, &details))
+        .store
+        .record_gate(&a, &dataset_id, &digest, &req.gate, req.status, &details)
         .await?;
     Ok((StatusCode::CREATED, Json(g)))
 }
@@ -158,8 +155,7 @@ pub async fn list_gates(
     p.read_catalog()?;
     let pr = q.to_req()?;
     Ok(Json(page(
-        st.db(move |s| s.list_gates(&dataset_id, &digest, pr))
-            .await?,
+        st.store.list_gates(&dataset_id, &digest, pr).await?,
     )))
 }
 
@@ -170,7 +166,6 @@ pub async fn lineage(
 ) -> ApiResult<Json<datapilot::model::lineage::Lineage>> {
     p.read_catalog()?;
     Ok(Json(
-        st.db(move |s| s.version_lineage(&dataset_id, &digest, None))
-            .await?,
+        st.store.version_lineage(&dataset_id, &digest, None).await?,
     ))
 }

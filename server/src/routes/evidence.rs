@@ -19,8 +19,7 @@ pub struct EvidenceQuery {
 }
 
 async fn export(st: AppState, scope: BundleScope, tree_size: Option<u64>) -> ApiResult<Response> {
-    let key = st.key.clone();
-    let bundle = st.db(move |s| build(s, &key, &scope, tree_size)).await?;
+    let bundle = build(&st.store, &st.key, &scope, tree_size).await?;
     let mut resp = Body::from(bundle.bytes).into_response();
     let h = resp.headers_mut();
     h.insert(

@@ -16,8 +16,7 @@ use crate::util::{b64, decode_cursor, encode_cursor};
 
 pub async fn checkpoint(State(st): State<AppState>, p: Principal) -> ApiResult<Response> {
     p.any_role()?;
-    let head = st.db(|s| s.tree_head(None)).await?;
-    let text = st.key.checkpoint(head.size, head.root);
+    let (_, text) = crate::checkpoint::signed(&st.store, &st.key, None).await?;
     let mut resp = text.into_response();
     resp.headers_mut().insert(
         header::CONTENT_TYPE,
@@ -59,7 +58,7 @@ pub async fn entries(
     if start > crate::validate::MAX_SAFE_INTEGER - 1 {
         return Err(ApiError::validation("start", "must be at most 2^53 - 2"));
     }
-    let mut items = st.db(move |s| s.ledger_entries(start, limit + 1)).await?;
+    let mut items = st.store.ledger_entries(start, limit + 1).await?;
     let next = if items.len() > limit as usize {
         items.truncate(limit as usize);
         items.last().map(|e| encode_cursor(e.seq as i64 + 1))
@@ -87,14 +86,14 @@ pub async fn inclusion(
     let seq = q
         .seq
         .ok_or_else(|| ApiError::validation("seq", "required"))?;
-    let current = st.db(|s| s.tree_size()).await?;
+    let current = st.store.tree_size().await?;
     let size = q.tree_size.unwrap_or(current);
     if seq >= size || size > current {
         return Err(ApiError::bad_request(format!(
             "need seq < tree_size <= {current} (the current tree size); got seq {seq}, tree_size {size}"
         )));
     }
-    let (leaf, hashes) = st.db(move |s| s.inclusion_proof(seq, size)).await?;
+    let (leaf, hashes) = st.store.inclusion_proof(seq, size).await?;
     Ok(Json(InclusionProof {
         seq,
         tree_size: size,
@@ -118,14 +117,14 @@ pub async fn consistency(
     let from = q
         .from
         .ok_or_else(|| ApiError::validation("from", "required"))?;
-    let current = st.db(|s| s.tree_size()).await?;
+    let current = st.store.tree_size().await?;
     let to = q.to.unwrap_or(current);
     if from == 0 || from > to || to > current {
         return Err(ApiError::bad_request(format!(
             "need 1 <= from <= to <= {current} (the current tree size); got from {from}, to {to}"
         )));
     }
-    let hashes = st.db(move |s| s.consistency_proof(from, to)).await?;
+    let hashes = st.store.consistency_proof(from, to).await?;
     Ok(Json(ConsistencyProof {
         from,
         to,

@@ -15,7 +15,7 @@ const DEFAULT_TTL: u64 = 86_400;
 
 pub async fn get(State(st): State<AppState>, p: Principal) -> ApiResult<Json<Policy>> {
     p.any_role()?;
-    Ok(Json(st.db(|s| s.get_policy()).await?))
+    Ok(Json(st.store.get_policy().await?))
 }
 
 pub async fn update(
@@ -47,7 +47,6 @@ pub async fn update(
     }
     let a = p.writer();
     Ok(Json(
-        st.db(move |s| s.update_policy(&a, &req.required_gates, ttl))
-            .await?,
+        st.store.update_policy(&a, &req.required_gates, ttl).await?,
     ))
 }

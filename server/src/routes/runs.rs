@@ -62,7 +62,7 @@ pub async fn create(
         token_ttl_override: st.run_token_ttl_override,
     };
     let a = p.writer();
-    let (run, expires) = st.db(move |s| s.create_run(&a, &new)).await?;
+    let (run, expires) = st.store.create_run(&a, &new).await?;
     Ok((
         StatusCode::CREATED,
         Json(CreatedRun {
@@ -80,7 +80,7 @@ pub async fn list(
 ) -> ApiResult<Json<Page<Run>>> {
     p.read_catalog()?;
     let pr = q.to_req()?;
-    Ok(Json(page(st.db(move |s| s.list_runs(pr)).await?)))
+    Ok(Json(page(st.store.list_runs(pr).await?)))
 }
 
 pub async fn get(
@@ -89,7 +89,7 @@ pub async fn get(
     P(id): P<String>,
 ) -> ApiResult<Json<Run>> {
     p.read_run(&id)?;
-    Ok(Json(st.db(move |s| s.get_run(&id)).await?))
+    Ok(Json(st.store.get_run(&id).await?))
 }
 
 pub async fn finish(
@@ -104,8 +104,7 @@ pub async fn finish(
     refs("outputs", &outputs, 0)?;
     let a = p.writer();
     Ok(Json(
-        st.db(move |s| s.finish_run(&a, &id, req.status, &outputs))
-            .await?,
+        st.store.finish_run(&a, &id, req.status, &outputs).await?,
     ))
 }
 
@@ -143,7 +142,8 @@ pub async fn append_metrics(
     );
     let a = p.writer();
     let batch = st
-        .db(move |s| s.append_metrics(&a, &run_id, &req.points, &digest))
+        .store
+        .append_metrics(&a, &run_id, req.points, &digest)
         .await?;
     Ok((StatusCode::CREATED, Json(batch)))
 }
@@ -167,7 +167,8 @@ pub async fn list_metrics(
         validate::metric_name("name", n)?;
     }
     Ok(Json(page(
-        st.db(move |s| s.list_metrics(&run_id, q.name.as_deref(), pr))
+        st.store
+            .list_metrics(&run_id, q.name.as_deref(), pr)
             .await?,
     )))
 }
@@ -178,5 +179,5 @@ pub async fn lineage(
     P(run_id): P<String>,
 ) -> ApiResult<Json<datapilot::model::lineage::Lineage>> {
     p.read_catalog()?;
-    Ok(Json(st.db(move |s| s.run_lineage(&run_id, None)).await?))
+    Ok(Json(st.store.run_lineage(&run_id, None).await?))
 }

@@ -11,12 +11,8 @@ use crate::util::b64;
 
 pub async fn health(State(st): State<AppState>) -> ApiResult<Json<Health>> {
     // Touches the database, so a broken store shows as 503 instead of a false "ok".
-    let tree_size = st.db(|s| s.tree_size()).await.map_err(|e| {
-        ApiError::new(
-            "unavailable",
-            format!("the database is not available: {}", e.detail),
-        )
-        .with_header(
+    let tree_size = st.store.tree_size().await.map_err(|e| {
+        ApiError::new("unavailable", format!("the database is not available: {e}")).with_header(
             axum::http::header::RETRY_AFTER,
             axum::http::HeaderValue::from_static("5"),
         )

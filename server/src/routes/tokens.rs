@@ -38,7 +38,8 @@ pub async fn create(
     let hash = hash_secret(&secret);
     let a = p.writer();
     let token = st
-        .db(move |s| s.create_token(&a, &req.name, req.role, &hash, expires_at.as_deref()))
+        .store
+        .create_token(&a, &req.name, req.role, &hash, expires_at.as_deref())
         .await?;
     Ok((StatusCode::CREATED, Json(CreatedToken { token, secret })))
 }
@@ -50,7 +51,7 @@ pub async fn list(
 ) -> ApiResult<Json<Page<ApiToken>>> {
     p.admin()?;
     let pr = q.to_req()?;
-    Ok(Json(page(st.db(move |s| s.list_tokens(pr)).await?)))
+    Ok(Json(page(st.store.list_tokens(pr).await?)))
 }
 
 /// Takes no body; one that is sent is ignored.
@@ -61,5 +62,5 @@ pub async fn revoke(
 ) -> ApiResult<Json<ApiToken>> {
     p.admin()?;
     let a = p.writer();
-    Ok(Json(st.db(move |s| s.revoke_token(&a, &id)).await?))
+    Ok(Json(st.store.revoke_token(&a, &id).await?))
 }

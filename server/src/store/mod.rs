@@ -1,25 +1,42 @@
-//! The metadata storage boundary.
+//! The domain layer: DataPilot's business rules over a narrow storage repository.
 //!
-//! Handlers never see SQL: they call [`Store`], whose every write method performs the write
-//! *and* appends its one audit event in the same transaction, so an acknowledged write always
-//! has its ledger entry and a crash never leaves one without the other. The SQLite
-//! implementation ([`sqlite::SqliteStore`]) is the reference; a PostgreSQL implementation would
-//! keep the same contract (one transaction per method, `SERIALIZABLE` or a ledger row lock so
-//! sequence numbers stay dense) and reuse [`crate::ledger`] for the tree arithmetic.
+//! ```text
+//!   routes (HTTP)  ──►  Store (this module: rules, ids, audit leaves, tree maths, group commit)
+//!                           │  SQL in the portable subset (repo.rs)
+//!                    ┌──────┴───────┐
+//!               sqlite.rs      postgres.rs      (Repo: transactions, rows, migrations)
+//! ```
 //!
-//! The trait is synchronous on purpose: SQLite is an in-process blocking library, and the
-//! async handlers call it through [`crate::app::AppState::db`] (`spawn_blocking`). A network
-//! database would use the same shape from a blocking pool or grow an async twin of this trait.
+//! Every write appends exactly one audit event in the same transaction as its rows, and
+//! completes its `Idempotency-Key` record there too, so an acknowledged write always has its
+//! ledger entry and its replayable answer, and a crash never leaves one without the others.
+//! The leaf bytes an auditor hashes are built in exactly one place ([`ledger_io::append`]),
+//! from the SDK's own [`datapilot::model::audit::LeafEvent`].
+//!
+//! Writes go through one committer task per process ([`commit`]): requests that arrive while a
+//! transaction commits are applied together in the next one (each in its own savepoint, so one
+//! refusal does not undo the others), and every transaction first locks the single
+//! `ledger_state` row. So sequence numbers stay dense across any number of server replicas
+//! sharing one PostgreSQL, and a commit's fsync is shared by all the writes in it.
 
+pub mod commit;
+pub mod ledger_io;
+pub mod lineage;
+pub mod postgres;
+pub mod reads;
+pub mod repo;
 pub mod sqlite;
+pub mod writes;
+
+use std::sync::Arc;
 
 use datapilot::merkle::{Hash, MerkleError};
 
-use crate::error::ApiError;
 use crate::model::*;
+use repo::Repo;
 
 /// Why a store operation failed, in terms the API maps one-to-one to problem codes.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub enum StoreError {
     NotFound(String),
     /// 409 with a conflict code (`already_exists`, `immutable`, `run_sealed`).
@@ -28,15 +45,25 @@ pub enum StoreError {
     Unprocessable(&'static str, String),
     /// 400 `validation_failed` on a field.
     Invalid(String, String),
+    /// The `Idempotency-Key` of this write was completed by another request meanwhile (a
+    /// concurrent duplicate, possibly on another replica): nothing was written; replay its
+    /// answer.
+    KeyTaken,
+    /// The database cannot be reached or is overloaded: 503 with `Retry-After`. Nothing was
+    /// written.
+    Unavailable(String),
     Internal(String),
 }
 
 impl std::fmt::Display for StoreError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            StoreError::NotFound(d) | StoreError::Internal(d) => f.write_str(d),
+            StoreError::NotFound(d) | StoreError::Internal(d) | StoreError::Unavailable(d) => {
+                f.write_str(d)
+            }
             StoreError::Conflict(c, d) | StoreError::Unprocessable(c, d) => write!(f, "{c}: {d}"),
             StoreError::Invalid(field, m) => write!(f, "{field}: {m}"),
+            StoreError::KeyTaken => f.write_str("the idempotency key was completed meanwhile"),
         }
     }
 }
@@ -46,18 +73,6 @@ impl std::error::Error for StoreError {}
 impl From<MerkleError> for StoreError {
     fn from(e: MerkleError) -> Self {
         StoreError::Invalid("tree_size".into(), e.to_string())
-    }
-}
-
-impl From<StoreError> for ApiError {
-    fn from(e: StoreError) -> Self {
-        match e {
-            StoreError::NotFound(d) => ApiError::not_found(d),
-            StoreError::Conflict(code, d) => ApiError::new(code, d),
-            StoreError::Unprocessable(code, d) => ApiError::new(code, d),
-            StoreError::Invalid(field, msg) => ApiError::validation(&field, msg),
-            StoreError::Internal(d) => ApiError::internal(d),
-        }
     }
 }
 
@@ -85,7 +100,7 @@ impl ActorRef {
     }
 }
 
-/// The `Idempotency-Key` a write runs under (already marked in flight by [`Store::idem_begin`]).
+/// The `Idempotency-Key` a write runs under.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IdemKey {
     pub scope: String,
@@ -95,7 +110,7 @@ pub struct IdemKey {
 
 /// Who performs a write, and under which `Idempotency-Key`.
 ///
-/// With a key, the write completes the key's record (its response, never a secret) in its own
+/// With a key, the write records the key's answer (its response, never a secret) in its own
 /// transaction, together with the rows and the audit event: once the write is committed, a
 /// retry with the key replays it, even after a crash, and never performs it twice.
 #[derive(Debug, Clone)]
@@ -177,177 +192,67 @@ pub struct StoredResponse {
     pub secret_of: Option<String>,
 }
 
-/// What to do with a request carrying an `Idempotency-Key`.
+/// What the store knows of an `Idempotency-Key`.
 #[derive(Debug)]
-pub enum IdemBegin {
-    /// First time: run it (the key is now marked in flight).
-    Proceed,
+pub enum IdemLookup {
+    /// Not used yet (or expired): run the request.
+    Fresh,
     /// Done before with the same request: send this again.
     Replay(StoredResponse),
-    /// The first request with this key is still running.
-    InFlight,
     /// The key was used for a different request.
     Mismatch,
 }
 
-/// The metadata store. Every `&Writer` method is a write that appends exactly one audit event
-/// in its own transaction, and completes the writer's `Idempotency-Key` record in that same
-/// transaction.
-pub trait Store: Send + Sync + 'static {
-    /// Create the schema and, on a new ledger, `ledger.init`, policy v1 and the bootstrap
-    /// token. Returns true if the ledger was new.
-    fn init(&self, p: &InitParams) -> StoreResult<bool>;
-    /// The verifier string of the key that signs this ledger, as recorded when the ledger was
-    /// created; `None` for a database without a ledger yet.
-    fn ledger_verifier(&self) -> StoreResult<Option<String>>;
-    fn tree_size(&self) -> StoreResult<u64>;
+/// How long an idempotency key is remembered.
+pub const IDEMPOTENCY_TTL_SECS: i64 = 24 * 3600;
+/// A new ledger's run token lifetime (policy v1).
+pub const DEFAULT_RUN_TOKEN_TTL: u64 = 86_400;
 
-    fn lookup_api_token(&self, secret_hash: &str, now: &str) -> StoreResult<Option<TokenAuth>>;
-    fn lookup_run_token(&self, secret_hash: &str, now: &str) -> StoreResult<Option<RunTokenAuth>>;
+/// The metadata store: business rules over a [`Repo`], with group commit for writes.
+#[derive(Debug, Clone)]
+pub struct Store {
+    repo: Arc<dyn Repo>,
+    committer: commit::Committer,
+}
 
-    fn create_dataset(
-        &self,
-        w: &Writer,
-        name: &str,
-        description: Option<&str>,
-    ) -> StoreResult<Dataset>;
-    fn list_datasets(&self, page: PageReq) -> StoreResult<(Vec<Dataset>, Option<i64>)>;
-    fn get_dataset(&self, id: &str) -> StoreResult<Dataset>;
+impl Store {
+    /// The domain over `repo`. Starts the committer task: call within a tokio runtime.
+    pub fn new(repo: Arc<dyn Repo>) -> Self {
+        let committer = commit::Committer::start(repo.clone());
+        Store { repo, committer }
+    }
 
-    /// Register a verified manifest; `(version, created)`, `created == false` when the same
-    /// digest was already registered in this dataset (nothing written, no event).
-    fn register_version(
-        &self,
-        w: &Writer,
-        dataset_id: &str,
-        manifest: &datapilot::manifest::Manifest,
-        note: Option<&str>,
-    ) -> StoreResult<(DatasetVersion, bool)>;
-    fn list_versions(
-        &self,
-        dataset_id: &str,
-        page: PageReq,
-    ) -> StoreResult<(Vec<DatasetVersion>, Option<i64>)>;
-    fn get_version(&self, dataset_id: &str, digest: &str) -> StoreResult<DatasetVersion>;
-    fn get_manifest(&self, dataset_id: &str, digest: &str) -> StoreResult<Manifest>;
+    /// The backend's name (`sqlite`, `postgres`).
+    pub fn backend(&self) -> &'static str {
+        self.repo.backend()
+    }
 
-    fn record_gate(
-        &self,
-        w: &Writer,
-        dataset_id: &str,
-        digest: &str,
-        gate: &str,
-        status: GateOutcome,
-        details: &std::collections::BTreeMap<String, String>,
-    ) -> StoreResult<GateResult>;
-    fn list_gates(
-        &self,
-        dataset_id: &str,
-        digest: &str,
-        page: PageReq,
-    ) -> StoreResult<(Vec<GateResult>, Option<i64>)>;
+    /// Run `f` in a read snapshot.
+    async fn read<T, F>(&self, f: F) -> StoreResult<T>
+    where
+        F: for<'a> FnOnce(&'a mut dyn repo::RepoTx) -> commit::BoxFuture<'a, StoreResult<T>>,
+    {
+        let mut tx = self.repo.read().await?;
+        f(&mut *tx).await
+    }
+}
 
-    fn get_policy(&self) -> StoreResult<Policy>;
-    fn update_policy(&self, w: &Writer, required_gates: &[String], ttl: u64)
-        -> StoreResult<Policy>;
-    /// The policy in force at `tree_size` and the seq of its `policy.update` event (none for v1).
-    fn policy_at(&self, tree_size: u64) -> StoreResult<(Policy, Option<u64>)>;
+/// `seconds since the epoch`, the idempotency records' clock.
+pub(crate) fn unix_now() -> i64 {
+    chrono::Utc::now().timestamp()
+}
 
-    /// Create a run; returns it and its token's expiry.
-    fn create_run(&self, w: &Writer, r: &NewRun) -> StoreResult<(Run, String)>;
-    fn list_runs(&self, page: PageReq) -> StoreResult<(Vec<Run>, Option<i64>)>;
-    fn get_run(&self, id: &str) -> StoreResult<Run>;
-    fn finish_run(
-        &self,
-        w: &Writer,
-        id: &str,
-        status: FinishStatus,
-        outputs: &[VersionRef],
-    ) -> StoreResult<Run>;
+pub(crate) fn version_subject(dataset_id: &str, digest: &str) -> String {
+    format!("dataset_version:{dataset_id}@{digest}")
+}
 
-    fn append_metrics(
-        &self,
-        w: &Writer,
-        run_id: &str,
-        points: &[MetricPoint],
-        digest: &str,
-    ) -> StoreResult<MetricBatch>;
-    fn list_metrics(
-        &self,
-        run_id: &str,
-        name: Option<&str>,
-        page: PageReq,
-    ) -> StoreResult<(Vec<MetricValue>, Option<i64>)>;
-
-    /// Fail fast before streaming an upload: run exists, is running, name unused.
-    fn check_artifact_upload(&self, run_id: &str, name: &str) -> StoreResult<()>;
-    fn add_artifact(
-        &self,
-        w: &Writer,
-        run_id: &str,
-        name: &str,
-        sha256: &str,
-        size: u64,
-    ) -> StoreResult<Artifact>;
-    fn list_artifacts(
-        &self,
-        run_id: &str,
-        page: PageReq,
-    ) -> StoreResult<(Vec<Artifact>, Option<i64>)>;
-    fn get_artifact(&self, run_id: &str, artifact_id: &str) -> StoreResult<Artifact>;
-    /// True if any artifact has this content (blobs are shared by content).
-    fn blob_referenced(&self, sha256: &str) -> StoreResult<bool>;
-
-    /// Lineage one hop around a run / a dataset version, with only the edges whose event has
-    /// `seq < tree_size` (the whole current graph when `None`).
-    fn run_lineage(
-        &self,
-        run_id: &str,
-        tree_size: Option<u64>,
-    ) -> StoreResult<datapilot::model::lineage::Lineage>;
-    fn version_lineage(
-        &self,
-        dataset_id: &str,
-        digest: &str,
-        tree_size: Option<u64>,
-    ) -> StoreResult<datapilot::model::lineage::Lineage>;
-
-    fn list_audit(
-        &self,
-        subject: Option<&str>,
-        action: Option<&str>,
-        page: PageReq,
-    ) -> StoreResult<(Vec<AuditEvent>, Option<i64>)>;
-    fn get_audit(&self, seq: u64) -> StoreResult<AuditEvent>;
-    /// Leaf bytes of the events with one of `subjects` or one of `seqs`, with `seq < tree_size`,
-    /// ascending.
-    fn audit_slice(
-        &self,
-        subjects: &[String],
-        seqs: &[u64],
-        tree_size: u64,
-    ) -> StoreResult<Vec<(u64, Vec<u8>)>>;
-
-    fn ledger_entries(&self, start: u64, limit: u32) -> StoreResult<Vec<LedgerEntry>>;
-    /// Head of the tree at `size` (the current size when `None`).
-    fn tree_head(&self, size: Option<u64>) -> StoreResult<TreeHead>;
-    fn inclusion_proof(&self, seq: u64, tree_size: u64) -> StoreResult<(Hash, Vec<Hash>)>;
-    fn consistency_proof(&self, from: u64, to: u64) -> StoreResult<Vec<Hash>>;
-
-    fn create_token(
-        &self,
-        w: &Writer,
-        name: &str,
-        role: Role,
-        secret_hash: &str,
-        expires_at: Option<&str>,
-    ) -> StoreResult<ApiToken>;
-    fn list_tokens(&self, page: PageReq) -> StoreResult<(Vec<ApiToken>, Option<i64>)>;
-    fn revoke_token(&self, w: &Writer, id: &str) -> StoreResult<ApiToken>;
-
-    fn idem_begin(&self, scope: &str, key: &str, fingerprint: &str) -> StoreResult<IdemBegin>;
-    /// Keep the response of a request that wrote nothing (an error below 500); a key whose
-    /// write already completed it in its own transaction is left as it is.
-    fn idem_complete(&self, scope: &str, key: &str, resp: &StoredResponse) -> StoreResult<()>;
-    fn idem_abort(&self, scope: &str, key: &str) -> StoreResult<()>;
+pub(crate) fn page_out<T>(mut items: Vec<(i64, T)>, limit: u32) -> (Vec<T>, Option<i64>) {
+    let more = items.len() > limit as usize;
+    items.truncate(limit as usize);
+    let next = if more {
+        items.last().map(|(k, _)| *k)
+    } else {
+        None
+    };
+    (items.into_iter().map(|(_, t)| t).collect(), next)
 }

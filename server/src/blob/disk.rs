@@ -1,66 +1,23 @@
-//! The artifact storage boundary and its on-disk, content-addressed implementation.
+//! Blobs in a local directory: `<root>/sha256/<2 hex>/<64 hex>`.
 //!
-//! A blob's name is its SHA-256, so a stored blob can never change and the same bytes are
-//! kept once. An upload is streamed to a temporary file while being hashed and counted; only if
-//! the digest equals the one the client declared is the file fsynced and renamed into place
-//! (then the directory fsynced), so a reader never sees a partial or unverified blob and a
-//! crash leaves at most a stray temp file. An S3-compatible implementation (MinIO on-prem, via
-//! the `object_store` crate) would stream a multipart upload while hashing and complete it only
-//! after the same check.
+//! An upload is streamed to `<root>/tmp/` while being hashed and counted; only if the digest
+//! equals the declared one is the file fsynced and renamed into place (then the directory
+//! fsynced), so a reader never sees a partial or unverified blob. A crash leaves at most a stray
+//! temp file, removed by [`DiskBlobStore::open`]; a cancelled upload removes its own (see
+//! [`TmpFile`]).
 
-use std::future::Future;
 use std::io;
 use std::path::{Path, PathBuf};
-use std::pin::Pin;
 
-use bytes::Bytes;
-use futures_util::{Stream, StreamExt};
+use futures_util::StreamExt;
 use sha2::{Digest, Sha256};
 use tokio::io::AsyncWriteExt;
 
-pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
-pub type ByteStream = Pin<Box<dyn Stream<Item = Result<Bytes, io::Error>> + Send>>;
+use super::{check_hex, spawn_cleanup, verifying, BlobError, BlobStore, BoxFuture, ByteStream};
 
-/// Why an upload was not stored.
-#[derive(Debug)]
-pub enum BlobError {
-    /// The bytes hash to `actual`, not the declared digest. Nothing is kept.
-    DigestMismatch {
-        actual: String,
-        size: u64,
-    },
-    /// The body exceeded the size cap.
-    TooLarge(u64),
-    /// The client's body stream failed (disconnect, malformed chunking).
-    Body(String),
-    Io(io::Error),
-}
-
-impl From<io::Error> for BlobError {
-    fn from(e: io::Error) -> Self {
-        BlobError::Io(e)
-    }
-}
-
-/// Content-addressed artifact storage.
-pub trait BlobStore: Send + Sync + 'static {
-    /// Store `body` if its SHA-256 is `expected_hex` and it is at most `max` bytes; returns the
-    /// size.
-    fn put<'a>(
-        &'a self,
-        expected_hex: &'a str,
-        body: ByteStream,
-        max: u64,
-    ) -> BoxFuture<'a, Result<u64, BlobError>>;
-    /// Open a stored blob: its size and a byte stream.
-    fn get<'a>(
-        &'a self,
-        sha256_hex: &'a str,
-    ) -> BoxFuture<'a, Result<Option<(u64, ByteStream)>, BlobError>>;
-    /// Remove a blob that no artifact references (an upload whose artifact could not be
-    /// recorded). Absent is fine. The caller makes sure nothing references it.
-    fn delete<'a>(&'a self, sha256_hex: &'a str) -> BoxFuture<'a, Result<(), BlobError>>;
-}
+/// Read buffer of a download stream: large enough that a big blob is not thousands of tiny
+/// chunks (`ReaderStream`'s default is 4 KiB), small enough to not matter per connection.
+const READ_CHUNK: usize = 64 * 1024;
 
 /// Blobs under `<data dir>/blobs/sha256/<2 hex>/<64 hex>`.
 #[derive(Debug)]
@@ -91,8 +48,9 @@ impl DiskBlobStore {
         mut body: ByteStream,
         max: u64,
     ) -> Result<u64, BlobError> {
-        let tmp = self.root.join("tmp").join(crate::util::new_id("up_"));
-        let mut file = tokio::fs::File::create(&tmp).await?;
+        check_hex(expected)?;
+        let tmp = TmpFile(Some(self.root.join("tmp").join(crate::util::new_id("up_"))));
+        let mut file = tokio::fs::File::create(tmp.path()).await?;
         let result = async {
             let mut hasher = Sha256::new();
             let mut size: u64 = 0;
@@ -117,20 +75,66 @@ impl DiskBlobStore {
         let size = match result {
             Ok(s) => s,
             Err(e) => {
-                let _ = tokio::fs::remove_file(&tmp).await;
+                tmp.remove().await;
                 return Err(e);
             }
         };
         let dest = self.path_of(expected);
         let dir = dest.parent().expect("blob path has a parent").to_path_buf();
         tokio::fs::create_dir_all(&dir).await?;
-        tokio::fs::rename(&tmp, &dest).await?;
+        tokio::fs::rename(tmp.path(), &dest).await?;
+        // From here on the temp name no longer exists. (Cancelled during the rename, the guard
+        // may race it; either the rename or the removal wins, and the caller is gone anyway.)
+        tmp.disarm();
         // The rename is durable only once the directory entry is.
         tokio::task::spawn_blocking(move || std::fs::File::open(&dir)?.sync_all())
             .await
             .map_err(|e| io::Error::other(e.to_string()))??;
         Ok(size)
     }
+}
+
+/// The temp file of an upload in progress. If the upload future is dropped (the client went
+/// away mid-body), the destructor removes the file on the blocking pool; otherwise it would sit
+/// in `tmp/` until the next start.
+struct TmpFile(Option<PathBuf>);
+
+impl TmpFile {
+    fn path(&self) -> &Path {
+        self.0.as_deref().expect("temp file not yet disarmed")
+    }
+
+    fn disarm(mut self) {
+        self.0 = None;
+    }
+
+    /// Remove it now and wait. The removal is a blocking-pool task, so it completes even if
+    /// this future is dropped halfway.
+    async fn remove(mut self) {
+        if let Some(p) = self.0.take() {
+            if let Some(h) = spawn_remove(p) {
+                let _ = h.await;
+            }
+        }
+    }
+}
+
+impl Drop for TmpFile {
+    fn drop(&mut self) {
+        if let Some(p) = self.0.take() {
+            spawn_remove(p);
+        }
+    }
+}
+
+fn spawn_remove(p: PathBuf) -> Option<tokio::task::JoinHandle<()>> {
+    spawn_cleanup("disk temp file", async move {
+        match tokio::fs::remove_file(&p).await {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => tracing::warn!(path = %p.display(), "removing an upload's temp file: {e}"),
+        }
+    })
 }
 
 impl BlobStore for DiskBlobStore {
@@ -148,19 +152,23 @@ impl BlobStore for DiskBlobStore {
         sha256_hex: &'a str,
     ) -> BoxFuture<'a, Result<Option<(u64, ByteStream)>, BlobError>> {
         Box::pin(async move {
+            check_hex(sha256_hex)?;
             let file = match tokio::fs::File::open(self.path_of(sha256_hex)).await {
                 Ok(f) => f,
                 Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
                 Err(e) => return Err(e.into()),
             };
             let size = file.metadata().await?.len();
-            let stream: ByteStream = Box::pin(tokio_util::io::ReaderStream::new(file));
-            Ok(Some((size, stream)))
+            let raw: ByteStream = Box::pin(tokio_util::io::ReaderStream::with_capacity(
+                file, READ_CHUNK,
+            ));
+            Ok(Some((size, verifying(sha256_hex, raw))))
         })
     }
 
     fn delete<'a>(&'a self, sha256_hex: &'a str) -> BoxFuture<'a, Result<(), BlobError>> {
         Box::pin(async move {
+            check_hex(sha256_hex)?;
             let path = self.path_of(sha256_hex);
             match tokio::fs::remove_file(&path).await {
                 Ok(()) => {}
