@@ -97,10 +97,68 @@ impl Drop for Server {
     }
 }
 
+/// Set by `./x test`'s `server-postgres-s3` stage (from scripts/test-services.sh): a running
+/// PostgreSQL cluster (`postgres://…/`, database part ignored) and Garage S3 store
+/// (`s3://bucket?endpoint=…`). Then every server of the suite runs on them, each on a database
+/// and a key prefix of its own.
+const REMOTE_PG: &str = "DATAPILOT_TEST_PG_URL";
+const REMOTE_S3: &str = "DATAPILOT_TEST_S3";
+
+/// True when the suite runs on PostgreSQL + S3 instead of SQLite + local files.
+pub fn remote_backend() -> bool {
+    std::env::var_os(REMOTE_PG).is_some()
+}
+
+/// For the few tests that look inside the SQLite file or the blob directory: on PostgreSQL +
+/// S3 they say so and return true (the caller returns); the conformance suite covers the same
+/// rules for PostgreSQL.
+pub fn skip_on_remote(what: &str) -> bool {
+    if remote_backend() {
+        eprintln!("skipped on PostgreSQL + S3: {what}");
+    }
+    remote_backend()
+}
+
+/// `--database` and `--blobs` for the server on `dir`: a fresh database and key prefix the
+/// first time, the same ones when the server restarts on `dir`.
+fn remote_args(dir: &Path) -> Option<(String, String)> {
+    let pg = std::env::var(REMOTE_PG).ok()?;
+    let s3 = std::env::var(REMOTE_S3).expect("DATAPILOT_TEST_S3 with DATAPILOT_TEST_PG_URL");
+    let marker = dir.with_extension("backend");
+    let name = match std::fs::read_to_string(&marker) {
+        Ok(n) => n,
+        Err(_) => {
+            let n = format!(
+                "t_{}",
+                hex::encode(datapilot_server::util::random_bytes::<8>())
+            );
+            let base = pg.rsplit_once('/').map_or(pg.as_str(), |(b, _)| b);
+            let out = Command::new("psql")
+                .args(["-X", "-q", &format!("{base}/postgres"), "-c"])
+                .arg(format!("CREATE DATABASE {n}"))
+                .output()
+                .expect("psql");
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            std::fs::write(&marker, &n).unwrap();
+            n
+        }
+    };
+    let base = pg.rsplit_once('/').map_or(pg.as_str(), |(b, _)| b);
+    let sep = if s3.contains('?') { '&' } else { '?' };
+    Some((format!("{base}/{name}"), format!("{s3}{sep}prefix={name}/")))
+}
+
 /// The server on `dir` with the test admin token, a free port and `args`; stdout piped (it
 /// prints its address there).
 fn server_command(dir: &Path, args: &[&str]) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_datapilot-server"));
+    if let Some((db, blobs)) = remote_args(dir) {
+        cmd.arg("--database").arg(db).arg("--blobs").arg(blobs);
+    }
     cmd.arg("--data-dir")
         .arg(dir)
         .args(["--listen", "127.0.0.1:0"])
@@ -264,6 +322,30 @@ impl Api {
             Some(serde_json::to_vec(&body).unwrap()),
         )
         .await
+    }
+
+    /// Like [`Api::post_idem`], but `None` instead of a panic when the request fails (a server
+    /// killed mid-test).
+    pub async fn post_idem_try(&self, path: &str, key: &str, body: Value) -> Option<Resp> {
+        let url = format!("{}{}", self.base, path);
+        let mut rb = self
+            .http
+            .post(url)
+            .header("content-type", "application/json")
+            .header("idempotency-key", key)
+            .body(serde_json::to_vec(&body).unwrap());
+        if let Some(t) = &self.token {
+            rb = rb.header("authorization", format!("Bearer {t}"));
+        }
+        let r = rb.send().await.ok()?;
+        let status = r.status().as_u16();
+        let headers = r.headers().clone();
+        let body = r.bytes().await.ok()?.to_vec();
+        Some(Resp {
+            status,
+            headers,
+            body,
+        })
     }
 
     pub async fn put(&self, path: &str, body: Value) -> Resp {
