@@ -75,7 +75,10 @@ pub async fn open_repo(config: &Config) -> Result<Arc<dyn Repo>, String> {
 pub async fn open(config: &Config) -> Result<Started, String> {
     let dir = &config.data_dir;
     std::fs::create_dir_all(dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
-    let store = Store::new(open_repo(config).await?);
+    let store = Store::with_timeout(
+        open_repo(config).await?,
+        std::time::Duration::from_secs(config.db_timeout.max(1)),
+    );
     let key = ledger_key(&dir.join("ledger.key"), &config.origin, &store).await?;
     let blobs = crate::blob::open_blob_store(config.blobs.as_deref(), dir)
         .map_err(|e| format!("blob store: {e}"))?;

@@ -29,6 +29,11 @@ pub struct Config {
     #[arg(long, env = "DATAPILOT_DB_POOL_SIZE", default_value_t = crate::store::postgres::DEFAULT_POOL_SIZE)]
     pub db_pool_size: usize,
 
+    /// Seconds one database operation (a read, or a batch of writes) may take; then the request
+    /// is answered `503 unavailable` with `Retry-After` instead of hanging.
+    #[arg(long, env = "DATAPILOT_DB_TIMEOUT", default_value_t = 30)]
+    pub db_timeout: u64,
+
     /// Artifact store: `s3://BUCKET?endpoint=http://host:port&region=R[&prefix=P]` for an
     /// S3-compatible store (keys from `DATAPILOT_S3_ACCESS_KEY_ID` / `DATAPILOT_S3_SECRET_ACCESS_KEY`
     /// or `AWS_ACCESS_KEY_ID` / `AWS_SECRET_ACCESS_KEY`), or a directory; unset: `blobs/` in

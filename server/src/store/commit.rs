@@ -51,6 +51,7 @@ type Queued = (Job, oneshot::Sender<StoreResult<AnyOut>>);
 #[derive(Clone)]
 pub struct Committer {
     queue: mpsc::Sender<Queued>,
+    timeout: std::time::Duration,
 }
 
 impl std::fmt::Debug for Committer {
@@ -61,10 +62,10 @@ impl std::fmt::Debug for Committer {
 
 impl Committer {
     /// Start the committer task over `repo`; it ends when the last handle is dropped.
-    pub fn start(repo: Arc<dyn Repo>) -> Self {
+    pub fn start(repo: Arc<dyn Repo>, timeout: std::time::Duration) -> Self {
         let (queue, rx) = mpsc::channel(QUEUE);
-        tokio::spawn(run(repo, rx));
-        Committer { queue }
+        tokio::spawn(run(repo, rx, timeout));
+        Committer { queue, timeout }
     }
 
     /// Apply `f` in a write transaction (shared with other queued writes) and commit.
@@ -78,20 +79,30 @@ impl Committer {
             Box::pin(async move { fut.await.map(|v| Box::new(v) as AnyOut) })
         });
         let (reply, answer) = oneshot::channel();
-        self.queue
-            .send((job, reply))
-            .await
-            .map_err(|_| StoreError::Unavailable("the server is shutting down".into()))?;
-        let out = answer
-            .await
-            .map_err(|_| StoreError::Internal("the committer dropped a write".into()))??;
+        // Waiting in the queue counts too: behind a stuck database the queue fills, and a
+        // writer must still get its 503 in bounded time.
+        let waited = tokio::time::timeout(2 * self.timeout, async {
+            self.queue
+                .send((job, reply))
+                .await
+                .map_err(|_| StoreError::Unavailable("the server is shutting down".into()))?;
+            answer
+                .await
+                .map_err(|_| StoreError::Internal("the committer dropped a write".into()))?
+        })
+        .await;
+        let out = waited.unwrap_or_else(|_| {
+            Err(StoreError::Unavailable(
+                "the database is not keeping up; the write may or may not have been applied".into(),
+            ))
+        })?;
         out.downcast::<T>()
             .map(|b| *b)
             .map_err(|_| StoreError::Internal("write result of an unexpected type".into()))
     }
 }
 
-async fn run(repo: Arc<dyn Repo>, mut rx: mpsc::Receiver<Queued>) {
+async fn run(repo: Arc<dyn Repo>, mut rx: mpsc::Receiver<Queued>, timeout: std::time::Duration) {
     while let Some(first) = rx.recv().await {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
@@ -100,33 +111,46 @@ async fn run(repo: Arc<dyn Repo>, mut rx: mpsc::Receiver<Queued>) {
                 Err(_) => break,
             }
         }
-        run_batch(&*repo, batch).await;
+        let (jobs, replies): (Vec<Job>, Vec<_>) = batch.into_iter().unzip();
+        let n = jobs.len();
+        // A database that stops answering must not hold every writer: the batch is abandoned
+        // (its transaction is rolled back if it was not committed; if the COMMIT itself was
+        // sent, its outcome is unknown, which the 503 says: a retry with the same
+        // Idempotency-Key replays or performs it once).
+        let results = match tokio::time::timeout(timeout, run_batch(&*repo, jobs)).await {
+            Ok(r) => r,
+            Err(_) => {
+                let e = StoreError::Unavailable(format!(
+                    "the database did not commit within {} s; the write may or may not have been applied",
+                    timeout.as_secs_f32()
+                ));
+                (0..n).map(|_| Err(e.clone())).collect()
+            }
+        };
+        for (reply, r) in replies.into_iter().zip(results) {
+            let _ = reply.send(r);
+        }
     }
 }
 
-async fn run_batch(repo: &dyn Repo, batch: Vec<Queued>) {
+async fn run_batch(repo: &dyn Repo, batch: Vec<Job>) -> Vec<StoreResult<AnyOut>> {
     let mut cx = match begin(repo).await {
         Ok(cx) => cx,
-        Err(e) => {
-            for (_, reply) in batch {
-                let _ = reply.send(Err(e.clone()));
-            }
-            return;
-        }
+        Err(e) => return batch.iter().map(|_| Err(e.clone())).collect(),
     };
     let start = cx.size;
     let savepoints = batch.len() > 1;
     let mut results = Vec::with_capacity(batch.len());
     let mut broken: Option<StoreError> = None;
-    for (job, reply) in batch {
+    for job in batch {
         if let Some(e) = &broken {
-            results.push((reply, Err(e.clone())));
+            results.push(Err(e.clone()));
             continue;
         }
         if savepoints {
             if let Err(e) = cx.tx.execute("SAVEPOINT w", &[]).await {
                 broken = Some(e.clone());
-                results.push((reply, Err(e)));
+                results.push(Err(e));
                 continue;
             }
         }
@@ -149,21 +173,21 @@ async fn run_batch(repo: &dyn Repo, batch: Vec<Queued>) {
                 broken = Some(e);
             }
         }
-        results.push((reply, r));
+        results.push(r);
     }
     // A broken transaction commits nothing: every write in it fails, none is acknowledged.
     let committed = match broken {
         Some(e) => Err(e),
-        None if results.iter().all(|(_, r)| r.is_err()) => Ok(()), // nothing to keep: roll back
+        None if results.iter().all(|r| r.is_err()) => Ok(()), // nothing to keep: roll back
         None => finish(cx, start).await,
     };
-    for (reply, r) in results {
-        let r = match (&committed, r) {
+    results
+        .into_iter()
+        .map(|r| match (&committed, r) {
             (Err(e), Ok(_)) => Err(e.clone()),
             (_, r) => r,
-        };
-        let _ = reply.send(r);
-    }
+        })
+        .collect()
 }
 
 async fn begin(repo: &dyn Repo) -> StoreResult<WriteCtx> {

@@ -208,18 +208,32 @@ pub const IDEMPOTENCY_TTL_SECS: i64 = 24 * 3600;
 /// A new ledger's run token lifetime (policy v1).
 pub const DEFAULT_RUN_TOKEN_TTL: u64 = 86_400;
 
+/// How long one store operation (a read, or a write's whole batch) may take before it is
+/// `Unavailable`: a database that is down or frozen gives a 503, never a hung request.
+pub const DEFAULT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// The metadata store: business rules over a [`Repo`], with group commit for writes.
 #[derive(Debug, Clone)]
 pub struct Store {
     repo: Arc<dyn Repo>,
     committer: commit::Committer,
+    timeout: std::time::Duration,
 }
 
 impl Store {
     /// The domain over `repo`. Starts the committer task: call within a tokio runtime.
     pub fn new(repo: Arc<dyn Repo>) -> Self {
-        let committer = commit::Committer::start(repo.clone());
-        Store { repo, committer }
+        Self::with_timeout(repo, DEFAULT_TIMEOUT)
+    }
+
+    /// Like [`Store::new`], with another operation timeout.
+    pub fn with_timeout(repo: Arc<dyn Repo>, timeout: std::time::Duration) -> Self {
+        let committer = commit::Committer::start(repo.clone(), timeout);
+        Store {
+            repo,
+            committer,
+            timeout,
+        }
     }
 
     /// The backend's name (`sqlite`, `postgres`).
@@ -232,8 +246,18 @@ impl Store {
     where
         F: for<'a> FnOnce(&'a mut dyn repo::RepoTx) -> commit::BoxFuture<'a, StoreResult<T>>,
     {
-        let mut tx = self.repo.read().await?;
-        f(&mut *tx).await
+        let op = async {
+            let mut tx = self.repo.read().await?;
+            f(&mut *tx).await
+        };
+        tokio::time::timeout(self.timeout, op)
+            .await
+            .unwrap_or_else(|_| {
+                Err(StoreError::Unavailable(format!(
+                    "the database did not answer within {} s",
+                    self.timeout.as_secs_f32()
+                )))
+            })
     }
 }
 

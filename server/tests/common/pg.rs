@@ -141,6 +141,57 @@ impl PgCluster {
         all[all.len().saturating_sub(lines)..].join("\n")
     }
 
+    /// Stop the server (`pg_ctl -m fast stop`): clients then see refused connections.
+    pub fn stop_server(&self) {
+        let out = run(self
+            .server_cmd("pg_ctl")
+            .arg("-D")
+            .arg(self.data())
+            .args(["-m", "fast", "-w", "-t", "30", "stop"]))
+        .unwrap();
+        check(&out, "pg_ctl stop").unwrap();
+    }
+
+    /// Start the stopped server again, on the same port.
+    pub fn restart_server(&self) {
+        let sync = if self.durable { "on" } else { "off" };
+        let opts = format!(
+            "-c listen_addresses=127.0.0.1 -p {} -k {} -c fsync={sync} -c synchronous_commit={sync}",
+            self.port,
+            self.dir().display()
+        );
+        let out = run(self
+            .server_cmd("pg_ctl")
+            .arg("-D")
+            .arg(self.data())
+            .arg("-l")
+            .arg(self.dir().join("server.log"))
+            .args(["-w", "-t", "30", "-o", &opts, "start"]))
+        .unwrap();
+        check(&out, "pg_ctl start").unwrap();
+        self.wait_ready().unwrap();
+    }
+
+    /// Freeze (`SIGSTOP`) or thaw (`SIGCONT`) the postmaster and every backend: a database that
+    /// accepts connections but never answers.
+    pub fn signal_all(&self, signal: &str) {
+        let pidfile = std::fs::read_to_string(self.data().join("postmaster.pid")).unwrap();
+        let pid = pidfile.lines().next().unwrap().trim().to_string();
+        let children = Command::new("pgrep").args(["-P", &pid]).output().unwrap();
+        let mut pids = vec![pid];
+        pids.extend(
+            String::from_utf8_lossy(&children.stdout)
+                .split_whitespace()
+                .map(String::from),
+        );
+        let status = Command::new("kill")
+            .arg(format!("-{signal}"))
+            .args(&pids)
+            .status()
+            .unwrap();
+        assert!(status.success(), "kill -{signal} {pids:?}");
+    }
+
     fn data(&self) -> PathBuf {
         self.dir().join("data")
     }
