@@ -17,7 +17,8 @@
 //!   sees a truncated download (less than `Content-Length`), never silently wrong bytes.
 //!   [`BlobStore::verify`] checks a whole blob before anything is sent.
 //!
-//! [`open_blob_store`] chooses the implementation from the `--blob-store`-style spec string.
+//! [`open_blob_store`] chooses the implementation from the server's `--blobs` / `DATAPILOT_BLOBS`
+//! setting. Its errors name what is wrong without a "blob store" prefix (the caller adds one).
 
 mod disk;
 mod s3;
@@ -154,6 +155,14 @@ pub trait BlobStore: Send + Sync + 'static {
     /// small blobs (a few MiB), so that a corrupt blob becomes a clean error response instead
     /// of a truncated `200`; for large ones the second read is not worth it and the check
     /// built into the `get` stream (which cuts the body) is the protection.
+    /// True when other server processes (replicas) write to the same store: then no process
+    /// can know that no other upload of the same bytes is about to be recorded, and a blob
+    /// whose artifact could not be recorded is left in place (harmless: content-addressed)
+    /// instead of deleted.
+    fn shared(&self) -> bool {
+        false
+    }
+
     fn verify<'a>(&'a self, sha256_hex: &'a str) -> BoxFuture<'a, Result<Option<u64>, BlobError>> {
         Box::pin(async move {
             let Some((size, mut stream)) = self.get(sha256_hex).await? else {
@@ -183,25 +192,22 @@ pub fn open_blob_store(spec: Option<&str>, data_dir: &Path) -> Result<Arc<dyn Bl
     match spec {
         None => {
             let dir = data_dir.join("blobs");
-            let store = DiskBlobStore::open(&dir)
-                .map_err(|e| format!("blob store {}: {e}", dir.display()))?;
+            let store = DiskBlobStore::open(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
             Ok(Arc::new(store))
         }
-        Some("") => Err(
-            "blob store: empty spec; give a directory or s3://BUCKET?endpoint=URL&region=REGION"
-                .into(),
-        ),
+        Some("") => {
+            Err("empty setting; give a directory or s3://BUCKET?endpoint=URL&region=REGION".into())
+        }
         Some(s) if s.starts_with("s3://") => Ok(Arc::new(S3BlobStore::from_env_spec(s)?)),
         Some(s) if s.contains("://") => {
             let scheme = s.split("://").next().unwrap_or_default();
             Err(format!(
-                "blob store: unsupported scheme {scheme:?}; give a directory or \
+                "unsupported scheme {scheme:?}; give a directory or \
                  s3://BUCKET?endpoint=URL&region=REGION"
             ))
         }
         Some(dir) => {
-            let store = DiskBlobStore::open(Path::new(dir))
-                .map_err(|e| format!("blob store {dir}: {e}"))?;
+            let store = DiskBlobStore::open(Path::new(dir)).map_err(|e| format!("{dir}: {e}"))?;
             Ok(Arc::new(store))
         }
     }
@@ -364,6 +370,8 @@ mod tests {
         let err = |s: &str| open_blob_store(Some(s), dir.path()).err().unwrap();
         assert!(err("").contains("empty"));
         assert!(err("gs://bucket").contains("unsupported scheme \"gs\""));
+        // Checked before the environment is read: no credentials needed to see this.
+        assert!(err("s3://Bucket?region=garage").contains("bucket names"));
     }
 
     #[test]

@@ -24,10 +24,12 @@
 //! however slowly the HTTP client drains the download, and memory stays bounded. The stream is
 //! checked against the address like the disk store's.
 //!
-//! **Limits.** Parts are [`PART_SIZE_MIN`] or, when the upload cap needs it to stay within the
-//! S3 limit of 10,000 parts, larger. The server-side copy is one `CopyObject`, which AWS and
-//! MinIO refuse above 5 GiB (Garage does not): with a larger `--max-artifact-bytes` on those
-//! stores, the upload would have to be completed at its address directly instead.
+//! **Limits.** Parts are [`PART_SIZE_MIN`], doubling every [`PARTS_PER_SIZE`] parts, so the
+//! part buffer follows the size of the upload (not the configured cap) and 10,000 parts reach
+//! 4.8 TiB. The server-side copy is one `CopyObject`, which AWS and MinIO refuse above 5 GiB
+//! (Garage 2.5 copies block references and has no such limit): with a `--max-artifact-bytes`
+//! above 5 GiB on those stores, the upload would have to be completed at its address directly
+//! instead of through the temporary key.
 
 use std::fmt;
 use std::io;
@@ -46,10 +48,13 @@ use tokio::task::JoinSet;
 
 use super::{check_hex, spawn_cleanup, verifying, BlobError, BlobStore, BoxFuture, ByteStream};
 
-/// The smallest part S3 accepts (except for the last one).
+/// The smallest part S3 accepts (except for the last one), and the size of the first
+/// [`PARTS_PER_SIZE`] parts.
 pub const PART_SIZE_MIN: u64 = 5 * 1024 * 1024;
-/// S3's limit on the number of parts of one upload.
-const MAX_PARTS: u64 = 10_000;
+/// Every this many parts the part size doubles, so that S3's 10,000 parts hold 4.8 TiB (S3's
+/// own object limit is 5 TiB) while uploads below 5 GiB, the usual ones, keep 5 MiB parts.
+/// Memory follows the size of the upload, not the configured cap.
+const PARTS_PER_SIZE: u64 = 1000;
 /// Parts uploading while the next one is read from the client. One keeps memory at about two
 /// parts per upload (the one in flight and the one filling) and still overlaps network and
 /// client; on-prem links do not need more parallelism per upload.
@@ -119,22 +124,22 @@ impl S3Config {
     pub fn from_spec(spec: &str, env: impl Fn(&str) -> Option<String>) -> Result<S3Config, String> {
         let rest = spec
             .strip_prefix("s3://")
-            .ok_or_else(|| format!("S3 blob store spec must look like {SPEC_HELP}"))?;
+            .ok_or_else(|| format!("an S3 spec looks like {SPEC_HELP}"))?;
         let (bucket, query) = rest.split_once('?').unwrap_or((rest, ""));
         if bucket.contains('@') {
             return Err(format!(
-                "S3 blob store: credentials do not belong in the spec (it shows in process lists); \
+                "S3 spec: credentials do not belong in the spec (it shows in process lists); \
                  set {ENV_KEY_ID} and {ENV_SECRET}"
             ));
         }
         if bucket.contains('/') {
             return Err(format!(
-                "S3 blob store: the spec names a bucket only; give a key prefix as prefix= ({SPEC_HELP})"
+                "S3 spec: the spec names a bucket only; give a key prefix as prefix= ({SPEC_HELP})"
             ));
         }
         if !valid_bucket(bucket) {
             return Err(
-                "S3 blob store: bucket names are 3-63 characters of a-z, 0-9, '.' and '-', \
+                "S3 spec: bucket names are 3-63 characters of a-z, 0-9, '.' and '-', \
                  starting and ending with a letter or digit"
                     .into(),
             );
@@ -143,7 +148,7 @@ impl S3Config {
         for pair in query.split('&').filter(|p| !p.is_empty()) {
             let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
             let v = percent_decode(v).ok_or_else(|| {
-                format!("S3 blob store: parameter {k} is not valid percent-encoded UTF-8")
+                format!("S3 spec: parameter {k} is not valid percent-encoded UTF-8")
             })?;
             let slot = match k {
                 "endpoint" => &mut endpoint,
@@ -151,18 +156,18 @@ impl S3Config {
                 "prefix" => &mut prefix,
                 _ if looks_like_secret(k) => {
                     return Err(format!(
-                        "S3 blob store: credentials do not belong in the spec (it shows in process \
+                        "S3 spec: credentials do not belong in the spec (it shows in process \
                          lists); set {ENV_KEY_ID} and {ENV_SECRET}"
                     ))
                 }
                 _ => {
                     return Err(format!(
-                        "S3 blob store: unknown parameter {k:?} (known: endpoint, region, prefix)"
+                        "S3 spec: unknown parameter {k:?} (known: endpoint, region, prefix)"
                     ))
                 }
             };
             if slot.replace(v).is_some() {
-                return Err(format!("S3 blob store: parameter {k} given twice"));
+                return Err(format!("S3 spec: parameter {k} given twice"));
             }
         }
         if let Some(ep) = &endpoint {
@@ -170,14 +175,14 @@ impl S3Config {
                 .strip_prefix("http://")
                 .or_else(|| ep.strip_prefix("https://"));
             if host.is_none_or(|h| h.is_empty() || h.starts_with('/')) {
-                return Err("S3 blob store: endpoint must be an http:// or https:// URL".into());
+                return Err("S3 spec: endpoint must be an http:// or https:// URL".into());
             }
         }
         let region = match region {
             Some(r) if !r.is_empty() => r,
             _ => {
                 return Err(format!(
-                    "S3 blob store: region= is required (Garage: s3_region in garage.toml; \
+                    "S3 spec: region= is required (Garage: s3_region in garage.toml; \
                      MinIO: us-east-1): {SPEC_HELP}"
                 ))
             }
@@ -185,7 +190,7 @@ impl S3Config {
         let prefix = prefix.unwrap_or_default().trim_matches('/').to_string();
         if !prefix.is_empty() && ObjectPath::parse(&prefix).is_err() {
             return Err(
-                "S3 blob store: prefix must be '/'-separated names without empty, '.' or '..' parts"
+                "S3 spec: prefix must be '/'-separated names without empty, '.' or '..' parts"
                     .into(),
             );
         }
@@ -215,15 +220,11 @@ fn credentials(env: &impl Fn(&str) -> Option<String>) -> Result<(String, String)
         match (get(id), get(secret)) {
             (Some(i), Some(s)) => return Ok((i, s)),
             (None, None) => continue,
-            _ => {
-                return Err(format!(
-                    "S3 blob store: set both {id} and {secret}, or neither"
-                ))
-            }
+            _ => return Err(format!("S3 spec: set both {id} and {secret}, or neither")),
         }
     }
     Err(format!(
-        "S3 blob store: no credentials; set {ENV_KEY_ID} and {ENV_SECRET} \
+        "S3 spec: no credentials; set {ENV_KEY_ID} and {ENV_SECRET} \
          (or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY)"
     ))
 }
@@ -283,7 +284,8 @@ impl S3BlobStore {
             retry_timeout: RETRY_TIMEOUT,
         };
         // Explicit settings only: `AmazonS3Builder::from_env` would also pick up whatever
-        // other AWS_* variables happen to be set.
+        // other AWS_* variables happen to be set. `with_client_options` replaces all client
+        // options, `allow_http` included, so it must come before `with_allow_http` below.
         let mut builder = AmazonS3Builder::new()
             .with_bucket_name(&cfg.bucket)
             .with_region(&cfg.region)
@@ -299,7 +301,7 @@ impl S3BlobStore {
                 .with_virtual_hosted_style_request(false)
                 .with_allow_http(ep.starts_with("http://"));
         }
-        let store = builder.build().map_err(|e| format!("S3 blob store: {e}"))?;
+        let store = builder.build().map_err(|e| format!("S3 client: {e}"))?;
         let s = S3BlobStore {
             store: Arc::new(store),
             prefix: if cfg.prefix.is_empty() {
@@ -361,12 +363,12 @@ impl S3BlobStore {
         max: u64,
     ) -> Result<u64, BlobError> {
         check_hex(expected)?;
-        let part_size = part_size_for(max);
         let mut upload: Option<TmpUpload> = None;
         let streamed = async {
             let mut hasher = Sha256::new();
             let mut size: u64 = 0;
             let mut part = new_buffer();
+            let mut part_target = part_size(0);
             while let Some(chunk) = body.next().await {
                 let chunk = chunk.map_err(|e| BlobError::Body(e.to_string()))?;
                 size += chunk.len() as u64;
@@ -376,19 +378,20 @@ impl S3BlobStore {
                 hasher.update(&chunk);
                 let mut rest = &chunk[..];
                 while !rest.is_empty() {
-                    let room = part_size - part.content_length() as u64;
+                    let room = part_target - part.content_length() as u64;
                     let n = rest.len().min(usize::try_from(room).unwrap_or(usize::MAX));
                     // Copied rather than pushed as `Bytes`: the body's chunks may be slices of
                     // larger receive buffers, which would stay alive with them.
                     part.extend_from_slice(&rest[..n]);
                     rest = &rest[n..];
-                    if part.content_length() as u64 == part_size {
+                    if part.content_length() as u64 == part_target {
                         let full = std::mem::replace(&mut part, new_buffer()).freeze();
                         if upload.is_none() {
                             upload = Some(TmpUpload::start(self).await?);
                         }
                         let up = upload.as_mut().expect("just started");
                         up.send_part(full).await?;
+                        part_target = part_size(up.sent);
                     }
                 }
             }
@@ -448,11 +451,10 @@ impl S3BlobStore {
     }
 }
 
-/// Parts of at least [`PART_SIZE_MIN`], larger when `max` would otherwise need more than
-/// [`MAX_PARTS`] (rounded up to whole MiB).
-fn part_size_for(max: u64) -> u64 {
-    const MIB: u64 = 1024 * 1024;
-    PART_SIZE_MIN.max(max.div_ceil(MAX_PARTS).div_ceil(MIB) * MIB)
+/// Size of the part after `sent` parts: [`PART_SIZE_MIN`], doubling every [`PARTS_PER_SIZE`]
+/// parts, at most 5 GiB (S3's largest part; only reached at the 10,000th part, S3's last).
+fn part_size(sent: u64) -> u64 {
+    PART_SIZE_MIN << (sent / PARTS_PER_SIZE).min(10)
 }
 
 fn new_buffer() -> PutPayloadMut {
@@ -471,6 +473,8 @@ struct TmpUpload {
     /// `Some` until the upload is completed (then only the object remains to delete).
     upload: Option<Box<dyn MultipartUpload>>,
     parts: JoinSet<object_store::Result<()>>,
+    /// Parts handed to `parts` so far.
+    sent: u64,
     /// A completion was attempted, so the temporary object may exist.
     may_exist: bool,
     armed: bool,
@@ -485,6 +489,7 @@ impl TmpUpload {
             tmp,
             upload: Some(upload),
             parts: JoinSet::new(),
+            sent: 0,
             may_exist: false,
             armed: true,
         })
@@ -501,6 +506,7 @@ impl TmpUpload {
             .as_mut()
             .expect("upload open while sending parts");
         self.parts.spawn(upload.put_part(part));
+        self.sent += 1;
         Ok(())
     }
 
@@ -542,7 +548,7 @@ impl TmpUpload {
 
     fn spawn_cleanup(&mut self) -> Option<tokio::task::JoinHandle<()>> {
         self.armed = false;
-        // Parts still uploading would only be refused once the upload is aborted.
+        // Stop parts still uploading: one landing after the abort could be kept by the store.
         self.parts.abort_all();
         let (store, tmp) = (self.store.clone(), self.tmp.clone());
         let upload = self.upload.take();
@@ -615,6 +621,10 @@ fn unavailable(e: &object_store::Error) -> bool {
 }
 
 impl BlobStore for S3BlobStore {
+    fn shared(&self) -> bool {
+        true
+    }
+
     fn put<'a>(
         &'a self,
         expected_hex: &'a str,
@@ -730,14 +740,16 @@ mod tests {
     }
 
     #[test]
-    fn part_sizes_stay_within_the_part_limit() {
-        assert_eq!(part_size_for(1 << 30), PART_SIZE_MIN);
-        for max in [0, 1, 48 << 30, 100 << 30, 5 << 40] {
-            let p = part_size_for(max);
-            assert!(
-                p >= PART_SIZE_MIN && max.div_ceil(p) <= MAX_PARTS,
-                "{max}: {p}"
-            );
-        }
+    fn part_sizes_reach_the_s3_object_limit_within_the_part_limit() {
+        assert_eq!(part_size(0), PART_SIZE_MIN);
+        assert_eq!(part_size(999), PART_SIZE_MIN);
+        assert_eq!(part_size(1000), 2 * PART_SIZE_MIN);
+        let total: u64 = (0..10_000).map(part_size).sum();
+        assert!(
+            total as f64 > 4.8 * (1u64 << 40) as f64,
+            "10,000 parts hold only {total} bytes"
+        );
+        // S3's largest part is 5 GiB.
+        assert!(part_size(9_999) <= 5 << 30);
     }
 }

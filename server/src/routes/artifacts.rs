@@ -59,7 +59,7 @@ impl PendingUpload {
         let others = map.get(&self.sha).copied().unwrap_or(0) > 1;
         unregister(&mut map, &self.sha);
         self.registered = false;
-        if others {
+        if others || st.blobs.shared() {
             return;
         }
         let sha = self.sha.clone();
