@@ -14,10 +14,8 @@
 //! (`DP_BENCH_CONFIGS=sqlite,pg1,pg2` and `DP_BENCH_CLIENTS=1,8,32` pick a subset).
 
 #[path = "../tests/common/garage.rs"]
-#[allow(dead_code)]
 mod garage;
 #[path = "../tests/common/pg.rs"]
-#[allow(dead_code)]
 mod pg;
 
 use std::io::{BufRead, BufReader};

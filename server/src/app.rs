@@ -75,6 +75,10 @@ pub async fn open_repo(config: &Config) -> Result<Arc<dyn Repo>, String> {
 pub async fn open(config: &Config) -> Result<Started, String> {
     let dir = &config.data_dir;
     std::fs::create_dir_all(dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
+    crate::extract::set_body_budget(
+        config.max_buffered_bytes,
+        std::time::Duration::from_secs(config.body_stall_timeout.max(1)),
+    );
     let store = Store::with_timeout(
         open_repo(config).await?,
         std::time::Duration::from_secs(config.db_timeout.max(1)),
@@ -136,7 +140,11 @@ pub async fn open(config: &Config) -> Result<Started, String> {
             request_slots: Arc::new(tokio::sync::Semaphore::new(
                 config.max_concurrent_requests.max(1),
             )),
+            upload_slots: Arc::new(tokio::sync::Semaphore::new(
+                config.max_concurrent_uploads.max(1),
+            )),
             run_token_ttl_override: config.run_token_ttl_override_seconds,
+            body_stall_timeout: std::time::Duration::from_secs(config.body_stall_timeout.max(1)),
             uploads: Default::default(),
             rate_limiter: (config.rate_limit > 0).then(|| {
                 Arc::new(crate::rate_limit::RateLimiter::new(
@@ -237,6 +245,10 @@ pub fn router(state: AppState, cors_origins: &[String]) -> Router {
             ApiError::internal("handler panicked").into_response()
         }))
         .layer(middleware::from_fn_with_state(state.clone(), limit_in_flight))
+        .layer(middleware::from_fn_with_state(
+            state.body_stall_timeout,
+            crate::stall::middleware,
+        ))
         .layer(cors)
         .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
             let id = req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("");
@@ -249,7 +261,23 @@ pub fn router(state: AppState, cors_origins: &[String]) -> Router {
 /// The global in-flight request limit: one slot per request until its response (and, for
 /// uploads, the body it streams) is done; further requests wait for a slot.
 async fn limit_in_flight(State(st): State<AppState>, req: Request, next: Next) -> Response {
-    let Ok(_slot) = st.request_slots.clone().acquire_owned().await else {
+    let path = req.uri().path();
+    // Health answers from its own budget: a load balancer must see the server alive while
+    // uploads or a burst of calls hold every slot.
+    if path == "/v1/health" {
+        return next.run(req).await;
+    }
+    // Uploads stream for as long as the client sends: their own slots, so slow uploads
+    // cannot starve every other call (admin and reads included).
+    let is_upload = req.method() == Method::POST
+        && path.starts_with("/v1/runs/")
+        && path.ends_with("/artifacts");
+    let slots = if is_upload {
+        st.upload_slots.clone()
+    } else {
+        st.request_slots.clone()
+    };
+    let Ok(_slot) = slots.acquire_owned().await else {
         return ApiError::new("unavailable", "the server is shutting down").into_response();
     };
     next.run(req).await
@@ -333,6 +361,9 @@ async fn request_context(mut req: Request, next: Next) -> Response {
         resp = problem;
     }
     let h = resp.headers_mut();
+    // Internal markers between handlers and the idempotency middleware never leave.
+    h.remove(crate::extract::NOT_KEPT_MARKER);
+    h.remove(crate::error::KEY_TAKEN_MARKER);
     h.insert("x-request-id", hv);
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     if status == StatusCode::TOO_MANY_REQUESTS && !h.contains_key(header::RETRY_AFTER) {
@@ -359,10 +390,7 @@ pub async fn run(config: Config) -> Result<(), String> {
     tracing::info!("listening on {addr}");
     // On stdout too, for scripts and tests that start the server on port 0.
     println!("listening on http://{addr}");
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown_signal())
-        .await
-        .map_err(|e| e.to_string())?;
+    crate::serve::serve(listener, app, config.conn_limits(), shutdown_signal()).await;
     tracing::info!("shut down");
     Ok(())
 }
@@ -374,5 +402,4 @@ async fn shutdown_signal() {
         _ = tokio::signal::ctrl_c() => {}
         _ = term.recv() => {}
     }
-    tracing::info!("shutdown signal received; finishing in-flight requests");
 }

@@ -77,6 +77,34 @@ pub struct Config {
     #[arg(long, env = "DATAPILOT_MAX_CONCURRENT_REQUESTS", default_value_t = 256)]
     pub max_concurrent_requests: usize,
 
+    /// Open connections at most; more are closed as soon as they are accepted.
+    #[arg(long, env = "DATAPILOT_MAX_CONNECTIONS", default_value_t = 1024)]
+    pub max_connections: usize,
+
+    /// Open connections per client address at most (behind a gateway, the gateway is one
+    /// address: raise this or rely on the gateway's own limits).
+    #[arg(long, env = "DATAPILOT_MAX_CONNECTIONS_PER_IP", default_value_t = 256)]
+    pub max_connections_per_ip: usize,
+
+    /// Seconds a client has to send a request's headers; then the connection is closed.
+    #[arg(long, env = "DATAPILOT_HEADER_TIMEOUT", default_value_t = 10)]
+    pub header_timeout: u64,
+
+    /// Seconds a request body may go without receiving a byte; then the request fails (400)
+    /// and its slot, memory and temporary data are released.
+    #[arg(long, env = "DATAPILOT_BODY_STALL_TIMEOUT", default_value_t = 30)]
+    pub body_stall_timeout: u64,
+
+    /// Artifact uploads served at once (each streams to the blob store); more wait. Kept apart
+    /// from `--max-concurrent-requests` so slow uploads cannot starve other calls.
+    #[arg(long, env = "DATAPILOT_MAX_CONCURRENT_UPLOADS", default_value_t = 64)]
+    pub max_concurrent_uploads: usize,
+
+    /// Bytes of request bodies buffered in memory at once, over all requests (JSON bodies are
+    /// read whole before parsing); a request that would exceed it waits for room.
+    #[arg(long, env = "DATAPILOT_MAX_BUFFERED_BYTES", default_value_t = 256 << 20)]
+    pub max_buffered_bytes: usize,
+
     /// Requests per second each principal (API token, run token, gateway subject) may make on
     /// average; more are answered `429 rate_limited` with `Retry-After`. 0 turns it off.
     #[arg(long, env = "DATAPILOT_RATE_LIMIT", default_value_t = 0)]
@@ -103,6 +131,16 @@ pub struct Config {
 }
 
 impl Config {
+    /// The connection layer's limits.
+    pub fn conn_limits(&self) -> crate::serve::ConnLimits {
+        crate::serve::ConnLimits {
+            max_connections: self.max_connections,
+            max_per_ip: self.max_connections_per_ip,
+            header_timeout: std::time::Duration::from_secs(self.header_timeout.max(1)),
+            shutdown_grace: std::time::Duration::from_secs(30),
+        }
+    }
+
     /// The static directory to serve, if any: the flag, else `demo-web/` of the workspace this
     /// binary was built from (so `cargo run -p datapilot-server` serves the demo as is).
     pub fn resolved_static_dir(&self) -> Option<PathBuf> {

@@ -65,10 +65,60 @@ pub fn check_declared_length(headers: &HeaderMap, limit: u64) -> Result<(), ApiE
     check_content_length(headers, limit.max(DRAIN_CAP))
 }
 
-/// Read a whole body up to `limit` bytes; an oversized body is drained (up to [`DRAIN_CAP`])
-/// and answered with 413.
-pub async fn read_body(body: axum::body::Body, limit: usize) -> Result<bytes::Bytes, ApiError> {
+/// The process-wide budget for request bodies held in memory (`--max-buffered-bytes`), and how
+/// long a request waits for room (`--body-stall-timeout`). Unset (unit tests): no budget.
+static BODY_BUDGET: std::sync::OnceLock<(
+    std::sync::Arc<tokio::sync::Semaphore>,
+    usize,
+    std::time::Duration,
+)> = std::sync::OnceLock::new();
+
+/// Set the body budget once, at start-up.
+pub fn set_body_budget(bytes: usize, wait: std::time::Duration) {
+    let bytes = bytes.clamp(1 << 20, tokio::sync::Semaphore::MAX_PERMITS);
+    let _ = BODY_BUDGET.set((
+        std::sync::Arc::new(tokio::sync::Semaphore::new(bytes)),
+        bytes,
+        wait,
+    ));
+}
+
+/// Room in the body budget, held while the buffered bytes live; released on drop.
+#[derive(Debug, Clone)]
+pub struct BufferedBody(#[allow(dead_code)] std::sync::Arc<tokio::sync::OwnedSemaphorePermit>);
+
+/// Take `n` bytes of the budget, waiting for room up to the configured time.
+async fn reserve(n: usize) -> Result<Option<tokio::sync::OwnedSemaphorePermit>, ApiError> {
+    let Some((sem, total, wait)) = BODY_BUDGET.get() else {
+        return Ok(None);
+    };
+    // One request never needs more than the whole budget (it then waits for all of it).
+    let n = n.clamp(1, *total).min(u32::MAX as usize) as u32;
+    match tokio::time::timeout(*wait, sem.clone().acquire_many_owned(n)).await {
+        Ok(Ok(p)) => Ok(Some(p)),
+        _ => Err(ApiError::new(
+            "unavailable",
+            "the server is holding as many request bodies as its memory budget allows; retry shortly",
+        )
+        .with_header(header::RETRY_AFTER, axum::http::HeaderValue::from_static("1"))),
+    }
+}
+
+/// Read a whole body up to `limit` bytes, within the process's body budget: the declared
+/// `Content-Length` (or, for a chunked body, each chunk as it arrives) is reserved before it
+/// is read, and the reservation comes back with the bytes. An oversized body is drained (up
+/// to [`DRAIN_CAP`]) and answered with 413.
+pub async fn read_body(
+    body: axum::body::Body,
+    limit: usize,
+    declared: Option<u64>,
+) -> Result<(bytes::Bytes, Option<BufferedBody>), ApiError> {
     use http_body_util::BodyExt;
+    let mut held = match declared {
+        Some(n) if n <= limit as u64 => reserve(n as usize).await?,
+        _ => None,
+    };
+    let reserved_up_front = held.is_some();
     let mut body = body;
     let mut buf = bytes::BytesMut::new();
     let mut total: u64 = 0;
@@ -77,12 +127,22 @@ pub async fn read_body(body: axum::body::Body, limit: usize) -> Result<bytes::By
             if crate::auth::is_body_digest_mismatch(&e) {
                 ApiError::unauthenticated(e.to_string())
             } else {
-                ApiError::bad_request(format!("could not read the request body: {e}"))
+                not_kept(ApiError::bad_request(format!(
+                    "could not read the request body: {e}"
+                )))
             }
         })?;
         if let Ok(data) = frame.into_data() {
             total += data.len() as u64;
             if total <= limit as u64 {
+                if !reserved_up_front {
+                    if let Some(p) = reserve(data.len()).await? {
+                        match held.as_mut() {
+                            Some(h) => h.merge(p),
+                            None => held = Some(p),
+                        }
+                    }
+                }
                 buf.extend_from_slice(&data);
             } else if total > DRAIN_CAP {
                 break;
@@ -92,7 +152,41 @@ pub async fn read_body(body: axum::body::Body, limit: usize) -> Result<bytes::By
     if total > limit as u64 {
         return Err(too_large(limit as u64));
     }
-    Ok(buf.freeze())
+    Ok((
+        buf.freeze(),
+        held.map(|p| BufferedBody(std::sync::Arc::new(p))),
+    ))
+}
+
+/// Header marking an error that says nothing about the request itself (the client's body was
+/// cut or stalled): the idempotency middleware does not keep it as the key's answer, so a
+/// retry with the key runs again. Removed before the response leaves.
+pub const NOT_KEPT_MARKER: &str = "x-datapilot-internal-not-kept";
+
+/// Mark `e` as an answer not to keep for an `Idempotency-Key` (see [`NOT_KEPT_MARKER`]).
+pub fn not_kept(e: ApiError) -> ApiError {
+    e.with_header(
+        header::HeaderName::from_static(NOT_KEPT_MARKER),
+        axum::http::HeaderValue::from_static("1"),
+    )
+}
+
+/// The declared `Content-Length`, if any and valid.
+pub fn declared_length(headers: &HeaderMap) -> Option<u64> {
+    headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+}
+
+/// Read a body that is already in memory (a `Body::from(bytes)`).
+async fn read_body_unbudgeted(
+    body: axum::body::Body,
+    limit: usize,
+) -> Result<bytes::Bytes, ApiError> {
+    axum::body::to_bytes(body, limit)
+        .await
+        .map_err(|_| too_large(limit as u64))
 }
 
 /// Map a serde_json error to the contract's codes.
@@ -162,7 +256,18 @@ impl<T: DeserializeOwned, const LIMIT: usize> JsonBody<T, LIMIT> {
             ));
         }
         check_declared_length(self.req.headers(), LIMIT as u64)?;
-        let bytes = read_body(self.req.into_body(), LIMIT).await?;
+        // Buffered already (by the idempotency middleware, which holds its budget room in the
+        // request): do not count the same bytes twice.
+        let already = self.req.extensions().get::<BufferedBody>().cloned();
+        let declared = declared_length(self.req.headers());
+        let (bytes, _room) = if already.is_some() {
+            (
+                read_body_unbudgeted(self.req.into_body(), LIMIT).await?,
+                already,
+            )
+        } else {
+            read_body(self.req.into_body(), LIMIT, declared).await?
+        };
         serde_json::from_slice(&bytes).map_err(json_error)
     }
 }

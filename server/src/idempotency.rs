@@ -35,7 +35,10 @@ use sha2::{Digest, Sha256};
 use crate::app::AppState;
 use crate::auth::{AuthState, Principal};
 use crate::error::{ApiError, KEY_TAKEN_MARKER};
-use crate::extract::{check_declared_length, read_body, JSON_LIMIT, MANIFEST_LIMIT, METRICS_LIMIT};
+use crate::extract::{
+    check_declared_length, declared_length, read_body, JSON_LIMIT, MANIFEST_LIMIT, METRICS_LIMIT,
+    NOT_KEPT_MARKER,
+};
 use crate::store::{IdemKey, IdemLookup, StoredResponse};
 
 pub const HEADER: &str = "idempotency-key";
@@ -89,6 +92,7 @@ async fn run(st: AppState, req: Request, next: Next) -> Result<Response, ApiErro
     );
 
     let (parts, body) = req.into_parts();
+    let mut buffered = None;
     let content_type = parts
         .headers
         .get(axum::http::header::CONTENT_TYPE)
@@ -101,7 +105,10 @@ async fn run(st: AppState, req: Request, next: Next) -> Result<Response, ApiErro
             // Buffer to fingerprint, then hand the bytes on, under the operation's own cap
             // (1, 4 or 64 MiB): a larger body is a 413 here, as it would be in the handler.
             check_declared_length(&parts.headers, cap as u64)?;
-            let bytes = read_body(body, cap).await?;
+            let (bytes, room) = read_body(body, cap, declared_length(&parts.headers)).await?;
+            if let Some(room) = room {
+                buffered = Some(room);
+            }
             let h = hex::encode(Sha256::digest(&bytes));
             (Body::from(bytes), h)
         }
@@ -115,6 +122,9 @@ async fn run(st: AppState, req: Request, next: Next) -> Result<Response, ApiErro
         format!("{}\n{path}\n{content_type}\n{body_hash}", parts.method).as_bytes(),
     ));
     let mut req = Request::from_parts(parts, body);
+    if let Some(room) = buffered {
+        req.extensions_mut().insert(room);
+    }
 
     let op_path = req.uri().path().to_string();
     match st.store.idem_lookup(&scope, &key, &fingerprint).await? {
@@ -143,6 +153,11 @@ async fn run(st: AppState, req: Request, next: Next) -> Result<Response, ApiErro
             IdemLookup::Mismatch => Err(key_reused()),
             IdemLookup::Fresh => Ok(resp),
         };
+    }
+    // The client's body was cut or stalled: that says nothing about the request, so the key
+    // stays unused and a retry runs again.
+    if resp.headers_mut().remove(NOT_KEPT_MARKER).is_some() {
+        return Ok(resp);
     }
     let status = resp.status();
     // A success was recorded by its write, in the write's own transaction; a 5xx recorded

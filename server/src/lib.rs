@@ -6,7 +6,8 @@
 //! signed C2SP checkpoints and deterministic evidence bundles. See `docs/server.md`.
 //!
 //! Module map:
-//! - [`config`] flags and environment; [`app`] wiring, middleware, start-up, shutdown
+//! - [`config`] flags and environment; [`app`] wiring, middleware, start-up, shutdown;
+//!   [`serve`] connections: caps, header timeout, graceful shutdown
 //! - [`routes`] one file per OpenAPI tag; [`extract`] strict body/query/path extractors
 //! - [`error`] RFC 9457 problems; [`auth`] tokens, run tokens, gateway mode, per-object rules
 //! - [`idempotency`] `Idempotency-Key` replay
@@ -35,6 +36,8 @@ pub mod rate_limit;
 pub mod report;
 pub mod routes;
 pub mod serde_helpers;
+pub mod serve;
+pub mod stall;
 pub mod state;
 pub mod store;
 pub mod util;

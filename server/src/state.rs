@@ -21,6 +21,10 @@ pub struct AppState {
     pub pkg_dir: Option<PathBuf>,
     /// Slots of the global in-flight request limit.
     pub request_slots: Arc<tokio::sync::Semaphore>,
+    /// Slots of artifact uploads (apart, so slow uploads cannot starve other calls).
+    pub upload_slots: Arc<tokio::sync::Semaphore>,
+    /// Longest silence of a request body (`--body-stall-timeout`).
+    pub body_stall_timeout: std::time::Duration,
     /// Tests only (`--run-token-ttl-override-seconds`): run token lifetime instead of the
     /// policy's.
     pub run_token_ttl_override: Option<u64>,

@@ -1036,39 +1036,84 @@ async fn keyed_posts_are_authorized_and_capped_before_the_body_is_read() {
 /// `--max-concurrent-requests`: requests beyond the limit wait for a slot.
 #[tokio::test]
 async fn in_flight_requests_are_limited() {
-    let srv = Server::start_with(&["--max-concurrent-requests", "1"]);
+    let srv = Server::start_with(&[
+        "--max-concurrent-requests",
+        "1",
+        "--max-concurrent-uploads",
+        "1",
+    ]);
     let anon = srv.anon();
-    assert_eq!(anon.get("/v1/health").await.status, 200);
-    // Hold the only slot with an upload whose body is still coming.
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let admin = srv.client(ADMIN);
     let ds = admin.dataset("slots").await;
     let digest = admin.version(&ds, "s").await;
     let (run, _) = admin.run(&[(&ds, &digest)]).await;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let addr = srv.base.trim_start_matches("http://").to_string();
+    // Hold the only upload slot with an upload whose body is still coming.
     let body = vec![1u8; 4096];
     let sha = sha256_hex(&body);
-    let addr = srv.base.trim_start_matches("http://").to_string();
-    let mut sock = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let mut up = tokio::net::TcpStream::connect(&addr).await.unwrap();
     let head = format!(
         "POST /v1/runs/{run}/artifacts?name=held.bin&sha256={sha} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {ADMIN}\r\nContent-Type: application/octet-stream\r\nContent-Length: {}\r\n\r\n",
         body.len()
     );
-    sock.write_all(head.as_bytes()).await.unwrap();
-    sock.write_all(&body[..100]).await.unwrap();
-    sock.flush().await.unwrap();
+    up.write_all(head.as_bytes()).await.unwrap();
+    up.write_all(&body[..100]).await.unwrap();
+    up.flush().await.unwrap();
     tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-    let waiting = tokio::spawn(async move { anon.get("/v1/health").await.status });
+    // Other calls are not behind uploads; health never waits.
+    let t = std::time::Instant::now();
+    assert_eq!(anon.get("/v1/health").await.status, 200);
+    assert_eq!(admin.get("/v1/whoami").await.status, 200);
+    assert!(
+        t.elapsed() < std::time::Duration::from_secs(1),
+        "{:?}",
+        t.elapsed()
+    );
+    // A second upload waits for the upload slot.
+    let a2 = admin.clone();
+    let run2 = run.clone();
+    let second = tokio::spawn(async move {
+        a2.upload(&run2, "second.bin", b"x", &sha256_hex(b"x"))
+            .await
+            .status
+    });
+    // Hold the only request slot too, with a JSON body that is still coming.
+    let mut js = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let head = format!(
+        "POST /v1/datasets HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {ADMIN}\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{{"
+    );
+    js.write_all(head.as_bytes()).await.unwrap();
+    js.flush().await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let a3 = admin.clone();
+    let waiting = tokio::spawn(async move { a3.get("/v1/whoami").await.status });
     tokio::time::sleep(std::time::Duration::from_millis(500)).await;
-    assert!(!waiting.is_finished(), "a second request got a slot");
-    sock.write_all(&body[100..]).await.unwrap();
+    assert!(
+        !waiting.is_finished(),
+        "a second request got the request slot"
+    );
+    assert!(!second.is_finished(), "a second upload got the upload slot");
+    let t = std::time::Instant::now();
+    assert_eq!(
+        anon.get("/v1/health").await.status,
+        200,
+        "health is answered while every slot is held"
+    );
+    assert!(t.elapsed() < std::time::Duration::from_secs(1));
+    // Release both: the waiting calls are served.
+    drop(js);
+    up.write_all(&body[100..]).await.unwrap();
     let mut buf = vec![0u8; 4096];
-    let n = sock.read(&mut buf).await.unwrap();
+    let n = up.read(&mut buf).await.unwrap();
     assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 201"));
-    let status = tokio::time::timeout(std::time::Duration::from_secs(5), waiting)
-        .await
-        .expect("the waiting request is served once the slot is free")
-        .unwrap();
-    assert_eq!(status, 200);
+    for w in [waiting, second] {
+        let status = tokio::time::timeout(std::time::Duration::from_secs(5), w)
+            .await
+            .expect("the waiting request is served once the slot is free")
+            .unwrap();
+        assert!(status == 200 || status == 201, "{status}");
+    }
 }
 
 #[tokio::test]

@@ -64,7 +64,7 @@ async fn storage_outages_are_503s_not_hangs() {
         "{size_before} -> {size}"
     );
     let entries = admin
-        .get(&format!("/v1/ledger/entries?start=0&limit=200"))
+        .get("/v1/ledger/entries?start=0&limit=200")
         .await
         .json();
     let leaves: Vec<[u8; 32]> = entries["items"]

@@ -63,7 +63,7 @@ fn private_key(path: &Path) {
 }
 
 /// What the writers were told succeeded.
-#[derive(Default)]
+#[derive(Default, Clone)]
 struct Acked {
     datasets: BTreeSet<String>,
     /// Acknowledged dataset creates per writer tag.
@@ -279,7 +279,8 @@ async fn two_replicas_one_database_one_store() {
         );
         assert_eq!(acked.batches.len(), 160);
     }
-    let size = check_everything_acknowledged_is_there(&api_b, &acked.lock().unwrap(), &run).await;
+    let snapshot = acked.lock().unwrap().clone();
+    let size = check_everything_acknowledged_is_there(&api_b, &snapshot, &run).await;
     // Checkpoints from either replica: the same note for the same size, consistent across sizes.
     let (sa, ra, na) = checkpoint(&api_a).await;
     let (sb, rb, nb) = checkpoint(&api_b).await;
@@ -350,7 +351,8 @@ async fn two_replicas_one_database_one_store() {
     }
     let b = cluster.replica("b");
     let api_b = b.client(ADMIN);
-    let size = check_everything_acknowledged_is_there(&api_b, &acked.lock().unwrap(), &run).await;
+    let snapshot = acked.lock().unwrap().clone();
+    let size = check_everything_acknowledged_is_there(&api_b, &snapshot, &run).await;
     let after = checkpoint(&api_a).await;
     assert_eq!(after.0, size);
     consistent(&api_b, before, (after.0, after.1)).await;

@@ -159,9 +159,9 @@ pub async fn upload(
         }
         Err(BlobError::TooLarge(limit)) => return Err(too_large(limit)),
         Err(BlobError::Body(e)) => {
-            return Err(ApiError::bad_request(format!(
+            return Err(crate::extract::not_kept(ApiError::bad_request(format!(
                 "reading the upload failed: {e}"
-            )))
+            ))))
         }
         Err(e) => return Err(blob_error(e)),
     };

@@ -1,0 +1,335 @@
+//! Faults and hostile clients against the real server (issue 11's findings 1-4): cut and
+//! abandoned requests never leave an `Idempotency-Key` unusable or temporary data behind, slow
+//! or silent clients are timed out, connections are capped, and buffered bodies stay within the
+//! memory budget however many are half-sent.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::*;
+use serde_json::json;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+fn addr(srv: &Server) -> String {
+    srv.base.trim_start_matches("http://").to_string()
+}
+
+/// Open a raw connection and send a request head (and `body`), without finishing the body.
+async fn partial(srv: &Server, head: &str, body: &[u8]) -> TcpStream {
+    let mut s = TcpStream::connect(addr(srv)).await.unwrap();
+    s.write_all(head.as_bytes()).await.unwrap();
+    s.write_all(body).await.unwrap();
+    s.flush().await.unwrap();
+    s
+}
+
+fn upload_head(srv: &Server, run: &str, name: &str, sha: &str, len: usize, key: &str) -> String {
+    format!(
+        "POST /v1/runs/{run}/artifacts?name={name}&sha256={sha} HTTP/1.1\r\nHost: {}\r\n\
+         Authorization: Bearer {ADMIN}\r\nContent-Type: application/octet-stream\r\n\
+         Idempotency-Key: {key}\r\nContent-Length: {len}\r\n\r\n",
+        addr(srv)
+    )
+}
+
+async fn running_run(admin: &Api, tag: &str) -> String {
+    let ds = admin.dataset(tag).await;
+    let digest = admin.version(&ds, tag).await;
+    admin.run(&[(&ds, &digest)]).await.0
+}
+
+/// Finding 1: an upload cut mid-body, and requests whose client left before the answer, leave
+/// their keys usable: the retry with the same key succeeds (before: a 400 replayed for 24 h, or
+/// 409 in flight until restart).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cut_and_abandoned_requests_leave_their_keys_usable() {
+    let srv = Server::start();
+    let admin = srv.client(ADMIN);
+    let run = running_run(&admin, "cut").await;
+    let body: Vec<u8> = (0..2 << 20).map(|i| (i % 253) as u8).collect();
+    let sha = sha256_hex(&body);
+    // Cut after 1 MiB.
+    let s = partial(
+        &srv,
+        &upload_head(&srv, &run, "cut.bin", &sha, body.len(), "cut-1"),
+        &body[..1 << 20],
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    drop(s);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let r = admin
+        .send(
+            "POST",
+            &format!("/v1/runs/{run}/artifacts?name=cut.bin&sha256={sha}"),
+            &[
+                ("content-type", "application/octet-stream"),
+                ("idempotency-key", "cut-1"),
+            ],
+            Some(body.clone()),
+        )
+        .await;
+    assert_eq!(r.status, 201, "the retry after a cut upload: {}", r.text());
+    // Whole requests whose client closes without reading the answer.
+    for i in 0..10 {
+        let b = vec![i as u8; 1000];
+        let h = sha256_hex(&b);
+        let s = partial(
+            &srv,
+            &upload_head(
+                &srv,
+                &run,
+                &format!("a{i}.bin"),
+                &h,
+                b.len(),
+                &format!("ab-{i}"),
+            ),
+            &b,
+        )
+        .await;
+        drop(s);
+        let js = serde_json::to_vec(&json!({ "name": format!("abandoned-{i}") })).unwrap();
+        let head = format!(
+            "POST /v1/datasets HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {ADMIN}\r\n\
+             Content-Type: application/json\r\nIdempotency-Key: ds-{i}\r\nContent-Length: {}\r\n\r\n",
+            addr(&srv),
+            js.len()
+        );
+        drop(partial(&srv, &head, &js).await);
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    for i in 0..10 {
+        let b = vec![i as u8; 1000];
+        let r = admin
+            .send(
+                "POST",
+                &format!(
+                    "/v1/runs/{run}/artifacts?name=a{i}.bin&sha256={}",
+                    sha256_hex(&b)
+                ),
+                &[
+                    ("content-type", "application/octet-stream"),
+                    ("idempotency-key", &format!("ab-{i}")),
+                ],
+                Some(b.clone()),
+            )
+            .await;
+        assert_eq!(r.status, 201, "upload retry {i}: {}", r.text());
+        let r = admin
+            .post_idem(
+                "/v1/datasets",
+                &format!("ds-{i}"),
+                json!({ "name": format!("abandoned-{i}") }),
+            )
+            .await;
+        assert_eq!(r.status, 201, "dataset retry {i}: {}", r.text());
+    }
+    // Nothing twice.
+    let arts = admin
+        .get(&format!("/v1/runs/{run}/artifacts?limit=100"))
+        .await
+        .json();
+    assert_eq!(arts["items"].as_array().unwrap().len(), 11);
+    let ev = admin
+        .get("/v1/audit/events?action=dataset.create&limit=100")
+        .await
+        .json();
+    assert_eq!(ev["items"].as_array().unwrap().len(), 10 + 1);
+}
+
+/// Finding 2: cancelled uploads leave nothing in `blobs/tmp/` (before: 598 MiB until restart).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancelled_uploads_leave_no_temporary_data() {
+    if skip_on_remote("reads the local blob directory") {
+        return;
+    }
+    let srv = Server::start();
+    let admin = srv.client(ADMIN);
+    let run = running_run(&admin, "tmp").await;
+    let chunk = vec![7u8; 1 << 20];
+    let mut socks = Vec::new();
+    for i in 0..6 {
+        let mut s = partial(
+            &srv,
+            &upload_head(
+                &srv,
+                &run,
+                &format!("c{i}.bin"),
+                &"0".repeat(64),
+                16 << 20,
+                &format!("c{i}"),
+            ),
+            &[],
+        )
+        .await;
+        for _ in 0..8 {
+            s.write_all(&chunk).await.unwrap();
+        }
+        socks.push(s);
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let tmp = srv.dir.join("blobs/tmp");
+    let held: u64 = std::fs::read_dir(&tmp)
+        .unwrap()
+        .map(|e| e.unwrap().metadata().unwrap().len())
+        .sum();
+    assert!(held > 0, "the uploads were in progress");
+    drop(socks);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let left: Vec<_> = std::fs::read_dir(&tmp).unwrap().collect();
+        if left.is_empty() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{} temp files left after the clients went away",
+            left.len()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Finding 3: a connection that never finishes its headers is closed after `--header-timeout`;
+/// a body that stops arriving fails after `--body-stall-timeout`; connections per address are
+/// capped (before: held forever, until `Too many open files`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_and_silent_clients_are_cut_off() {
+    let srv = Server::start_with(&[
+        "--header-timeout",
+        "1",
+        "--body-stall-timeout",
+        "1",
+        "--max-connections-per-ip",
+        "8",
+    ]);
+    let admin = srv.client(ADMIN);
+    // Slow headers.
+    let mut s = partial(&srv, "GET /v1/health HTTP/1.1\r\nHost: x\r\n", b"").await;
+    let t = Instant::now();
+    let mut buf = [0u8; 512];
+    let n = tokio::time::timeout(Duration::from_secs(5), s.read(&mut buf))
+        .await
+        .expect("the server closes a connection whose headers never finish")
+        .unwrap_or(0);
+    let answer = String::from_utf8_lossy(&buf[..n]).to_string();
+    assert!(n == 0 || answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(t.elapsed() < Duration::from_secs(4));
+    // A stalled body: one byte, then silence.
+    let run = running_run(&admin, "stall").await;
+    let mut s = partial(
+        &srv,
+        &upload_head(&srv, &run, "s.bin", &"0".repeat(64), 1000, "st-1"),
+        b"x",
+    )
+    .await;
+    let n = tokio::time::timeout(Duration::from_secs(5), s.read(&mut buf))
+        .await
+        .expect("a stalled upload is answered")
+        .unwrap();
+    let answer = String::from_utf8_lossy(&buf[..n]).to_string();
+    assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+    assert!(answer.contains("no data received"), "{answer}");
+    // The stalled key was not kept: the real upload with it works.
+    let b = vec![1u8; 1000];
+    let r = admin
+        .send(
+            "POST",
+            &format!(
+                "/v1/runs/{run}/artifacts?name=s.bin&sha256={}",
+                sha256_hex(&b)
+            ),
+            &[
+                ("content-type", "application/octet-stream"),
+                ("idempotency-key", "st-1"),
+            ],
+            Some(b),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text());
+    // Per-address cap: 8 idle connections held, the 9th is closed at once.
+    let mut held = Vec::new();
+    for _ in 0..8 {
+        held.push(TcpStream::connect(addr(&srv)).await.unwrap());
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let mut extra = TcpStream::connect(addr(&srv)).await.unwrap();
+    let _ = extra
+        .write_all(b"GET /v1/health HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await;
+    let n = tokio::time::timeout(Duration::from_secs(3), extra.read(&mut buf))
+        .await
+        .expect("the extra connection is closed")
+        .unwrap_or(0);
+    assert_eq!(
+        n,
+        0,
+        "the connection over the cap was served: {}",
+        String::from_utf8_lossy(&buf[..n])
+    );
+    drop(held);
+}
+
+fn peak_rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap()
+}
+
+/// Finding 4: twelve half-sent 48 MiB manifests keep the server's peak RSS within the body
+/// budget (64 MiB here) plus its baseline (before: 8 -> 772 MiB).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn half_sent_large_bodies_stay_within_the_memory_budget() {
+    let srv = Server::start_with(&["--max-buffered-bytes", &(64u64 << 20).to_string()]);
+    let admin = srv.client(ADMIN);
+    let ds = admin.dataset("mem").await;
+    let base = peak_rss_kib(srv.child.id());
+    let declared = 48usize << 20;
+    let sent = 40usize << 20;
+    let mut tasks = Vec::new();
+    for _ in 0..12 {
+        let a = addr(&srv);
+        let ds = ds.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut s = TcpStream::connect(&a).await.unwrap();
+            let head = format!(
+                "POST /v1/datasets/{ds}/versions HTTP/1.1\r\nHost: {a}\r\nAuthorization: Bearer {ADMIN}\r\n\
+                 Content-Type: application/json\r\nContent-Length: {declared}\r\n\r\n"
+            );
+            s.write_all(head.as_bytes()).await.unwrap();
+            let chunk = vec![b' '; 1 << 20];
+            // Writes block once the server stops reading (it waits for budget room): bounded.
+            let _ = tokio::time::timeout(Duration::from_secs(6), async {
+                for _ in 0..sent >> 20 {
+                    if s.write_all(&chunk).await.is_err() {
+                        break;
+                    }
+                }
+            })
+            .await;
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            drop(s);
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let peak = peak_rss_kib(srv.child.id());
+    let grew_mib = (peak.saturating_sub(base)) / 1024;
+    eprintln!(
+        "peak RSS grew by {grew_mib} MiB (baseline {} MiB)",
+        base / 1024
+    );
+    assert!(
+        grew_mib < 64 + 48,
+        "peak RSS grew by {grew_mib} MiB with a 64 MiB body budget"
+    );
+    // Still serving.
+    assert_eq!(admin.get("/v1/health").await.status, 200);
+}
