@@ -1,12 +1,16 @@
 //! The DataPilot API client: configuration, authentication, the retry loop and the
 //! request/response plumbing shared by every operation.
 //!
-//! A [`Client`] is cheap to clone (it is an `Rc` plus per-view settings): clones share the
+//! A [`Client`] is cheap to clone (it is an `Arc` plus per-view settings): clones share the
 //! transport, the retry budget and the jitter generator, so one budget limits retries across
 //! everything a process does against one server. [`Client::with_token`] and
-//! [`Client::with_timeout`] make such views, e.g. to act with a run's token.
+//! [`Client::with_timeout`] make such views, e.g. to act with a run's token. Natively the
+//! client is `Send + Sync` and its calls are `Send` futures: keep one in axum state and share
+//! it across `tokio::spawn`ed tasks (see [`crate::transport`] for why wasm32 differs).
 //!
-//! Each operation is a method (grouped by contract tag in [`crate::api`]). A call:
+//! Each operation is a method (grouped by contract tag in [`crate::api`]) that returns a
+//! builder ([`crate::api::Operation`], [`crate::api::WriteOperation`], [`crate::Pager`]):
+//! per-call options are set on it and `.send().await` runs it. A call:
 //!
 //! 1. builds the URL from the validated absolute base URL and percent-encoded path segments;
 //! 2. for writes, picks one `Idempotency-Key` (the caller's, or a fresh random one) that is
@@ -27,9 +31,9 @@
 //! the jitter generator's output. [`ClientBuilder::seed`] / [`ClientBuilder::seed_bytes`]
 //! replace the secret (tests; the wasm layer, which draws it from `crypto.getRandomValues`).
 
-use std::cell::Cell;
 use std::fmt;
-use std::rc::Rc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use sha2::{Digest, Sha256};
@@ -78,12 +82,15 @@ const QUERY: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'~')
     .remove(b':');
 
-/// Per-call options for writes.
+/// Per-call options. Every operation's builder also has a setter for each
+/// ([`crate::api::Operation::timeout`], ...); this struct carries them around whole
+/// ([`crate::api::Operation::options`]).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct RequestOptions {
-    /// The `Idempotency-Key` to send; a fresh random key when `None`. Supply your own to make a
-    /// write safe to repeat across process restarts (e.g. derive it from a CI job id).
+    /// The `Idempotency-Key` to send with a POST; a fresh random key when `None`. Supply your
+    /// own to make a write safe to repeat across process restarts (e.g. derive it from a CI
+    /// job id). Refused (a [`Error::Build`]) on operations that take none (reads, the PUT).
     pub idempotency_key: Option<String>,
     /// Per-attempt timeout for this call; the client's when `None`.
     pub timeout: Option<Duration>,
@@ -121,8 +128,8 @@ pub struct ClientBuilder {
     deadline: Option<Duration>,
     retry: RetryConfig,
     user_agent: String,
-    transport: Option<Rc<dyn Transport>>,
-    sleep: Option<Rc<dyn Sleep>>,
+    transport: Option<Arc<dyn Transport>>,
+    sleep: Option<Arc<dyn Sleep>>,
     seed: Option<[u8; 32]>,
 }
 
@@ -197,7 +204,7 @@ impl ClientBuilder {
 
     /// The HTTP transport. Required unless the `native` feature provides the default.
     pub fn transport(mut self, transport: impl Transport + 'static) -> Self {
-        self.transport = Some(Rc::new(transport));
+        self.transport = Some(Arc::new(transport));
         self
     }
 
@@ -205,7 +212,7 @@ impl ClientBuilder {
     /// monotonic clock for deadlines). Required unless the `native` feature provides the
     /// default.
     pub fn sleep(mut self, sleep: impl Sleep + 'static) -> Self {
-        self.sleep = Some(Rc::new(sleep));
+        self.sleep = Some(Arc::new(sleep));
         self
     }
 
@@ -261,7 +268,7 @@ impl ClientBuilder {
             ..self.retry
         };
         Ok(Client {
-            inner: Rc::new(Inner {
+            inner: Arc::new(Inner {
                 budget: RetryBudget::new(retry.budget),
                 base_url,
                 transport,
@@ -270,9 +277,9 @@ impl ClientBuilder {
                 jitter: Jitter::new(derive_u64(&seed, b"jitter")),
                 keys: KeyGenerator::new(&seed),
                 user_agent: self.user_agent,
-                attempts: Cell::new(0),
+                attempts: AtomicU64::new(0),
             }),
-            token: self.token.map(Rc::new),
+            token: self.token.map(Arc::new),
             timeout: self.timeout,
             deadline: self.deadline,
         })
@@ -280,24 +287,24 @@ impl ClientBuilder {
 }
 
 #[cfg(feature = "native")]
-fn default_transport() -> Result<Rc<dyn Transport>> {
-    Ok(Rc::new(crate::native::ReqwestTransport::new()?))
+fn default_transport() -> Result<Arc<dyn Transport>> {
+    Ok(Arc::new(crate::native::ReqwestTransport::new()?))
 }
 
 #[cfg(not(feature = "native"))]
-fn default_transport() -> Result<Rc<dyn Transport>> {
+fn default_transport() -> Result<Arc<dyn Transport>> {
     Err(Error::build(
         "no transport configured (enable the `native` feature or call ClientBuilder::transport)",
     ))
 }
 
 #[cfg(feature = "native")]
-fn default_sleep() -> Result<Rc<dyn Sleep>> {
-    Ok(Rc::new(crate::native::TokioSleep))
+fn default_sleep() -> Result<Arc<dyn Sleep>> {
+    Ok(Arc::new(crate::native::TokioSleep))
 }
 
 #[cfg(not(feature = "native"))]
-fn default_sleep() -> Result<Rc<dyn Sleep>> {
+fn default_sleep() -> Result<Arc<dyn Sleep>> {
     Err(Error::build(
         "no timer configured (enable the `native` feature or call ClientBuilder::sleep)",
     ))
@@ -339,7 +346,7 @@ fn derive_u64(seed: &[u8; 32], purpose: &[u8]) -> u64 {
 /// predict the next one (unlike xorshift, whose output reveals its state).
 struct KeyGenerator {
     secret: [u8; 32],
-    counter: Cell<u64>,
+    counter: AtomicU64,
 }
 
 impl KeyGenerator {
@@ -349,13 +356,13 @@ impl KeyGenerator {
         h.update(b"idempotency keys");
         Self {
             secret: h.finalize().into(),
-            counter: Cell::new(0),
+            counter: AtomicU64::new(0),
         }
     }
 
     fn next_key(&self) -> String {
-        let n = self.counter.get();
-        self.counter.set(n.wrapping_add(1));
+        // fetch_add wraps on overflow; distinct threads always get distinct counters.
+        let n = self.counter.fetch_add(1, Ordering::Relaxed);
         let mut h = Sha256::new();
         h.update(self.secret);
         h.update(n.to_le_bytes());
@@ -413,7 +420,12 @@ fn validate_base_url(url: &str) -> Result<String> {
 
 fn validate_token(token: &Secret) -> Result<()> {
     let t = token.expose();
-    if t.is_empty() || !t.bytes().all(|b| b.is_ascii_graphic()) {
+    if t.is_empty() {
+        return Err(Error::build(
+            "token is empty (expected an API token dpt_… or a run token dpr_…)",
+        ));
+    }
+    if !t.bytes().all(|b| b.is_ascii_graphic()) {
         // Never echo the token itself.
         return Err(Error::build("token must be non-empty visible ASCII"));
     }
@@ -434,22 +446,30 @@ fn validate_idempotency_key(key: &str) -> Result<()> {
 
 struct Inner {
     base_url: String,
-    transport: Rc<dyn Transport>,
-    sleep: Rc<dyn Sleep>,
+    transport: Arc<dyn Transport>,
+    sleep: Arc<dyn Sleep>,
     retry: RetryConfig,
     budget: RetryBudget,
     jitter: Jitter,
     keys: KeyGenerator,
     user_agent: String,
     /// Attempts sent over the client's life (observability and tests).
-    attempts: Cell<u64>,
+    attempts: AtomicU64,
 }
+
+// What a tokio service needs (axum state, `tokio::spawn`), checked at compile time. Not on
+// wasm32, where the transport holds JS values (see `crate::transport`).
+#[cfg(not(target_arch = "wasm32"))]
+const _: () = {
+    const fn shareable<T: Send + Sync + Clone + 'static>() {}
+    shareable::<Client>();
+};
 
 /// A DataPilot API client. See the module docs.
 #[derive(Clone)]
 pub struct Client {
-    inner: Rc<Inner>,
-    token: Option<Rc<Secret>>,
+    inner: Arc<Inner>,
+    token: Option<Arc<Secret>>,
     timeout: Duration,
     /// `None`: [`DEFAULT_CALL_DEADLINE`], or the call's attempt timeout if that is longer.
     deadline: Option<Duration>,
@@ -494,12 +514,15 @@ impl Call {
         }
     }
 
-    pub fn json<B: Serialize + ?Sized>(
-        method: Method,
-        path: String,
-        body: &B,
-        options: &RequestOptions,
-    ) -> Result<Self> {
+    /// A POST without a body.
+    pub fn post(path: String) -> Self {
+        Self {
+            method: Method::Post,
+            ..Self::get(path)
+        }
+    }
+
+    pub fn json<B: Serialize + ?Sized>(method: Method, path: String, body: &B) -> Result<Self> {
         let bytes = serde_json::to_vec(body)
             .map_err(|e| Error::build(format!("request body does not serialize: {e}")))?;
         Ok(Self {
@@ -509,7 +532,7 @@ impl Call {
             body: Body::Bytes(bytes.into()),
             content_type: Some(JSON),
             accept: JSON,
-            options: options.clone(),
+            options: RequestOptions::default(),
         })
     }
 
@@ -562,7 +585,7 @@ impl Client {
         let token = token.into();
         validate_token(&token)?;
         Ok(Self {
-            token: Some(Rc::new(token)),
+            token: Some(Arc::new(token)),
             ..self.clone()
         })
     }
@@ -590,7 +613,7 @@ impl Client {
 
     /// HTTP attempts this client (and its clones) has sent.
     pub fn attempts_sent(&self) -> u64 {
-        self.inner.attempts.get()
+        self.inner.attempts.load(Ordering::Relaxed)
     }
 
     /// A fresh random idempotency key: `dp-` and 32 hex characters (128 bits, unpredictable;
@@ -669,7 +692,7 @@ impl Client {
                 body: call.body.clone(),
                 timeout: attempt_timeout,
             };
-            self.inner.attempts.set(self.inner.attempts.get() + 1);
+            self.inner.attempts.fetch_add(1, Ordering::Relaxed);
             let err = match self.inner.transport.send(request).await {
                 Ok(resp) if (200..300).contains(&resp.status) => {
                     self.inner.budget.deposit();

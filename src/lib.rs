@@ -16,9 +16,10 @@
 //! - [`Client`] ([`client`], [`api`]): a method for every operation of the DataPilot API v1,
 //!   with retries ([`retry`]), idempotency keys, cursor paging ([`pagination`]) and one
 //!   [`Error`] type ([`error`]) that says whether a failed request may have been sent.
-//! - [`transport`]: the `Transport` and `Sleep` traits the client runs on (no `Send` bounds,
-//!   so the wasm layer can implement them with `fetch`); [`native`] (feature `native`) is a
-//!   reqwest implementation for Rust programs.
+//! - [`transport`]: the `Transport` and `Sleep` traits the client runs on (`Send + Sync`
+//!   natively, so a [`Client`] is `Send + Sync + Clone` and can be shared by tokio tasks; no such
+//!   bounds on wasm32, so the wasm layer can implement them with `fetch`); [`native`] (feature
+//!   `native`) is a reqwest implementation for Rust programs.
 //! - [`model`]: serde types of every schema, one module per API tag, including the evidence
 //!   bundle's statement, lineage and audit leaf types.
 //! - [`evidence`]: offline verification of an evidence bundle against pinned verifier keys,
@@ -45,9 +46,10 @@ pub mod retry;
 pub mod secret;
 pub mod transport;
 
+pub use api::{Operation, WriteOperation};
 pub use client::{Client, ClientBuilder, RequestOptions};
 pub use error::{ApiError, Error, Result, Sent};
-pub use pagination::Pager;
+pub use pagination::{Pager, PagerStream};
 pub use secret::Secret;
 
 #[cfg(target_arch = "wasm32")]

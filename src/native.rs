@@ -9,17 +9,19 @@
 //! - **rustls, webpki roots + none of the system's proxies.** On-prem installs use their own
 //!   CA: pass a client built with `reqwest::Certificate`s to [`ReqwestTransport::with_client`].
 //! - **Per-request timeout** from [`Request::timeout`], which bounds the whole exchange.
-//! - **Streamed bodies stream.** reqwest wants a `Send` body stream and our chunk readers are
-//!   not `Send` (the same trait serves JS streams), so the reader is pumped, in the same task as
-//!   the request, into a channel of [`STREAM_CHUNKS_IN_FLIGHT`] chunks whose receiving end is the
-//!   body: memory stays at a few chunks whatever the size. [`FileSource`] reads a file that way,
-//!   and [`crate::Client::upload_artifact_file`] hashes and uploads one.
+//! - **Streamed bodies stream.** The reader is pumped, in the same task as the request, into a
+//!   channel of [`STREAM_CHUNKS_IN_FLIGHT`] chunks whose receiving end is the body reqwest
+//!   sends: memory stays at a few chunks whatever the size, and the reader is never polled by
+//!   reqwest's connection task (so a slow source cannot stall other requests on it).
+//!   [`FileSource`] reads a file that way, and [`crate::Client::upload_artifact_file`] hashes
+//!   and uploads one.
 //!
-//! The client is `!Send`: drive it with a current-thread runtime, `block_on` or a `LocalSet`.
+//! Everything here is `Send + Sync` and every future `Send`: the client can be shared by the
+//! tasks of a multi-threaded runtime.
 
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
-use std::rc::Rc;
+use std::sync::Arc;
 use std::sync::OnceLock;
 use std::task::{Context, Poll};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -29,8 +31,8 @@ use tokio::sync::mpsc;
 
 use crate::error::{Error, Result};
 use crate::transport::{
-    Body, BodyError, BodySource, ChunkReader, Headers, LocalBoxFuture, Method, Request, Response,
-    Sleep, Transport, TransportError, TransportErrorKind,
+    Body, BodyError, BodySource, BoxFuture, ChunkReader, Headers, Method, Request, Response, Sleep,
+    Transport, TransportError, TransportErrorKind,
 };
 
 /// Chunks of a streamed body read ahead of the socket.
@@ -117,7 +119,7 @@ impl futures_core::Stream for ChannelBody {
 /// Reads `source` from its first byte into `tx` until the end, an error (sent on, so the
 /// request fails) or the body being dropped.
 async fn pump(
-    source: Rc<dyn BodySource>,
+    source: Arc<dyn BodySource>,
     tx: mpsc::Sender<std::result::Result<Vec<u8>, std::io::Error>>,
 ) {
     let mut reader = source.open();
@@ -162,7 +164,7 @@ impl FileSource {
 
     /// The body for an upload.
     pub fn into_body(self) -> Body {
-        Body::Stream(Rc::new(self))
+        Body::Stream(Arc::new(self))
     }
 }
 
@@ -185,9 +187,7 @@ struct FileReader {
 }
 
 impl ChunkReader for FileReader {
-    fn next_chunk(
-        &mut self,
-    ) -> LocalBoxFuture<'_, std::result::Result<Option<Vec<u8>>, BodyError>> {
+    fn next_chunk(&mut self) -> BoxFuture<'_, std::result::Result<Option<Vec<u8>>, BodyError>> {
         let Self { path, file } = self;
         Box::pin(async move {
             let io = |e: std::io::Error| BodyError(format!("{}: {e}", path.display()));
@@ -241,7 +241,7 @@ fn map_error(e: reqwest::Error) -> TransportError {
 }
 
 impl Transport for ReqwestTransport {
-    fn send(&self, request: Request) -> LocalBoxFuture<'_, Result<Response, TransportError>> {
+    fn send(&self, request: Request) -> BoxFuture<'_, Result<Response, TransportError>> {
         Box::pin(self.send_inner(request))
     }
 }
@@ -251,7 +251,7 @@ impl Transport for ReqwestTransport {
 pub struct TokioSleep;
 
 impl Sleep for TokioSleep {
-    fn sleep(&self, duration: Duration) -> LocalBoxFuture<'static, ()> {
+    fn sleep(&self, duration: Duration) -> BoxFuture<'static, ()> {
         Box::pin(tokio::time::sleep(duration))
     }
 

@@ -28,7 +28,7 @@
 //! wasm build needs no `getrandom`. Jitter needs spread, not secrecy; idempotency keys, which
 //! need unpredictability, come from a separate generator (see [`crate::client`]).
 
-use std::cell::Cell;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::Duration;
 
 /// Attempts per call, including the first.
@@ -144,12 +144,13 @@ impl RetryConfig {
     }
 }
 
-/// A client-wide token bucket limiting retries (see the module docs). Interior mutability
-/// with `Cell`: the client is single-threaded by design (see [`crate::transport`]).
+/// A client-wide token bucket limiting retries (see the module docs). Atomic, because a
+/// native client and its clones are shared across threads; the bucket is advisory (it bounds
+/// retry load), so relaxed ordering is enough.
 #[derive(Debug)]
 pub struct RetryBudget {
     capacity: u32,
-    tokens: Cell<u32>,
+    tokens: AtomicU32,
 }
 
 impl RetryBudget {
@@ -157,42 +158,41 @@ impl RetryBudget {
     pub fn new(capacity: u32) -> Self {
         Self {
             capacity,
-            tokens: Cell::new(capacity),
+            tokens: AtomicU32::new(capacity),
         }
     }
 
     /// Tokens left.
     pub fn available(&self) -> u32 {
-        self.tokens.get()
+        self.tokens.load(Ordering::Relaxed)
     }
 
-    /// Takes the cost of one retry; `false` (and nothing taken) if the bucket is too low.
+    /// Takes [`RETRY_COST`] tokens if there are enough; `false` means "do not retry".
     pub fn try_withdraw(&self) -> bool {
-        let t = self.tokens.get();
-        if t >= RETRY_COST {
-            self.tokens.set(t - RETRY_COST);
-            true
-        } else {
-            false
-        }
+        self.tokens
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |t| {
+                t.checked_sub(RETRY_COST)
+            })
+            .is_ok()
     }
 
     /// Returns the success refund, up to capacity.
     pub fn deposit(&self) {
-        self.tokens.set(
-            self.tokens
-                .get()
-                .saturating_add(SUCCESS_REFUND)
-                .min(self.capacity),
-        );
+        let _ = self
+            .tokens
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |t| {
+                Some(t.saturating_add(SUCCESS_REFUND).min(self.capacity))
+            });
     }
 }
 
 /// xorshift64* generator for backoff jitter. Not cryptographic (its output reveals its
-/// state): it only needs to decorrelate clients. Never used for idempotency keys.
+/// state): it only needs to decorrelate clients. Never used for idempotency keys. The state
+/// is atomic so clones of a client on several threads can share it; two threads that race on
+/// one step may draw the same value, which costs some spread and nothing else.
 #[derive(Debug)]
 pub struct Jitter {
-    state: Cell<u64>,
+    state: AtomicU64,
 }
 
 impl Jitter {
@@ -204,18 +204,23 @@ impl Jitter {
         z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
         z ^= z >> 31;
         Self {
-            state: Cell::new(if z == 0 { 0x2545_F491_4F6C_DD1D } else { z }),
+            state: AtomicU64::new(if z == 0 { 0x2545_F491_4F6C_DD1D } else { z }),
         }
     }
 
     /// The next 64 random bits.
     pub fn next_u64(&self) -> u64 {
-        let mut x = self.state.get();
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        self.state.set(x);
-        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
+        let step = |mut x: u64| {
+            x ^= x >> 12;
+            x ^= x << 25;
+            x ^= x >> 27;
+            x
+        };
+        let prev = self
+            .state
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |x| Some(step(x)))
+            .expect("the update always returns Some");
+        step(prev).wrapping_mul(0x2545_F491_4F6C_DD1D)
     }
 
     /// A value in `0..n` (0 when `n == 0`).

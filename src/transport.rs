@@ -5,10 +5,12 @@
 //! `native`), in browsers and Node (`fetch`, in the wasm layer) and in tests (a scripted
 //! transport that records requests and replays canned responses).
 //!
-//! **No `Send` bounds.** Futures from `fetch` hold JS values and are `!Send`; requiring `Send`
-//! would make the wasm transport impossible. The traits therefore return [`LocalBoxFuture`]s
-//! (boxed so the traits stay object-safe: the client holds `Rc<dyn Transport>`). Native users
-//! drive the client on one task (`block_on`, a current-thread runtime or a `LocalSet`).
+//! **`Send` natively, not on wasm32.** A native [`crate::Client`] is `Send + Sync + Clone` and
+//! its futures are `Send`, so it can live in axum state and move into `tokio::spawn`: the traits
+//! require [`MaybeSend`]/[`MaybeSync`] and return [`BoxFuture`]s, which natively mean `Send`
+//! and `Sync`. On `wasm32` the same names carry no bounds, because futures from `fetch` hold JS
+//! values, which are `!Send`, and the browser is single-threaded anyway. Futures are boxed so
+//! the traits stay object-safe (the client holds `Arc<dyn Transport>`).
 //!
 //! **Timeouts belong to the transport.** Every request carries its per-attempt
 //! [`Request::timeout`] (already cut to what is left of the call's deadline); the transport
@@ -24,11 +26,42 @@
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
-use std::rc::Rc;
+use std::sync::Arc;
 use std::time::Duration;
 
-/// A boxed future that need not be `Send`.
+/// A boxed future that need not be `Send` (what the wasm layer builds from JS promises).
 pub type LocalBoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + 'a>>;
+
+/// The future the transport traits return: `Send` natively, so a client's calls can be
+/// spawned on a multi-threaded runtime; on `wasm32` the same as [`LocalBoxFuture`].
+#[cfg(not(target_arch = "wasm32"))]
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+/// The future the transport traits return: `Send` natively, so a client's calls can be
+/// spawned on a multi-threaded runtime; on `wasm32` the same as [`LocalBoxFuture`].
+#[cfg(target_arch = "wasm32")]
+pub type BoxFuture<'a, T> = LocalBoxFuture<'a, T>;
+
+/// `Send` natively; no bound on `wasm32` (JS values are `!Send`). See the module docs.
+#[cfg(not(target_arch = "wasm32"))]
+pub trait MaybeSend: Send {}
+#[cfg(not(target_arch = "wasm32"))]
+impl<T: Send + ?Sized> MaybeSend for T {}
+/// `Send` natively; no bound on `wasm32` (JS values are `!Send`). See the module docs.
+#[cfg(target_arch = "wasm32")]
+pub trait MaybeSend {}
+#[cfg(target_arch = "wasm32")]
+impl<T: ?Sized> MaybeSend for T {}
+
+/// `Sync` natively; no bound on `wasm32`. See the module docs.
+#[cfg(not(target_arch = "wasm32"))]
+pub trait MaybeSync: Sync {}
+#[cfg(not(target_arch = "wasm32"))]
+impl<T: Sync + ?Sized> MaybeSync for T {}
+/// `Sync` natively; no bound on `wasm32`. See the module docs.
+#[cfg(target_arch = "wasm32")]
+pub trait MaybeSync {}
+#[cfg(target_arch = "wasm32")]
+impl<T: ?Sized> MaybeSync for T {}
 
 /// HTTP method.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -150,7 +183,7 @@ impl std::error::Error for BodyError {}
 /// A replayable source of a large request body (an artifact), read in chunks so it is never
 /// held whole. Replayable because a retry must send the same bytes again: [`BodySource::open`]
 /// starts a fresh read from the beginning each time.
-pub trait BodySource {
+pub trait BodySource: MaybeSend + MaybeSync {
     /// Total length in bytes, if known (sent as `Content-Length`).
     fn len(&self) -> Option<u64>;
 
@@ -164,9 +197,9 @@ pub trait BodySource {
 }
 
 /// A single pass over a [`BodySource`].
-pub trait ChunkReader {
+pub trait ChunkReader: MaybeSend {
     /// The next chunk, or `None` at the end.
-    fn next_chunk(&mut self) -> LocalBoxFuture<'_, Result<Option<Vec<u8>>, BodyError>>;
+    fn next_chunk(&mut self) -> BoxFuture<'_, Result<Option<Vec<u8>>, BodyError>>;
 }
 
 /// A request body.
@@ -177,9 +210,9 @@ pub enum Body {
     #[default]
     Empty,
     /// Bytes in memory (JSON bodies). Shared so every retry can resend them without copying.
-    Bytes(Rc<[u8]>),
+    Bytes(Arc<[u8]>),
     /// A streamed body (artifact uploads).
-    Stream(Rc<dyn BodySource>),
+    Stream(Arc<dyn BodySource>),
 }
 
 impl Body {
@@ -319,15 +352,15 @@ impl std::error::Error for TransportError {}
 
 /// Sends one HTTP request. Implementations must enforce [`Request::timeout`] and must not
 /// follow redirects to other origins with the `authorization` header.
-pub trait Transport {
+pub trait Transport: MaybeSend + MaybeSync {
     /// Sends `request` and reads the whole response.
-    fn send(&self, request: Request) -> LocalBoxFuture<'_, Result<Response, TransportError>>;
+    fn send(&self, request: Request) -> BoxFuture<'_, Result<Response, TransportError>>;
 }
 
 /// Timers and wall clock of the runtime.
-pub trait Sleep {
+pub trait Sleep: MaybeSend + MaybeSync {
     /// Completes after `duration`.
-    fn sleep(&self, duration: Duration) -> LocalBoxFuture<'static, ()>;
+    fn sleep(&self, duration: Duration) -> BoxFuture<'static, ()>;
 
     /// Milliseconds since the Unix epoch, if the runtime has a clock. Used only to turn an
     /// HTTP-date `Retry-After` into a delay and to seed jitter.
@@ -345,14 +378,14 @@ pub trait Sleep {
     }
 }
 
-impl<T: Transport + ?Sized> Transport for Rc<T> {
-    fn send(&self, request: Request) -> LocalBoxFuture<'_, Result<Response, TransportError>> {
+impl<T: Transport + ?Sized> Transport for Arc<T> {
+    fn send(&self, request: Request) -> BoxFuture<'_, Result<Response, TransportError>> {
         (**self).send(request)
     }
 }
 
-impl<S: Sleep + ?Sized> Sleep for Rc<S> {
-    fn sleep(&self, duration: Duration) -> LocalBoxFuture<'static, ()> {
+impl<S: Sleep + ?Sized> Sleep for Arc<S> {
+    fn sleep(&self, duration: Duration) -> BoxFuture<'static, ()> {
         (**self).sleep(duration)
     }
     fn now_unix_millis(&self) -> Option<u64> {

@@ -45,10 +45,9 @@ fn version_request(files: &[(&str, &[u8])]) -> RegisterDatasetVersionRequest {
         b.add_file(path, &sha, size).unwrap();
     }
     let m = b.finish().unwrap();
-    RegisterDatasetVersionRequest {
-        digest: m.digest().to_owned(),
-        files: m
-            .files()
+    RegisterDatasetVersionRequest::new(
+        m.digest().to_owned(),
+        m.files()
             .iter()
             .map(|f| FileEntry {
                 path: f.path.clone(),
@@ -56,8 +55,8 @@ fn version_request(files: &[(&str, &[u8])]) -> RegisterDatasetVersionRequest {
                 size: f.size,
             })
             .collect(),
-        note: Some("auditor test".into()),
-    }
+    )
+    .with_note("auditor test")
 }
 
 /// Runs a small flow that writes every audit action and every kind of lineage edge (a run
@@ -67,93 +66,98 @@ fn version_request(files: &[(&str, &[u8])]) -> RegisterDatasetVersionRequest {
 /// its output.
 async fn export_bundles(server: &Server) -> (Vec<u8>, Vec<(&'static str, Vec<u8>)>, String) {
     let admin = client(server, ADMIN);
-    let verifier = admin.list_verifier_keys().await.unwrap().keys[0]
+    let verifier = admin.list_verifier_keys().send().await.unwrap().keys[0]
         .verifier
         .clone();
     // Version 2 of the policy, so that policy.snapshot needs its policy.update event.
     admin
-        .update_policy(&UpdatePolicyRequest {
-            required_gates: vec!["schema-check".into()],
-            run_token_ttl_seconds: Some(3600),
-        })
+        .update_policy(
+            &UpdatePolicyRequest::new(vec!["schema-check".to_owned()])
+                .with_run_token_ttl_seconds(3600),
+        )
+        .send()
         .await
         .unwrap();
     let created = admin
-        .create_token(&CreateTokenRequest {
-            name: "auditor-test".into(),
-            role: Role::Engineer,
-            expires_in_seconds: Some(3600),
-        })
+        .create_token(
+            &CreateTokenRequest::new("auditor-test", Role::Engineer).with_expires_in_seconds(3600),
+        )
+        .send()
         .await
         .unwrap();
     let eng = client(server, created.secret.expose());
     let ds = eng
-        .create_dataset(&CreateDatasetRequest {
-            name: "auditor-cats".into(),
-            description: None,
-        })
+        .create_dataset(&CreateDatasetRequest::new("auditor-cats"))
+        .send()
         .await
         .unwrap();
     let input = version_request(&[("train/a.csv", b"id,label\n1,cat\n"), ("README", b"hi\n")]);
     let extra = version_request(&[("labels.csv", b"id,label\n2,dog\n")]);
     let output = version_request(&[("scores.csv", b"id,score\n1,0.9\n")]);
     for req in [&input, &extra, &output] {
-        eng.register_dataset_version(&ds.id, req).await.unwrap();
+        eng.register_dataset_version(&ds.id, req)
+            .send()
+            .await
+            .unwrap();
     }
     for req in [&input, &extra] {
         eng.record_gate_result(
             &ds.id,
             &req.digest,
-            &RecordGateResultRequest {
-                gate: "schema-check".into(),
-                status: GateOutcome::Passed,
-                details: None,
-            },
+            &RecordGateResultRequest::new("schema-check", GateOutcome::Passed),
         )
+        .send()
         .await
         .unwrap();
     }
     let created_run = eng
-        .create_run(&CreateRunRequest {
-            name: "auditor-run".into(),
-            inputs: vec![
-                DatasetVersionRef::new(&ds.id, &input.digest),
-                DatasetVersionRef::new(&ds.id, &extra.digest),
-            ],
-            git_commit: "4015b57a143aec5156fd1444a017a32137a3fd0f".into(),
-            image_digest: format!("sha256:{}", "6105d6cc".repeat(8)),
-            params: Some([("lr".to_owned(), "0.001".to_owned())].into()),
-        })
+        .create_run(
+            &CreateRunRequest::new(
+                "auditor-run",
+                vec![
+                    DatasetVersionRef::new(&ds.id, &input.digest),
+                    DatasetVersionRef::new(&ds.id, &extra.digest),
+                ],
+                "4015b57a143aec5156fd1444a017a32137a3fd0f",
+                format!("sha256:{}", "6105d6cc".repeat(8)),
+            )
+            .with_params([("lr".to_owned(), "0.001".to_owned())].into()),
+        )
+        .send()
         .await
         .unwrap();
     let run_id = created_run.run.id.clone();
     let run = eng.with_token(created_run.run_token.clone()).unwrap();
     run.append_metrics(
         &run_id,
-        &AppendMetricsRequest {
-            points: vec![MetricPoint::new("loss", 0, 0.5)],
-        },
+        &AppendMetricsRequest::new(vec![MetricPoint::new("loss", 0, 0.5)]),
     )
+    .send()
     .await
     .unwrap();
     run.upload_artifact_bytes(&run_id, "model/weights.bin", b"weights".to_vec())
+        .send()
         .await
         .unwrap();
     run.finish_run(
         &run_id,
-        &FinishRunRequest {
-            status: RunStatus::Succeeded,
-            outputs: Some(vec![DatasetVersionRef::new(&ds.id, &output.digest)]),
-        },
+        &FinishRunRequest::new(RunStatus::Succeeded)
+            .with_outputs(vec![DatasetVersionRef::new(&ds.id, &output.digest)]),
     )
+    .send()
     .await
     .unwrap();
-    admin.revoke_token(&created.token.id).await.unwrap();
-    let run_bundle = admin.export_run_evidence(&run_id, None).await.unwrap();
+    admin.revoke_token(&created.token.id).send().await.unwrap();
+    let run_bundle = admin
+        .export_run_evidence(&run_id, None)
+        .send()
+        .await
+        .unwrap();
     let mut version_bundles = Vec::new();
     for (name, req) in [("input.zip", &input), ("output.zip", &output)] {
         let bundle = admin
             .export_dataset_version_evidence(&ds.id, &req.digest, None)
+            .send()
             .await
             .unwrap();
         version_bundles.push((name, bundle));

@@ -11,7 +11,7 @@ use common::*;
 use datapilot::error::TimeoutLimit;
 use datapilot::model::datasets::CreateDatasetRequest;
 use datapilot::retry::{RetryConfig, DEFAULT_CALL_DEADLINE, DEFAULT_TIMEOUT, MIN_ATTEMPT_WINDOW};
-use datapilot::transport::{LocalBoxFuture, Sleep, TransportError, TransportErrorKind};
+use datapilot::transport::{BoxFuture, Sleep, TransportError, TransportErrorKind};
 use datapilot::{Client, Error, RequestOptions, Sent};
 
 const HEALTH: &str = r#"{"status":"ok","version":"0.1.0","tree_size":3}"#;
@@ -22,10 +22,7 @@ fn secs(s: u64) -> Duration {
 }
 
 fn create_req() -> CreateDatasetRequest {
-    CreateDatasetRequest {
-        name: "n".into(),
-        description: None,
-    }
+    CreateDatasetRequest::new("n")
 }
 
 fn refused() -> Result<datapilot::transport::Response, TransportError> {
@@ -38,7 +35,7 @@ fn defaults_bound_a_hanging_call_by_the_deadline_not_attempts_times_timeout() {
     for _ in 0..4 {
         t.timeout();
     }
-    let err = block_on(c.get_health()).unwrap_err();
+    let err = block_on(c.get_health().send()).unwrap_err();
     // 4 attempts x 30 s used to be possible; the 60 s deadline allows the first attempt whole
     // and cuts the second to what is left after the wait.
     assert_eq!(t.count(), 2);
@@ -75,7 +72,7 @@ fn every_attempt_timeout_is_cut_to_the_time_left() {
     for _ in 0..4 {
         t.push_after(secs(25), Ok(response(503, &[], "")));
     }
-    let err = block_on(c.get_health()).unwrap_err();
+    let err = block_on(c.get_health().send()).unwrap_err();
     assert_eq!(t.count(), 3);
     let delays = s.delays.borrow().clone();
     assert_eq!(t.request(0).timeout, DEFAULT_TIMEOUT);
@@ -104,7 +101,7 @@ fn retry_after_longer_than_the_time_left_ends_with_the_last_error_marked() {
         &problem(503, "unavailable", "maintenance"),
     )));
     t.status(200, HEALTH);
-    let err = block_on(c.get_health()).unwrap_err();
+    let err = block_on(c.get_health().send()).unwrap_err();
     assert_eq!(t.count(), 1, "no retry");
     assert!(s.delays.borrow().is_empty(), "no wait started");
     // The server's answer is kept whole, and marked.
@@ -125,7 +122,7 @@ fn retry_after_longer_than_the_time_left_ends_with_the_last_error_marked() {
     t.push(Ok(response(429, &[("retry-after", "5")], "")));
     t.push(Ok(response(429, &[("retry-after", "5")], "")));
     t.status(200, HEALTH);
-    let err = block_on(c.get_health()).unwrap_err();
+    let err = block_on(c.get_health().send()).unwrap_err();
     assert_eq!(t.count(), 2);
     assert_eq!(*s.delays.borrow(), vec![secs(5)]);
     assert_eq!(err.status(), Some(429));
@@ -136,7 +133,7 @@ fn retry_after_longer_than_the_time_left_ends_with_the_last_error_marked() {
     let (c, t, s) = client();
     t.push(Ok(response(429, &[("retry-after", "5")], "")));
     t.status(200, HEALTH);
-    block_on(c.get_health()).unwrap();
+    block_on(c.get_health().send()).unwrap();
     assert_eq!(*s.delays.borrow(), vec![secs(5)]);
 }
 
@@ -145,7 +142,7 @@ fn a_backoff_that_does_not_fit_ends_with_the_transport_error_marked() {
     let (c, t, s) = client();
     let c = c.with_deadline(MIN_ATTEMPT_WINDOW / 2);
     t.push(refused()).push(refused());
-    let err = block_on(c.get_health()).unwrap_err();
+    let err = block_on(c.get_health().send()).unwrap_err();
     assert_eq!(t.count(), 1);
     assert!(s.delays.borrow().is_empty());
     assert!(matches!(
@@ -178,7 +175,7 @@ fn a_late_timer_that_eats_the_deadline_gives_a_deadline_timeout() {
         .build()
         .unwrap();
     t.push(refused()).push(refused());
-    let err = block_on(c.get_health()).unwrap_err();
+    let err = block_on(c.get_health().send()).unwrap_err();
     assert_eq!(t.count(), 1, "no attempt after the deadline");
     // Only refused connections: nothing can have reached the server.
     assert!(matches!(
@@ -209,7 +206,7 @@ fn deadline_is_configurable_per_client_and_per_call() {
         .build()
         .unwrap();
     t.status(200, HEALTH);
-    block_on(c.get_health()).unwrap();
+    block_on(c.get_health().send()).unwrap();
     assert_eq!(
         t.request(0).timeout,
         secs(10),
@@ -218,11 +215,11 @@ fn deadline_is_configurable_per_client_and_per_call() {
 
     t.status(201, DATASET);
     let opts = RequestOptions::default().with_deadline(secs(4));
-    block_on(c.create_dataset_with(&create_req(), &opts)).unwrap();
+    block_on(c.create_dataset(&create_req()).options(opts.clone()).send()).unwrap();
     assert_eq!(t.request(1).timeout, secs(4), "per-call deadline wins");
 
     t.status(200, HEALTH);
-    block_on(c.with_deadline(secs(90)).get_health()).unwrap();
+    block_on(c.with_deadline(secs(90)).get_health().send()).unwrap();
     assert_eq!(t.request(2).timeout, DEFAULT_TIMEOUT);
 
     // Per-call options: a deadline shorter than the attempt timeout caps it.
@@ -230,7 +227,7 @@ fn deadline_is_configurable_per_client_and_per_call() {
     let opts = RequestOptions::default()
         .with_timeout(secs(20))
         .with_deadline(secs(3));
-    block_on(c.create_dataset_with(&create_req(), &opts)).unwrap();
+    block_on(c.create_dataset(&create_req()).options(opts.clone()).send()).unwrap();
     assert_eq!(t.request(3).timeout, secs(3));
 }
 
@@ -238,7 +235,7 @@ fn deadline_is_configurable_per_client_and_per_call() {
 fn default_deadline_never_cuts_a_longer_attempt_timeout_the_caller_asked_for() {
     let (c, t, _) = client();
     t.status(200, HEALTH);
-    block_on(c.with_timeout(secs(300)).get_health()).unwrap();
+    block_on(c.with_timeout(secs(300)).get_health().send()).unwrap();
     assert_eq!(t.request(0).timeout, secs(300));
 
     // With an explicit deadline, the deadline wins.
@@ -246,7 +243,8 @@ fn default_deadline_never_cuts_a_longer_attempt_timeout_the_caller_asked_for() {
     block_on(
         c.with_timeout(secs(300))
             .with_deadline(secs(5))
-            .get_health(),
+            .get_health()
+            .send(),
     )
     .unwrap();
     assert_eq!(t.request(1).timeout, secs(5));
@@ -255,10 +253,10 @@ fn default_deadline_never_cuts_a_longer_attempt_timeout_the_caller_asked_for() {
 #[test]
 fn zero_deadline_is_rejected_before_sending() {
     let (c, t, _) = client();
-    let err = block_on(c.with_deadline(Duration::ZERO).get_health()).unwrap_err();
+    let err = block_on(c.with_deadline(Duration::ZERO).get_health().send()).unwrap_err();
     assert!(matches!(err, Error::Build { .. }));
     let opts = RequestOptions::default().with_deadline(Duration::ZERO);
-    let err = block_on(c.create_dataset_with(&create_req(), &opts)).unwrap_err();
+    let err = block_on(c.create_dataset(&create_req()).options(opts.clone()).send()).unwrap_err();
     assert!(matches!(err, Error::Build { .. }));
     assert_eq!(t.count(), 0);
     let built = Client::builder()
@@ -276,7 +274,7 @@ fn sent_covers_every_attempt_of_the_call() {
     let (c, t, _) = client_with(RetryConfig::default().with_max_attempts(2));
     t.push(Err(TransportError::new(TransportErrorKind::Io, "reset")));
     t.push(refused());
-    let err = block_on(c.create_dataset(&create_req())).unwrap_err();
+    let err = block_on(c.create_dataset(&create_req()).send()).unwrap_err();
     assert_eq!(t.count(), 2);
     assert_eq!(err.sent(), Sent::Maybe);
 
@@ -284,18 +282,18 @@ fn sent_covers_every_attempt_of_the_call() {
     let (c, t, _) = client_with(RetryConfig::default().with_max_attempts(2));
     t.status(503, "");
     t.push(refused());
-    let err = block_on(c.create_dataset(&create_req())).unwrap_err();
+    let err = block_on(c.create_dataset(&create_req()).send()).unwrap_err();
     assert_eq!(err.sent(), Sent::No);
 }
 
 /// A runtime with no clock at all.
 #[derive(Clone, Default)]
 struct NoClock {
-    delays: std::rc::Rc<std::cell::RefCell<Vec<Duration>>>,
+    delays: Shared<Vec<Duration>>,
 }
 
 impl Sleep for NoClock {
-    fn sleep(&self, duration: Duration) -> LocalBoxFuture<'static, ()> {
+    fn sleep(&self, duration: Duration) -> BoxFuture<'static, ()> {
         self.delays.borrow_mut().push(duration);
         Box::pin(async {})
     }
@@ -318,7 +316,7 @@ fn without_a_clock_the_deadline_counts_waits_and_timed_out_attempts() {
     t.push(Ok(response(503, &[("retry-after", "40")], "")));
     t.push(Ok(response(503, &[("retry-after", "40")], "")));
     t.status(200, HEALTH);
-    let err = block_on(c.get_health()).unwrap_err();
+    let err = block_on(c.get_health().send()).unwrap_err();
     assert_eq!(*s.delays.borrow(), vec![secs(40)]);
     assert_eq!(t.count(), 2);
     assert_eq!(t.request(1).timeout, secs(20), "60 s minus the 40 s waited");
@@ -336,7 +334,7 @@ fn without_a_clock_the_deadline_counts_waits_and_timed_out_attempts() {
     for _ in 0..4 {
         t.timeout();
     }
-    let err = block_on(c.get_health()).unwrap_err();
+    let err = block_on(c.get_health().send()).unwrap_err();
     assert_eq!(t.count(), 2);
     assert!(t.request(1).timeout < secs(30));
     assert!(matches!(
@@ -352,7 +350,7 @@ fn without_a_clock_the_deadline_counts_waits_and_timed_out_attempts() {
 struct WallOnly(u64);
 
 impl Sleep for WallOnly {
-    fn sleep(&self, _: Duration) -> LocalBoxFuture<'static, ()> {
+    fn sleep(&self, _: Duration) -> BoxFuture<'static, ()> {
         Box::pin(async {})
     }
     fn now_unix_millis(&self) -> Option<u64> {

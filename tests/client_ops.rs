@@ -49,10 +49,9 @@ fn pager_keeps_filters_and_stops() {
     let (c, t, _) = client();
     t.status(200, r#"{"items":[],"next_cursor":"x"}"#);
     t.status(200, r#"{"items":[],"next_cursor":null}"#);
-    let filter = datapilot::model::audit::AuditEventFilter {
-        subject: Some("run:run_1".into()),
-        action: Some("run.create".into()),
-    };
+    let filter = datapilot::model::audit::AuditEventFilter::new()
+        .with_subject("run:run_1")
+        .with_action("run.create");
     let mut p = c.list_audit_events(&filter);
     assert!(block_on(p.next_page()).unwrap().is_some());
     assert!(block_on(p.next_page()).unwrap().is_some());
@@ -78,22 +77,21 @@ fn pager_rejects_a_repeated_cursor() {
 fn register_reports_created_or_existing() {
     let (c, t, _) = client();
     t.status(201, VERSION).status(200, VERSION);
-    let req = RegisterDatasetVersionRequest {
-        digest: "sha256:aa".into(),
-        files: vec![FileEntry {
+    let req = RegisterDatasetVersionRequest::new(
+        "sha256:aa",
+        vec![FileEntry {
             path: "a.txt".into(),
             sha256: "00".repeat(32),
             size: 3,
         }],
-        note: None,
-    };
+    );
     assert!(
-        block_on(c.register_dataset_version("ds_1", &req))
+        block_on(c.register_dataset_version("ds_1", &req).send())
             .unwrap()
             .created
     );
     assert!(
-        !block_on(c.register_dataset_version("ds_1", &req))
+        !block_on(c.register_dataset_version("ds_1", &req).send())
             .unwrap()
             .created
     );
@@ -115,12 +113,8 @@ fn register_reports_created_or_existing() {
 fn gate_url_encodes_segments() {
     let (c, t, _) = client();
     t.status(500, "");
-    let req = RecordGateResultRequest {
-        gate: "pii-scan".into(),
-        status: GateOutcome::Passed,
-        details: None,
-    };
-    let _ = block_on(c.record_gate_result("ds_1", "sha256:ab", &req));
+    let req = RecordGateResultRequest::new("pii-scan", GateOutcome::Passed);
+    let _ = block_on(c.record_gate_result("ds_1", "sha256:ab", &req).send());
     assert_eq!(
         t.request(0).url,
         "http://127.0.0.1:9/v1/datasets/ds_1/versions/sha256:ab/gates"
@@ -134,7 +128,11 @@ fn upload_sends_raw_bytes_with_digest_query() {
         201,
         r#"{"id":"art_1","run_id":"run_1","name":"model/w.bin","sha256":"x","size":3,"created_at":"t","created_by":"run_1","audit_seq":9}"#,
     );
-    block_on(c.upload_artifact_bytes("run_1", "model/w.bin", b"abc".to_vec())).unwrap();
+    block_on(
+        c.upload_artifact_bytes("run_1", "model/w.bin", b"abc".to_vec())
+            .send(),
+    )
+    .unwrap();
     let r = t.request(0);
     assert_eq!(
         r.url,
@@ -153,10 +151,10 @@ fn download_checks_the_announced_digest() {
     let (c, t, _) = client();
     let good = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad";
     t.push(Ok(response(200, &[("x-content-sha256", good)], "abc")));
-    let content = block_on(c.download_artifact("run_1", "art_1")).unwrap();
+    let content = block_on(c.download_artifact("run_1", "art_1").send()).unwrap();
     assert_eq!(content.bytes, b"abc");
     t.push(Ok(response(200, &[("x-content-sha256", good)], "abd")));
-    let err = block_on(c.download_artifact("run_1", "art_1")).unwrap_err();
+    let err = block_on(c.download_artifact("run_1", "art_1").send()).unwrap_err();
     assert!(matches!(err, Error::Verification(_)));
 }
 
@@ -166,7 +164,7 @@ fn evidence_and_checkpoint_use_their_media_types() {
     t.status(200, "PK")
         .status(200, "origin\n1\nAAAA\n\n— origin sig\n");
     assert_eq!(
-        block_on(c.export_run_evidence("run_1", Some(5))).unwrap(),
+        block_on(c.export_run_evidence("run_1", Some(5)).send()).unwrap(),
         b"PK"
     );
     assert_eq!(
@@ -174,7 +172,7 @@ fn evidence_and_checkpoint_use_their_media_types() {
         "http://127.0.0.1:9/v1/runs/run_1/evidence?tree_size=5"
     );
     assert_eq!(t.request(0).headers.get("accept"), Some("application/zip"));
-    assert!(block_on(c.get_checkpoint())
+    assert!(block_on(c.get_checkpoint().send())
         .unwrap()
         .starts_with("origin\n"));
     assert_eq!(t.request(1).headers.get("accept"), Some("text/plain"));
@@ -189,4 +187,88 @@ fn builder_requires_absolute_base_url_and_transport() {
         .sleep(FakeSleep::default())
         .build()
         .is_err());
+}
+
+/// Reads take per-call options too: the timeout and deadline reach the transport.
+#[test]
+fn reads_and_pages_take_per_call_options() {
+    use std::time::Duration;
+    let (c, t, _) = client();
+    t.status(200, r#"{"status":"ok","version":"1","tree_size":0}"#);
+    block_on(c.get_health().timeout(Duration::from_millis(1500)).send()).unwrap();
+    assert_eq!(t.request(0).timeout, Duration::from_millis(1500));
+    t.status(200, r#"{"items":[],"next_cursor":null}"#);
+    block_on(
+        c.list_runs()
+            .timeout(Duration::from_millis(700))
+            .collect_all(),
+    )
+    .unwrap();
+    assert_eq!(t.request(1).timeout, Duration::from_millis(700));
+    // A deadline shorter than the timeout cuts the attempt.
+    t.status(200, r#"{"status":"ok","version":"1","tree_size":0}"#);
+    block_on(c.get_health().deadline(Duration::from_millis(300)).send()).unwrap();
+    assert_eq!(t.request(2).timeout, Duration::from_millis(300));
+}
+
+/// An idempotency key is a POST's: on a read or the PUT it is refused before anything is
+/// sent, instead of being silently dropped.
+#[test]
+fn idempotency_key_only_on_posts() {
+    let (c, t, _) = client();
+    let keyed = datapilot::RequestOptions::idempotency_key("k-1");
+    let err = block_on(c.get_run("run_1").options(keyed.clone()).send()).unwrap_err();
+    assert!(matches!(err, Error::Build { .. }), "{err}");
+    let req = datapilot::model::policy::UpdatePolicyRequest::new(["schema"]);
+    let err = block_on(c.update_policy(&req).options(keyed.clone()).send()).unwrap_err();
+    assert!(
+        err.to_string().contains("takes no Idempotency-Key"),
+        "{err}"
+    );
+    let err = block_on(c.list_runs().options(keyed).collect_all()).unwrap_err();
+    assert!(matches!(err, Error::Build { .. }), "{err}");
+    assert_eq!(t.count(), 0);
+    t.status(
+        200,
+        r#"{"id":"tok_1","name":"ci","role":"engineer","created_at":"t"}"#,
+    );
+    block_on(
+        c.revoke_token("tok_1")
+            .idempotency_key("revoke-tok_1")
+            .send(),
+    )
+    .unwrap();
+    assert_eq!(
+        t.header(0, "idempotency-key").as_deref(),
+        Some("revoke-tok_1")
+    );
+}
+
+/// `into_stream` yields items across pages, skipping empty pages, and ends after an error.
+#[test]
+fn pager_stream_yields_items_then_ends() {
+    use futures_util::StreamExt;
+    let (c, t, _) = client();
+    t.status(
+        200,
+        r#"{"items":[{"seq":0,"leaf":"AA==","leaf_hash":"h0"},{"seq":1,"leaf":"AA==","leaf_hash":"h1"}],"next_cursor":"c1"}"#,
+    );
+    t.status(200, r#"{"items":[],"next_cursor":"c2"}"#);
+    t.status(
+        200,
+        r#"{"items":[{"seq":2,"leaf":"AA==","leaf_hash":"h2"}],"next_cursor":null}"#,
+    );
+    let items: Vec<_> = block_on(
+        c.list_ledger_entries(None)
+            .into_stream()
+            .collect::<Vec<_>>(),
+    );
+    let seqs: Vec<u64> = items.into_iter().map(|r| r.unwrap().seq).collect();
+    assert_eq!(seqs, [0, 1, 2]);
+    assert_eq!(t.count(), 3);
+
+    t.status(404, &problem(404, "not_found", "no such run"));
+    let mut s = c.list_artifacts("run_x").into_stream();
+    assert!(matches!(block_on(s.next()), Some(Err(Error::Api(_)))));
+    assert!(block_on(s.next()).is_none());
 }

@@ -23,7 +23,7 @@ fn client_and_builder_debug_hide_the_token() {
 fn recorded_request_debug_hides_authorization() {
     let (c, t, _) = client();
     t.status(200, r#"{"status":"ok","version":"0.1.0","tree_size":1}"#);
-    block_on(c.get_health()).unwrap();
+    block_on(c.get_health().send()).unwrap();
     let r = t.request(0);
     assert_eq!(
         r.headers.get("authorization").unwrap(),
@@ -40,7 +40,7 @@ fn errors_never_carry_the_token() {
         401,
         &problem(401, "unauthenticated", &format!("token {TOKEN} is revoked")),
     );
-    let err = block_on(c.get_health()).unwrap_err();
+    let err = block_on(c.get_health().send()).unwrap_err();
     for text in [format!("{err:?}"), err.to_string()] {
         assert!(!text.contains("TESTSECRETVALUE"), "{text}");
     }
@@ -48,7 +48,7 @@ fn errors_never_carry_the_token() {
         TransportErrorKind::Io,
         format!("proxy said: Authorization: Bearer {TOKEN}"),
     )));
-    let err = block_on(c.get_health()).unwrap_err();
+    let err = block_on(c.get_health().send()).unwrap_err();
     for text in [format!("{err:?}"), err.to_string()] {
         assert!(!text.contains("TESTSECRETVALUE"), "{text}");
     }
@@ -62,11 +62,11 @@ fn created_secrets_are_redacted_in_debug() {
         r#"{"token":{"id":"tok_1","name":"ci","role":"engineer","created_at":"2026-11-27T03:38:50.123Z","expires_at":null,"revoked_at":null},"secret":"dpt_NEWSECRETVALUE123456"}"#,
     );
     let created = block_on(
-        c.create_token(&datapilot::model::tokens::CreateTokenRequest {
-            name: "ci".into(),
-            role: datapilot::model::Role::Engineer,
-            expires_in_seconds: None,
-        }),
+        c.create_token(&datapilot::model::tokens::CreateTokenRequest::new(
+            "ci",
+            datapilot::model::Role::Engineer,
+        ))
+        .send(),
     )
     .unwrap();
     assert!(!format!("{created:?}").contains("NEWSECRETVALUE"));

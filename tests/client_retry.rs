@@ -18,10 +18,7 @@ const DATASET: &str = r#"{"id":"ds_1","name":"n","description":null,"created_at"
 const HEALTH: &str = r#"{"status":"ok","version":"0.1.0","tree_size":3}"#;
 
 fn create_req() -> CreateDatasetRequest {
-    CreateDatasetRequest {
-        name: "n".into(),
-        description: None,
-    }
+    CreateDatasetRequest::new("n")
 }
 
 #[test]
@@ -29,7 +26,7 @@ fn retries_retryable_statuses_then_succeeds() {
     for status in [408, 429, 502, 503, 504] {
         let (c, t, s) = client();
         t.status(status, "").status(status, "").status(200, HEALTH);
-        let h = block_on(c.get_health()).unwrap();
+        let h = block_on(c.get_health().send()).unwrap();
         assert_eq!(h.tree_size, 3);
         assert_eq!(t.count(), 3, "status {status}");
         let delays = s.delays.borrow();
@@ -46,7 +43,7 @@ fn gives_up_after_max_attempts_with_last_error() {
     for _ in 0..5 {
         t.status(503, &problem(503, "unavailable", "down"));
     }
-    let err = block_on(c.get_health()).unwrap_err();
+    let err = block_on(c.get_health().send()).unwrap_err();
     assert_eq!(t.count(), 3);
     assert_eq!(s.delays.borrow().len(), 2);
     assert_eq!(err.status(), Some(503));
@@ -59,7 +56,7 @@ fn never_retries_other_4xx_or_500() {
     for status in [400, 401, 403, 404, 409, 413, 415, 422, 500] {
         let (c, t, s) = client();
         t.status(status, &problem(status, "some_code", "nope"));
-        let err = block_on(c.create_dataset(&create_req())).unwrap_err();
+        let err = block_on(c.create_dataset(&create_req()).send()).unwrap_err();
         assert_eq!(t.count(), 1, "status {status}");
         assert!(s.delays.borrow().is_empty());
         assert!(!err.is_retryable());
@@ -75,7 +72,7 @@ fn api_error_shape() {
         &[("x-request-id", "hdr-id"), ("content-type", "application/problem+json")],
         r#"{"type":"https://animus.dev/datapilot/problems/gate_not_passed","title":"Gate not passed","status":422,"detail":"input ds_1@sha256:aa misses pii-scan","code":"gate_not_passed","request_id":"body-id","errors":[{"field":"inputs[0]","message":"missing gates"}]}"#,
     )));
-    let err = block_on(c.get_health()).unwrap_err();
+    let err = block_on(c.get_health().send()).unwrap_err();
     let api = err.api().unwrap();
     assert_eq!(api.status, 422);
     assert_eq!(api.code.as_deref(), Some("gate_not_passed"));
@@ -98,7 +95,7 @@ fn api_error_shape() {
         &[("x-request-id", "proxy-1")],
         "<html>bad gateway</html>",
     )));
-    let err = block_on(c.get_health()).unwrap_err();
+    let err = block_on(c.get_health().send()).unwrap_err();
     assert_eq!(err.status(), Some(502));
     assert_eq!(err.code(), None);
     assert_eq!(err.request_id(), Some("proxy-1"));
@@ -109,7 +106,7 @@ fn api_error_shape() {
 fn decode_error_on_bad_success_body() {
     let (c, t, _) = client();
     t.push(Ok(response(200, &[("x-request-id", "r1")], "{not json")));
-    let err = block_on(c.get_health()).unwrap_err();
+    let err = block_on(c.get_health().send()).unwrap_err();
     assert!(matches!(err, Error::Decode { status: 200, .. }));
     assert_eq!(err.request_id(), Some("r1"));
     assert!(!err.is_retryable());
@@ -121,7 +118,7 @@ fn same_idempotency_key_on_every_attempt_and_fresh_per_call() {
     t.status(503, "")
         .push(Err(TransportError::new(TransportErrorKind::Io, "reset")));
     t.status(201, DATASET);
-    block_on(c.create_dataset(&create_req())).unwrap();
+    block_on(c.create_dataset(&create_req()).send()).unwrap();
     assert_eq!(t.count(), 3);
     let key = t.header(0, "idempotency-key").unwrap();
     assert!(key.starts_with("dp-") && key.len() == 35, "{key}");
@@ -130,7 +127,7 @@ fn same_idempotency_key_on_every_attempt_and_fresh_per_call() {
     assert_eq!(t.request(2).body.len(), t.request(0).body.len());
 
     t.status(201, DATASET);
-    block_on(c.create_dataset(&create_req())).unwrap();
+    block_on(c.create_dataset(&create_req()).send()).unwrap();
     assert_ne!(t.header(3, "idempotency-key").unwrap(), key);
 }
 
@@ -139,7 +136,7 @@ fn caller_supplied_idempotency_key_is_used_and_validated() {
     let (c, t, _) = client();
     t.status(503, "").status(201, DATASET);
     let opts = RequestOptions::idempotency_key("ci-job-1234/create");
-    block_on(c.create_dataset_with(&create_req(), &opts)).unwrap();
+    block_on(c.create_dataset(&create_req()).options(opts.clone()).send()).unwrap();
     assert_eq!(
         t.header(0, "idempotency-key").unwrap(),
         "ci-job-1234/create"
@@ -150,7 +147,7 @@ fn caller_supplied_idempotency_key_is_used_and_validated() {
     );
 
     let bad = RequestOptions::idempotency_key("has space");
-    let err = block_on(c.create_dataset_with(&create_req(), &bad)).unwrap_err();
+    let err = block_on(c.create_dataset(&create_req()).options(bad.clone()).send()).unwrap_err();
     assert!(matches!(err, Error::Build { .. }));
     assert_eq!(err.sent(), Sent::No);
     assert_eq!(t.count(), 2, "nothing sent for an invalid key");
@@ -160,7 +157,7 @@ fn caller_supplied_idempotency_key_is_used_and_validated() {
 fn reads_send_no_idempotency_key_and_standard_headers() {
     let (c, t, _) = client();
     t.status(200, HEALTH);
-    block_on(c.get_health()).unwrap();
+    block_on(c.get_health().send()).unwrap();
     let r = t.request(0);
     assert_eq!(r.url, "http://127.0.0.1:9/v1/health");
     assert_eq!(r.headers.get("idempotency-key"), None);
@@ -184,7 +181,7 @@ fn retry_after_seconds_and_date_are_honoured_and_capped() {
     t.push(Ok(response(429, &[("retry-after", "3")], "")));
     t.push(Ok(response(503, &[("retry-after", "7200")], "")));
     t.status(200, HEALTH);
-    block_on(c.get_health()).unwrap();
+    block_on(c.get_health().send()).unwrap();
     assert_eq!(
         *s.delays.borrow(),
         vec![Duration::from_secs(3), DEFAULT_MAX_RETRY_AFTER]
@@ -209,7 +206,7 @@ fn retry_after_seconds_and_date_are_honoured_and_capped() {
         "",
     )));
     t2.status(200, HEALTH);
-    block_on(c2.get_health()).unwrap();
+    block_on(c2.get_health().send()).unwrap();
     assert_eq!(*s2.delays.borrow(), vec![Duration::from_secs(5)]);
 }
 
@@ -221,7 +218,7 @@ fn retry_after_on_final_error_is_reported() {
         &[("retry-after", "12")],
         &problem(429, "rate_limited", "slow down"),
     )));
-    let err = block_on(c.get_health()).unwrap_err();
+    let err = block_on(c.get_health().send()).unwrap_err();
     assert_eq!(err.retry_after(), Some(Duration::from_secs(12)));
     assert_eq!(err.code(), Some("rate_limited"));
 }
@@ -234,9 +231,9 @@ fn budget_exhaustion_stops_retries_across_calls() {
     for _ in 0..20 {
         t.status(503, "");
     }
-    assert!(block_on(c.get_health()).is_err());
+    assert!(block_on(c.get_health().send()).is_err());
     assert_eq!(t.count(), 3, "first call: 1 + 2 retries");
-    assert!(block_on(c2.get_health()).is_err());
+    assert!(block_on(c2.get_health().send()).is_err());
     assert_eq!(t.count(), 4, "budget empty: no retry");
     assert_eq!(s.delays.borrow().len(), 2);
     assert_eq!(c.retry_budget_available(), 5);
@@ -246,11 +243,11 @@ fn budget_exhaustion_stops_retries_across_calls() {
         t.outcomes
             .borrow_mut()
             .push_front(Ok(response(200, &[], HEALTH)));
-        block_on(c.get_health()).unwrap();
+        block_on(c.get_health().send()).unwrap();
     }
     assert_eq!(c.retry_budget_available(), 10);
     let before = t.count();
-    assert!(block_on(c.get_health()).is_err());
+    assert!(block_on(c.get_health().send()).is_err());
     assert_eq!(t.count() - before, 2);
 }
 
@@ -265,7 +262,7 @@ fn transport_errors_are_retried_and_classified() {
         TransportErrorKind::Connect,
         "refused",
     )));
-    let err = block_on(c.get_health()).unwrap_err();
+    let err = block_on(c.get_health().send()).unwrap_err();
     assert_eq!(t.count(), 2);
     assert!(matches!(err, Error::Transport { sent: Sent::No, .. }));
 
@@ -278,7 +275,12 @@ fn transport_errors_are_retried_and_classified() {
         TransportErrorKind::Timeout,
         "slow",
     )));
-    let err = block_on(c.with_timeout(Duration::from_millis(1500)).get_health()).unwrap_err();
+    let err = block_on(
+        c.with_timeout(Duration::from_millis(1500))
+            .get_health()
+            .send(),
+    )
+    .unwrap_err();
     assert!(matches!(
         err,
         Error::Timeout { after, limit: TimeoutLimit::Attempt, .. } if after == Duration::from_millis(1500)
@@ -289,7 +291,7 @@ fn transport_errors_are_retried_and_classified() {
 
     let (c, t, _) = client_with(RetryConfig::disabled());
     t.push(Err(TransportError::new(TransportErrorKind::Io, "reset")));
-    let err = block_on(c.get_health()).unwrap_err();
+    let err = block_on(c.get_health().send()).unwrap_err();
     assert!(matches!(
         err,
         Error::Transport {
@@ -307,7 +309,7 @@ fn delays_are_deterministic_for_a_seed_and_below_ceilings() {
         for _ in 0..6 {
             t.status(503, "");
         }
-        let _ = block_on(c.get_health());
+        let _ = block_on(c.get_health().send());
         let d = s.delays.borrow().clone();
         d
     };
@@ -322,14 +324,16 @@ fn delays_are_deterministic_for_a_seed_and_below_ceilings() {
 #[test]
 fn invalid_input_is_rejected_before_sending() {
     let (c, t, _) = client();
-    let req = AppendMetricsRequest {
-        points: vec![MetricPoint::new("loss", 0, f64::NAN)],
-    };
-    let err = block_on(c.append_metrics("run_1", &req)).unwrap_err();
+    let req = AppendMetricsRequest::new(vec![MetricPoint::new("loss", 0, f64::NAN)]);
+    let err = block_on(c.append_metrics("run_1", &req).send()).unwrap_err();
     assert!(matches!(err, Error::Build { .. }));
-    let err = block_on(c.get_run("..")).unwrap_err();
+    let err = block_on(c.get_run("..").send()).unwrap_err();
     assert!(matches!(err, Error::Build { .. }));
-    let err = block_on(c.upload_artifact("run_1", "a", "XYZ", Default::default())).unwrap_err();
+    let err = block_on(
+        c.upload_artifact("run_1", "a", "XYZ", Default::default())
+            .send(),
+    )
+    .unwrap_err();
     assert!(matches!(err, Error::Build { .. }));
     assert_eq!(t.count(), 0);
 }
@@ -346,7 +350,7 @@ fn put_without_key_is_retried_only_when_it_cannot_have_been_applied() {
         "refused",
     )));
     t.status(503, "").status(200, policy);
-    block_on(c.update_policy(&req)).unwrap();
+    block_on(c.update_policy(&req).send()).unwrap();
     assert_eq!(t.count(), 3);
     assert_eq!(
         t.header(0, "idempotency-key"),
@@ -361,7 +365,7 @@ fn put_without_key_is_retried_only_when_it_cannot_have_been_applied() {
     ] {
         let (c, t, _) = client();
         t.push(outcome);
-        assert!(block_on(c.update_policy(&req)).is_err());
+        assert!(block_on(c.update_policy(&req).send()).is_err());
         assert_eq!(t.count(), 1);
     }
 }

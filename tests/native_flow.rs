@@ -92,60 +92,59 @@ async fn full_flow() -> World {
     let admin = client(&server, ADMIN);
 
     // System.
-    let health = admin.get_health().await.unwrap();
+    let health = admin.get_health().send().await.unwrap();
     assert_eq!(health.status, "ok");
-    let me = admin.who_am_i().await.unwrap();
+    let me = admin.who_am_i().send().await.unwrap();
     assert_eq!(me.role, Role::Admin);
-    let keys = admin.list_verifier_keys().await.unwrap();
+    let keys = admin.list_verifier_keys().send().await.unwrap();
     // Pinned out of band in real use; here the test trusts the server it just started.
     let verifier = Verifier::from_str(&keys.keys[0].verifier).unwrap();
-    let trusted_checkpoint = admin.get_checkpoint().await.unwrap();
+    let trusted_checkpoint = admin.get_checkpoint().send().await.unwrap();
 
     // Policy: require one gate.
     let policy = admin
-        .update_policy(&UpdatePolicyRequest {
-            required_gates: vec!["schema-check".into()],
-            run_token_ttl_seconds: Some(3600),
-        })
+        .update_policy(
+            &UpdatePolicyRequest::new(vec!["schema-check".to_owned()])
+                .with_run_token_ttl_seconds(3600),
+        )
+        .send()
         .await
         .unwrap();
     assert_eq!(policy.version, 2);
     assert_eq!(
-        admin.get_policy().await.unwrap().required_gates,
+        admin.get_policy().send().await.unwrap().required_gates,
         vec!["schema-check"]
     );
 
     // An engineer token does the work.
     let created = admin
-        .create_token(&CreateTokenRequest {
-            name: "ci".into(),
-            role: Role::Engineer,
-            expires_in_seconds: Some(3600),
-        })
+        .create_token(&CreateTokenRequest::new("ci", Role::Engineer).with_expires_in_seconds(3600))
+        .send()
         .await
         .unwrap();
     let eng = client(&server, created.secret.expose());
-    assert_eq!(eng.who_am_i().await.unwrap().role, Role::Engineer);
+    assert_eq!(eng.who_am_i().send().await.unwrap().role, Role::Engineer);
     assert!(admin.list_tokens().collect_all().await.unwrap().len() >= 2);
 
     // Dataset + a directory registered as a version.
     let ds = eng
-        .create_dataset(&CreateDatasetRequest {
-            name: "churn-native".into(),
-            description: Some("native flow".into()),
-        })
+        .create_dataset(&CreateDatasetRequest::new("churn-native").with_description("native flow"))
+        .send()
         .await
         .unwrap();
-    assert_eq!(eng.get_dataset(&ds.id).await.unwrap().name, "churn-native");
+    assert_eq!(
+        eng.get_dataset(&ds.id).send().await.unwrap().name,
+        "churn-native"
+    );
     assert_eq!(eng.list_datasets().collect_all().await.unwrap().len(), 1);
     let data = server.dir.join("dataset-src");
     std::fs::create_dir_all(data.join("sub")).unwrap();
     std::fs::write(data.join("a.csv"), b"id,label\n1,0\n").unwrap();
     std::fs::write(data.join("sub/b.txt"), b"hello").unwrap();
     let manifest = manifest_of(&data);
-    let req = RegisterDatasetVersionRequest {
-        digest: manifest.digest().to_owned(),
-        files: manifest
+    let req = RegisterDatasetVersionRequest::new(
+        manifest.digest().to_owned(),
+        manifest
             .files()
             .iter()
             .map(|f| FileEntry {
@@ -154,16 +153,24 @@ async fn full_flow() -> World {
                 size: f.size,
             })
             .collect(),
-        note: None,
-    };
-    let reg = eng.register_dataset_version(&ds.id, &req).await.unwrap();
+    );
+    let reg = eng
+        .register_dataset_version(&ds.id, &req)
+        .send()
+        .await
+        .unwrap();
     assert!(reg.created);
     assert_eq!(reg.version.gate_status, GateStatus::Pending);
-    let again = eng.register_dataset_version(&ds.id, &req).await.unwrap();
+    let again = eng
+        .register_dataset_version(&ds.id, &req)
+        .send()
+        .await
+        .unwrap();
     assert!(!again.created, "same manifest returns the existing version");
     let digest = reg.version.digest.clone();
     assert_eq!(
         eng.get_dataset_version(&ds.id, &digest)
+            .send()
             .await
             .unwrap()
             .file_count,
@@ -171,12 +178,12 @@ async fn full_flow() -> World {
     );
     let m = eng
         .get_dataset_version_manifest(&ds.id, &digest)
+        .send()
         .await
         .unwrap();
     assert_eq!(m.files.len(), 2);
     assert_eq!(
         eng.list_dataset_versions(&ds.id)
-            .unwrap()
             .collect_all()
             .await
             .unwrap()
@@ -189,20 +196,21 @@ async fn full_flow() -> World {
     bad.digest = format!("sha256:{}", "0".repeat(64));
     let err = eng
         .register_dataset_version(&ds.id, &bad)
+        .send()
         .await
         .unwrap_err();
     assert_eq!(err.code(), Some("digest_mismatch"));
     assert!(err.request_id().is_some());
 
     // Runs are refused until the gate passes.
-    let run_req = CreateRunRequest {
-        name: "baseline".into(),
-        inputs: vec![DatasetVersionRef::new(&ds.id, &digest)],
-        git_commit: "4015b57a143aec5156fd1444a017a32137a3fd0f".into(),
-        image_digest: format!("sha256:{}", "6105d6cc".repeat(8)),
-        params: Some([("lr".to_owned(), "0.001".to_owned())].into()),
-    };
-    let err = eng.create_run(&run_req).await.unwrap_err();
+    let run_req = CreateRunRequest::new(
+        "baseline",
+        vec![DatasetVersionRef::new(&ds.id, &digest)],
+        "4015b57a143aec5156fd1444a017a32137a3fd0f",
+        format!("sha256:{}", "6105d6cc".repeat(8)),
+    )
+    .with_params([("lr".to_owned(), "0.001".to_owned())].into());
+    let err = eng.create_run(&run_req).send().await.unwrap_err();
     assert_eq!(err.code(), Some("gate_not_passed"));
     assert_eq!(err.status(), Some(422));
     assert!(!err.is_retryable());
@@ -211,18 +219,14 @@ async fn full_flow() -> World {
         .record_gate_result(
             &ds.id,
             &digest,
-            &RecordGateResultRequest {
-                gate: "schema-check".into(),
-                status: GateOutcome::Passed,
-                details: None,
-            },
+            &RecordGateResultRequest::new("schema-check", GateOutcome::Passed),
         )
+        .send()
         .await
         .unwrap();
     assert_eq!(gate.status, GateOutcome::Passed);
     assert_eq!(
         eng.list_gate_results(&ds.id, &digest)
-            .unwrap()
             .collect_all()
             .await
             .unwrap()
@@ -231,6 +235,7 @@ async fn full_flow() -> World {
     );
     assert_eq!(
         eng.get_dataset_version(&ds.id, &digest)
+            .send()
             .await
             .unwrap()
             .gate_status,
@@ -241,8 +246,18 @@ async fn full_flow() -> World {
     // for createRun (the run token is shown once and never stored): 409 secret_not_replayable
     // naming the run, and no second run.
     let opts = RequestOptions::idempotency_key("native-flow-run-1");
-    let created_run = eng.create_run_with(&run_req, &opts).await.unwrap();
-    let replay = eng.create_run_with(&run_req, &opts).await.unwrap_err();
+    let created_run = eng
+        .create_run(&run_req)
+        .options(opts.clone())
+        .send()
+        .await
+        .unwrap();
+    let replay = eng
+        .create_run(&run_req)
+        .options(opts.clone())
+        .send()
+        .await
+        .unwrap_err();
     assert_eq!(replay.code(), Some("secret_not_replayable"), "{replay:?}");
     assert!(
         replay.to_string().contains(&created_run.run.id),
@@ -250,10 +265,10 @@ async fn full_flow() -> World {
     );
     let run_id = created_run.run.id.clone();
     let run = eng.with_token(created_run.run_token.clone()).unwrap();
-    let who = run.who_am_i().await.unwrap();
+    let who = run.who_am_i().send().await.unwrap();
     assert_eq!(who.run_id.as_deref(), Some(run_id.as_str()));
     assert_eq!(
-        run.get_run(&run_id).await.unwrap().status,
+        run.get_run(&run_id).send().await.unwrap().status,
         RunStatus::Running
     );
     assert_eq!(eng.list_runs().collect_all().await.unwrap().len(), 1);
@@ -261,19 +276,17 @@ async fn full_flow() -> World {
     let batch = run
         .append_metrics(
             &run_id,
-            &AppendMetricsRequest {
-                points: vec![
-                    MetricPoint::new("loss", 0, 0.9),
-                    MetricPoint::new("loss", 1, 0.4),
-                ],
-            },
+            &AppendMetricsRequest::new(vec![
+                MetricPoint::new("loss", 0, 0.9),
+                MetricPoint::new("loss", 1, 0.4),
+            ]),
         )
+        .send()
         .await
         .unwrap();
     assert_eq!(batch.count, 2);
     let points = run
         .list_metrics(&run_id, Some("loss"))
-        .unwrap()
         .collect_all()
         .await
         .unwrap();
@@ -281,6 +294,7 @@ async fn full_flow() -> World {
 
     let art = run
         .upload_artifact_bytes(&run_id, "model/weights.bin", b"weights".to_vec())
+        .send()
         .await
         .unwrap();
     assert_eq!(art.sha256, sha256_hex(b"weights"));
@@ -291,66 +305,69 @@ async fn full_flow() -> World {
             &sha256_hex(b"x"),
             datapilot::transport::Body::Bytes(b"y".to_vec().into()),
         )
+        .send()
         .await
         .unwrap_err();
     assert_eq!(err.code(), Some("digest_mismatch"));
-    assert_eq!(run.get_artifact(&run_id, &art.id).await.unwrap().size, 7);
+    assert_eq!(
+        run.get_artifact(&run_id, &art.id)
+            .send()
+            .await
+            .unwrap()
+            .size,
+        7
+    );
     assert_eq!(
         run.list_artifacts(&run_id)
-            .unwrap()
             .collect_all()
             .await
             .unwrap()
             .len(),
         1
     );
-    let content = run.download_artifact(&run_id, &art.id).await.unwrap();
+    let content = run
+        .download_artifact(&run_id, &art.id)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(content.bytes, b"weights");
 
     let finished = run
-        .finish_run(
-            &run_id,
-            &FinishRunRequest {
-                status: RunStatus::Succeeded,
-                outputs: None,
-            },
-        )
+        .finish_run(&run_id, &FinishRunRequest::new(RunStatus::Succeeded))
+        .send()
         .await
         .unwrap();
     assert!(finished.is_sealed());
     let err = run
         .append_metrics(
             &run_id,
-            &AppendMetricsRequest {
-                points: vec![MetricPoint::new("loss", 2, 0.1)],
-            },
+            &AppendMetricsRequest::new(vec![MetricPoint::new("loss", 2, 0.1)]),
         )
+        .send()
         .await
         .unwrap_err();
     assert_eq!(err.code(), Some("run_sealed"));
 
     // Lineage.
-    let lineage = eng.get_run_lineage(&run_id).await.unwrap();
+    let lineage = eng.get_run_lineage(&run_id).send().await.unwrap();
     assert!(lineage.node(&format!("run:{run_id}")).is_some());
     assert!(lineage.edges.len() >= 4, "{lineage:?}");
     let vl = eng
         .get_dataset_version_lineage(&ds.id, &digest)
+        .send()
         .await
         .unwrap();
     assert!(vl.node(&format!("run:{run_id}")).is_some());
 
     // Audit and ledger.
     let events = admin
-        .list_audit_events(&AuditEventFilter {
-            subject: Some(format!("run:{run_id}")),
-            action: None,
-        })
+        .list_audit_events(&AuditEventFilter::new().with_subject(format!("run:{run_id}")))
         .limit(2)
         .collect_all()
         .await
         .unwrap();
     assert!(events.len() >= 4, "{events:?}");
-    let first = admin.get_audit_event(events[0].seq).await.unwrap();
+    let first = admin.get_audit_event(events[0].seq).send().await.unwrap();
     assert_eq!(first.action, "run.create");
     let entries = admin
         .list_ledger_entries(None)
@@ -362,10 +379,11 @@ async fn full_flow() -> World {
     assert!(tree_size > 10);
     let incl = admin
         .get_inclusion_proof(first.seq, Some(tree_size))
+        .send()
         .await
         .unwrap();
     assert_eq!(incl.leaf_hash, first.leaf_hash);
-    let cp_text = admin.get_checkpoint().await.unwrap();
+    let cp_text = admin.get_checkpoint().send().await.unwrap();
     let (cp, _) =
         datapilot::checkpoint::open_checkpoint(&cp_text, std::slice::from_ref(&verifier)).unwrap();
     let leaf = support::base64_decode(&entries[first.seq as usize].leaf);
@@ -382,7 +400,7 @@ async fn full_flow() -> World {
         &cp.root_hash,
     )
     .unwrap();
-    let cons = admin.get_consistency_proof(2, None).await.unwrap();
+    let cons = admin.get_consistency_proof(2, None).send().await.unwrap();
     assert_eq!(cons.to, cp.tree_size);
 
     World {
@@ -401,7 +419,12 @@ async fn full_flow_export_and_verify() {
     let w = full_flow().await;
     let v = [w.verifier.clone()];
 
-    let bundle = w.admin.export_run_evidence(&w.run_id, None).await.unwrap();
+    let bundle = w
+        .admin
+        .export_run_evidence(&w.run_id, None)
+        .send()
+        .await
+        .unwrap();
     let report = verify_bundle(&bundle, &v);
     assert!(report.ok, "{report:#?}");
     let size = report.summary.tree_size.unwrap();
@@ -409,6 +432,7 @@ async fn full_flow_export_and_verify() {
     let again = w
         .admin
         .export_run_evidence(&w.run_id, Some(size))
+        .send()
         .await
         .unwrap();
     assert_eq!(bundle, again);
@@ -416,6 +440,7 @@ async fn full_flow_export_and_verify() {
     let vb = w
         .admin
         .export_dataset_version_evidence(&w.dataset_id, &w.digest, None)
+        .send()
         .await
         .unwrap();
     let vr = verify_bundle(&vb, &v);
@@ -426,6 +451,7 @@ async fn full_flow_export_and_verify() {
     let proof = w
         .admin
         .get_consistency_proof(trusted.tree_size, Some(size))
+        .send()
         .await
         .unwrap();
     let opts = VerifyOptions::default().with_consistency(ConsistencyInput {
@@ -439,7 +465,7 @@ async fn full_flow_export_and_verify() {
     // Revoked tokens stop working.
     let tokens = w.admin.list_tokens().collect_all().await.unwrap();
     let ci = tokens.iter().find(|t| t.name == "ci").unwrap();
-    let revoked = w.admin.revoke_token(&ci.id).await.unwrap();
+    let revoked = w.admin.revoke_token(&ci.id).send().await.unwrap();
     assert!(revoked.revoked_at.is_some());
     drop(w.server);
 }
@@ -448,7 +474,12 @@ async fn full_flow_export_and_verify() {
 async fn tampered_real_bundles_are_rejected() {
     let w = full_flow().await;
     let v = [w.verifier.clone()];
-    let bundle = w.admin.export_run_evidence(&w.run_id, None).await.unwrap();
+    let bundle = w
+        .admin
+        .export_run_evidence(&w.run_id, None)
+        .send()
+        .await
+        .unwrap();
     assert!(verify_bundle(&bundle, &v).ok);
 
     let archive = Archive::read(&bundle, &Limits::default()).unwrap();

@@ -5,15 +5,15 @@
 
 mod live_server;
 
-use std::cell::Cell;
-use std::rc::Rc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 
 use datapilot::model::datasets::{CreateDatasetRequest, FileEntry, RegisterDatasetVersionRequest};
 use datapilot::model::runs::CreateRunRequest;
 use datapilot::model::DatasetVersionRef;
 use datapilot::native::{FileSource, FILE_CHUNK_BYTES};
 use datapilot::retry::RetryConfig;
-use datapilot::transport::{Body, BodyError, BodySource, ChunkReader, LocalBoxFuture};
+use datapilot::transport::{Body, BodyError, BodySource, BoxFuture, ChunkReader};
 use datapilot::Client;
 use sha2::Digest;
 
@@ -26,10 +26,8 @@ fn sha256_hex(bytes: &[u8]) -> String {
 /// A run to attach artifacts to (the default policy requires no gate).
 async fn new_run(client: &Client) -> String {
     let ds = client
-        .create_dataset(&CreateDatasetRequest {
-            name: "uploads".into(),
-            description: None,
-        })
+        .create_dataset(&CreateDatasetRequest::new("uploads"))
+        .send()
         .await
         .unwrap();
     let entry = datapilot::manifest::FileEntry {
@@ -38,28 +36,28 @@ async fn new_run(client: &Client) -> String {
         size: 1,
     };
     let manifest = datapilot::manifest::Manifest::from_entries(vec![entry]).unwrap();
-    let req = RegisterDatasetVersionRequest {
-        digest: manifest.digest().to_owned(),
-        files: vec![FileEntry {
+    let req = RegisterDatasetVersionRequest::new(
+        manifest.digest().to_owned(),
+        vec![FileEntry {
             path: "a.txt".into(),
             sha256: sha256_hex(b"a"),
             size: 1,
         }],
-        note: None,
-    };
+    );
     let version = client
         .register_dataset_version(&ds.id, &req)
+        .send()
         .await
         .unwrap()
         .version;
     let run = client
-        .create_run(&CreateRunRequest {
-            name: "upload".into(),
-            inputs: vec![DatasetVersionRef::new(&ds.id, &version.digest)],
-            git_commit: "4015b57a143aec5156fd1444a017a32137a3fd0f".into(),
-            image_digest: format!("sha256:{}", "6105d6cc".repeat(8)),
-            params: None,
-        })
+        .create_run(&CreateRunRequest::new(
+            "upload",
+            vec![DatasetVersionRef::new(&ds.id, &version.digest)],
+            "4015b57a143aec5156fd1444a017a32137a3fd0f",
+            format!("sha256:{}", "6105d6cc".repeat(8)),
+        ))
+        .send()
         .await
         .unwrap();
     run.run.id
@@ -79,17 +77,23 @@ async fn a_file_is_uploaded_in_chunks_and_arrives_intact() {
     std::fs::write(&path, &bytes).unwrap();
     let artifact = client
         .upload_artifact_file(&run, "model.bin", &path)
+        .send()
         .await
         .unwrap();
     assert_eq!(artifact.size, bytes.len() as u64);
     assert_eq!(artifact.sha256, sha256_hex(&bytes));
-    let back = client.download_artifact(&run, &artifact.id).await.unwrap();
+    let back = client
+        .download_artifact(&run, &artifact.id)
+        .send()
+        .await
+        .unwrap();
     assert!(back.bytes == bytes, "downloaded bytes differ");
 
     // A missing file is refused before anything is sent, with the path in the message.
     let missing = server.dir.join("nope.bin");
     let err = client
         .upload_artifact_file(&run, "nope.bin", &missing)
+        .send()
         .await
         .unwrap_err();
     assert!(matches!(err, datapilot::Error::Build { .. }), "{err}");
@@ -102,7 +106,7 @@ async fn a_file_is_uploaded_in_chunks_and_arrives_intact() {
 
 /// 64 chunks of 1 MiB made on demand, counting how many were made.
 struct CountingSource {
-    made: Rc<Cell<usize>>,
+    made: Arc<AtomicUsize>,
 }
 
 const CHUNKS: usize = 64;
@@ -120,16 +124,16 @@ impl BodySource for CountingSource {
 }
 
 struct CountingReader {
-    made: Rc<Cell<usize>>,
+    made: Arc<AtomicUsize>,
 }
 
 impl ChunkReader for CountingReader {
-    fn next_chunk(&mut self) -> LocalBoxFuture<'_, Result<Option<Vec<u8>>, BodyError>> {
+    fn next_chunk(&mut self) -> BoxFuture<'_, Result<Option<Vec<u8>>, BodyError>> {
         Box::pin(async move {
-            if self.made.get() == CHUNKS {
+            if self.made.load(Ordering::SeqCst) == CHUNKS {
                 return Ok(None);
             }
-            self.made.set(self.made.get() + 1);
+            self.made.fetch_add(1, Ordering::SeqCst);
             Ok(Some(vec![7u8; FILE_CHUNK_BYTES]))
         })
     }
@@ -143,16 +147,18 @@ async fn a_streamed_body_is_not_read_ahead_of_the_socket() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let made = Rc::new(Cell::new(0));
+    let made = Arc::new(AtomicUsize::new(0));
     let client = Client::builder()
         .base_url(format!("http://{addr}"))
         .token(ADMIN)
         .retry(RetryConfig::disabled())
         .build()
         .unwrap();
-    let body = Body::Stream(Rc::new(CountingSource { made: made.clone() }));
+    let body = Body::Stream(Arc::new(CountingSource { made: made.clone() }));
     let sha = "0".repeat(64);
-    let upload = client.upload_artifact("run_x", "big.bin", &sha, body);
+    let upload = client
+        .upload_artifact("run_x", "big.bin", &sha, body)
+        .send();
     let receiver = async {
         let (mut sock, _) = listener.accept().await.unwrap();
         let mut buf = vec![0u8; 256 * 1024];
@@ -162,7 +168,7 @@ async fn a_streamed_body_is_not_read_ahead_of_the_socket() {
             assert!(n > 0, "connection closed early");
             received += n;
         }
-        let made_when_read = made.get();
+        let made_when_read = made.load(Ordering::SeqCst);
         // Answer without reading the rest, as a server refusing a body does.
         let problem = r#"{"type":"about:blank","title":"Bad","status":400,"detail":"test","code":"bad_request","request_id":"req_t"}"#;
         let head = format!(

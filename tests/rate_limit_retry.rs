@@ -25,6 +25,7 @@ async fn rate_limited_calls_are_retried_after_retry_after() {
     for _ in 0..4 {
         let who = client
             .who_am_i()
+            .send()
             .await
             .expect("served, after waiting when limited");
         assert_eq!(who.subject, "bootstrap");
@@ -48,7 +49,7 @@ async fn rate_limited_calls_are_retried_after_retry_after() {
         .unwrap();
     let mut refused = None;
     for _ in 0..3 {
-        if let Err(e) = no_retry.who_am_i().await {
+        if let Err(e) = no_retry.who_am_i().send().await {
             refused = Some(e);
             break;
         }

@@ -1,7 +1,7 @@
 //! Tag `audit`: the audit events behind every write (auditor, admin).
 
+use super::Operation;
 use crate::client::{path, Call, Client};
-use crate::error::Result;
 use crate::model::audit::{AuditEvent, AuditEventFilter};
 use crate::pagination::Pager;
 
@@ -15,12 +15,12 @@ impl Client {
         if let Some(a) = &filter.action {
             query.push(("action", a.clone()));
         }
-        Pager::new(self.clone(), "/v1/audit/events".to_owned(), query)
+        Pager::new(self.clone(), path(&["audit", "events"]), query)
     }
 
     /// `getAuditEvent` — `GET /v1/audit/events/{seq}`.
-    pub async fn get_audit_event(&self, seq: u64) -> Result<AuditEvent> {
-        self.json(Call::get(path(&["audit", "events", &seq.to_string()])?))
-            .await
+    pub fn get_audit_event(&self, seq: u64) -> Operation<AuditEvent> {
+        let call = path(&["audit", "events", &seq.to_string()]).map(Call::get);
+        Operation::json(self, call)
     }
 }

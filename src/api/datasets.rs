@@ -1,103 +1,75 @@
 //! Tag `datasets`: datasets and their content-addressed versions.
 
-use crate::client::{path, Call, Client, RequestOptions};
+use super::{Operation, WriteOperation};
+use crate::client::{decode_json, path, Call, Client};
 use crate::error::Result;
 use crate::model::datasets::{
     CreateDatasetRequest, Dataset, DatasetManifest, DatasetVersion, RegisterDatasetVersionRequest,
     Registration,
 };
 use crate::pagination::Pager;
-use crate::transport::Method;
+use crate::transport::{Method, Response};
+
+fn registration(resp: Response) -> Result<Registration> {
+    let version: DatasetVersion = decode_json(&resp)?;
+    Ok(Registration {
+        version,
+        // 201: this call created the version; 200: it was registered before.
+        created: resp.status == 201,
+    })
+}
 
 impl Client {
     /// `createDataset` — `POST /v1/datasets`.
-    pub async fn create_dataset(&self, req: &CreateDatasetRequest) -> Result<Dataset> {
-        self.create_dataset_with(req, &RequestOptions::default())
-            .await
-    }
-
-    /// `createDataset` with per-call options.
-    pub async fn create_dataset_with(
-        &self,
-        req: &CreateDatasetRequest,
-        opts: &RequestOptions,
-    ) -> Result<Dataset> {
-        self.json(Call::json(Method::Post, path(&["datasets"])?, req, opts)?)
-            .await
+    pub fn create_dataset(&self, req: &CreateDatasetRequest) -> WriteOperation<Dataset> {
+        let call = path(&["datasets"]).and_then(|p| Call::json(Method::Post, p, req));
+        WriteOperation::json(self, call)
     }
 
     /// `listDatasets` — `GET /v1/datasets`.
     pub fn list_datasets(&self) -> Pager<Dataset> {
-        Pager::new(self.clone(), "/v1/datasets".to_owned(), Vec::new())
+        Pager::new(self.clone(), path(&["datasets"]), Vec::new())
     }
 
     /// `getDataset` — `GET /v1/datasets/{dataset_id}`.
-    pub async fn get_dataset(&self, dataset_id: &str) -> Result<Dataset> {
-        self.json(Call::get(path(&["datasets", dataset_id])?)).await
+    pub fn get_dataset(&self, dataset_id: &str) -> Operation<Dataset> {
+        Operation::json(self, path(&["datasets", dataset_id]).map(Call::get))
     }
 
     /// `registerDatasetVersion` — `POST /v1/datasets/{dataset_id}/versions`. Registering an
     /// already registered digest returns the existing version with `created == false`.
-    pub async fn register_dataset_version(
+    pub fn register_dataset_version(
         &self,
         dataset_id: &str,
         req: &RegisterDatasetVersionRequest,
-    ) -> Result<Registration> {
-        self.register_dataset_version_with(dataset_id, req, &RequestOptions::default())
-            .await
-    }
-
-    /// `registerDatasetVersion` with per-call options.
-    pub async fn register_dataset_version_with(
-        &self,
-        dataset_id: &str,
-        req: &RegisterDatasetVersionRequest,
-        opts: &RequestOptions,
-    ) -> Result<Registration> {
-        let call = Call::json(
-            Method::Post,
-            path(&["datasets", dataset_id, "versions"])?,
-            req,
-            opts,
-        )?;
-        let resp = self.execute(call).await?;
-        let version: DatasetVersion = crate::client::decode_json(&resp)?;
-        Ok(Registration {
-            version,
-            created: resp.status == 201,
-        })
+    ) -> WriteOperation<Registration> {
+        let call = path(&["datasets", dataset_id, "versions"])
+            .and_then(|p| Call::json(Method::Post, p, req));
+        WriteOperation::new(self, call, registration)
     }
 
     /// `listDatasetVersions` — `GET /v1/datasets/{dataset_id}/versions`.
-    pub fn list_dataset_versions(&self, dataset_id: &str) -> Result<Pager<DatasetVersion>> {
-        Ok(Pager::new(
+    pub fn list_dataset_versions(&self, dataset_id: &str) -> Pager<DatasetVersion> {
+        Pager::new(
             self.clone(),
-            path(&["datasets", dataset_id, "versions"])?,
+            path(&["datasets", dataset_id, "versions"]),
             Vec::new(),
-        ))
+        )
     }
 
     /// `getDatasetVersion` — `GET /v1/datasets/{dataset_id}/versions/{digest}`.
-    pub async fn get_dataset_version(
-        &self,
-        dataset_id: &str,
-        digest: &str,
-    ) -> Result<DatasetVersion> {
-        self.json(Call::get(path(&[
-            "datasets", dataset_id, "versions", digest,
-        ])?))
-        .await
+    pub fn get_dataset_version(&self, dataset_id: &str, digest: &str) -> Operation<DatasetVersion> {
+        let call = path(&["datasets", dataset_id, "versions", digest]).map(Call::get);
+        Operation::json(self, call)
     }
 
     /// `getDatasetVersionManifest` — `GET /v1/datasets/{dataset_id}/versions/{digest}/manifest`.
-    pub async fn get_dataset_version_manifest(
+    pub fn get_dataset_version_manifest(
         &self,
         dataset_id: &str,
         digest: &str,
-    ) -> Result<DatasetManifest> {
-        self.json(Call::get(path(&[
-            "datasets", dataset_id, "versions", digest, "manifest",
-        ])?))
-        .await
+    ) -> Operation<DatasetManifest> {
+        let call = path(&["datasets", dataset_id, "versions", digest, "manifest"]).map(Call::get);
+        Operation::json(self, call)
     }
 }

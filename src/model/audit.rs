@@ -105,9 +105,29 @@ pub struct AuditEvent {
 
 /// Filters of `listAuditEvents`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct AuditEventFilter {
     /// Only events with this subject (`run:run_…`).
     pub subject: Option<String>,
     /// Only events with this action (`run.create`).
     pub action: Option<String>,
+}
+
+impl AuditEventFilter {
+    /// No filter: every event.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Only events with this subject (`run:run_…`, `dataset:ds_…`).
+    pub fn with_subject(mut self, subject: impl Into<String>) -> Self {
+        self.subject = Some(subject.into());
+        self
+    }
+
+    /// Only events with this action (`run.create`).
+    pub fn with_action(mut self, action: impl Into<String>) -> Self {
+        self.action = Some(action.into());
+        self
+    }
 }

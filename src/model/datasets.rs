@@ -11,6 +11,7 @@ use super::string_enum;
 /// Body of `createDataset`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(target_arch = "wasm32", derive(tsify::Tsify))]
+#[non_exhaustive]
 pub struct CreateDatasetRequest {
     /// `^[a-z0-9][a-z0-9._-]{0,127}$`, unique.
     pub name: String,
@@ -52,6 +53,7 @@ pub struct FileEntry {
 /// Body of `registerDatasetVersion`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(target_arch = "wasm32", derive(tsify::Tsify))]
+#[non_exhaustive]
 pub struct RegisterDatasetVersionRequest {
     /// DPM-1 digest `sha256:<hex>`; the server recomputes it from `files`.
     pub digest: String,
@@ -120,4 +122,53 @@ pub struct DatasetManifest {
     pub digest: String,
     /// Files sorted by path bytes.
     pub files: Vec<FileEntry>,
+}
+
+impl CreateDatasetRequest {
+    /// A request for a dataset named `name`, without description.
+    pub fn new(name: impl Into<String>) -> Self {
+        Self {
+            name: name.into(),
+            description: None,
+        }
+    }
+
+    /// Sets the description.
+    pub fn with_description(mut self, description: impl Into<String>) -> Self {
+        self.description = Some(description.into());
+        self
+    }
+}
+
+impl RegisterDatasetVersionRequest {
+    /// A request registering the version with this DPM-1 `digest` and its `files` (e.g. from
+    /// [`crate::manifest::Manifest`]), without a note.
+    pub fn new(digest: impl Into<String>, files: Vec<FileEntry>) -> Self {
+        Self {
+            digest: digest.into(),
+            files,
+            note: None,
+        }
+    }
+
+    /// A request registering the version a [`crate::manifest::Manifest`] describes (its
+    /// digest and every file), without a note.
+    pub fn from_manifest(manifest: &crate::manifest::Manifest) -> Self {
+        let files = manifest
+            .files()
+            .iter()
+            .map(|f| FileEntry {
+                path: f.path.clone(),
+                sha256: f.sha256.clone(),
+                size: f.size,
+            })
+            .collect();
+        Self::new(manifest.digest(), files)
+    }
+
+    /// Sets the note.
+    pub fn with_note(mut self, note: impl Into<String>) -> Self {
+        self.note = Some(note.into());
+        self
+    }
 }

@@ -20,6 +20,7 @@ string_enum! {
 /// Body of `recordGateResult`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(target_arch = "wasm32", derive(tsify::Tsify))]
+#[non_exhaustive]
 pub struct RecordGateResultRequest {
     /// Gate name, as named by the policy.
     pub gate: String,
@@ -54,4 +55,29 @@ pub struct GateResult {
     pub recorded_by: String,
     /// Seq of the `gate.record` event.
     pub audit_seq: u64,
+}
+
+impl RecordGateResultRequest {
+    /// A result of `gate` with `status`, without details.
+    pub fn new(gate: impl Into<String>, status: GateOutcome) -> Self {
+        Self {
+            gate: gate.into(),
+            status,
+            details: None,
+        }
+    }
+
+    /// Adds one detail.
+    pub fn with_detail(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.details
+            .get_or_insert_with(BTreeMap::new)
+            .insert(key.into(), value.into());
+        self
+    }
+
+    /// Sets all details.
+    pub fn with_details(mut self, details: BTreeMap<String, String>) -> Self {
+        self.details = Some(details);
+        self
+    }
 }

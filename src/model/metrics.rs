@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 /// One metric point.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(target_arch = "wasm32", derive(tsify::Tsify))]
+#[non_exhaustive]
 pub struct MetricPoint {
     /// Metric name.
     pub name: String,
@@ -30,11 +31,18 @@ impl MetricPoint {
             time: None,
         }
     }
+
+    /// Sets the RFC 3339 time of the observation.
+    pub fn with_time(mut self, time: impl Into<String>) -> Self {
+        self.time = Some(time.into());
+        self
+    }
 }
 
 /// Body of `appendMetrics`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(target_arch = "wasm32", derive(tsify::Tsify))]
+#[non_exhaustive]
 pub struct AppendMetricsRequest {
     /// 1–10 000 points.
     pub points: Vec<MetricPoint>,
@@ -72,4 +80,11 @@ pub struct MetricValue {
     pub time: String,
     /// Batch the point came in.
     pub batch: u64,
+}
+
+impl AppendMetricsRequest {
+    /// A batch of `points` (1–10 000, finite values).
+    pub fn new(points: Vec<MetricPoint>) -> Self {
+        Self { points }
+    }
 }

@@ -9,9 +9,11 @@
 //! - **Closed vocabularies are [`string_enum!`] enums** (statuses, roles, kinds) with an
 //!   `Other(String)` variant, so a value added by a newer server still decodes and re-encodes to
 //!   the same string instead of failing the whole response.
-//! - **Response structs are `#[non_exhaustive]`**: fields the contract adds later do not break
-//!   callers that construct or match them. Request structs are not, so callers can build them
-//!   with struct literals; they derive `Default` where every field is optional.
+//! - **Every struct the contract may extend is `#[non_exhaustive]`**: responses, so fields
+//!   added later do not break callers that match them, and request bodies and filters, so a new
+//!   optional field does not break callers that build them. Requests are built with `new(…)`
+//!   (the required fields) and `with_…` setters (the optional ones); struct literals do not
+//!   compile outside this crate (`tests/compile_fail/` shows both).
 //!
 //! Request bodies are sent exactly as serialized here: the server rejects unknown fields, so
 //! optional fields use `skip_serializing_if` instead of sending `null`.

@@ -14,6 +14,7 @@ use crate::secret::Secret;
 /// Body of `createRun`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(target_arch = "wasm32", derive(tsify::Tsify))]
+#[non_exhaustive]
 pub struct CreateRunRequest {
     /// Run name.
     pub name: String,
@@ -97,6 +98,7 @@ pub struct CreatedRun {
 /// Body of `finishRun`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(target_arch = "wasm32", derive(tsify::Tsify))]
+#[non_exhaustive]
 pub struct FinishRunRequest {
     /// `succeeded` or `failed`.
     #[cfg_attr(target_arch = "wasm32", tsify(type = "\"succeeded\" | \"failed\""))]
@@ -104,4 +106,63 @@ pub struct FinishRunRequest {
     /// Dataset versions the run produced.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub outputs: Option<Vec<DatasetVersionRef>>,
+}
+
+impl CreateRunRequest {
+    /// A run named `name` over `inputs`, built from `git_commit` (40 or 64 lowercase hex) in
+    /// the image `image_digest` (`sha256:<64 hex>`), without parameters.
+    pub fn new(
+        name: impl Into<String>,
+        inputs: Vec<DatasetVersionRef>,
+        git_commit: impl Into<String>,
+        image_digest: impl Into<String>,
+    ) -> Self {
+        Self {
+            name: name.into(),
+            inputs,
+            git_commit: git_commit.into(),
+            image_digest: image_digest.into(),
+            params: None,
+        }
+    }
+
+    /// Sets all parameters.
+    pub fn with_params(mut self, params: BTreeMap<String, String>) -> Self {
+        self.params = Some(params);
+        self
+    }
+
+    /// Adds one parameter.
+    pub fn with_param(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.params
+            .get_or_insert_with(BTreeMap::new)
+            .insert(name.into(), value.into());
+        self
+    }
+}
+
+impl FinishRunRequest {
+    /// Finishes with `status` (`Succeeded` or `Failed`), without outputs.
+    pub fn new(status: RunStatus) -> Self {
+        Self {
+            status,
+            outputs: None,
+        }
+    }
+
+    /// Finishes as succeeded.
+    pub fn succeeded() -> Self {
+        Self::new(RunStatus::Succeeded)
+    }
+
+    /// Finishes as failed.
+    pub fn failed() -> Self {
+        Self::new(RunStatus::Failed)
+    }
+
+    /// Records the dataset versions the run produced.
+    pub fn with_outputs(mut self, outputs: Vec<DatasetVersionRef>) -> Self {
+        self.outputs = Some(outputs);
+        self
+    }
 }

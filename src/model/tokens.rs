@@ -9,6 +9,7 @@ use crate::secret::Secret;
 /// Body of `createToken`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(target_arch = "wasm32", derive(tsify::Tsify))]
+#[non_exhaustive]
 pub struct CreateTokenRequest {
     /// Human name.
     pub name: String,
@@ -49,4 +50,21 @@ pub struct CreatedToken {
     pub token: ApiToken,
     /// The `dpt_…` secret (redacted in `Debug`); shown only once.
     pub secret: Secret,
+}
+
+impl CreateTokenRequest {
+    /// A token named `name` with `role`, without expiry.
+    pub fn new(name: impl Into<String>, role: Role) -> Self {
+        Self {
+            name: name.into(),
+            role,
+            expires_in_seconds: None,
+        }
+    }
+
+    /// Makes the token expire this many seconds after creation.
+    pub fn with_expires_in_seconds(mut self, seconds: u64) -> Self {
+        self.expires_in_seconds = Some(seconds);
+        self
+    }
 }

@@ -242,7 +242,7 @@ impl DataPilot {
         rejecting((|| {
             let p = prepare(&self.client, &options)?;
             let c = p.client;
-            Ok(spawn(p.signal, async move { c.get_health().await }))
+            Ok(spawn(p.signal, async move { c.get_health().send().await }))
         })())
     }
 
@@ -255,7 +255,7 @@ impl DataPilot {
         rejecting((|| {
             let p = prepare(&self.client, &options)?;
             let c = p.client;
-            Ok(spawn(p.signal, async move { c.who_am_i().await }))
+            Ok(spawn(p.signal, async move { c.who_am_i().send().await }))
         })())
     }
 
@@ -268,7 +268,9 @@ impl DataPilot {
         rejecting((|| {
             let p = prepare(&self.client, &options)?;
             let c = p.client;
-            Ok(spawn(p.signal, async move { c.list_verifier_keys().await }))
+            Ok(spawn(p.signal, async move {
+                c.list_verifier_keys().send().await
+            }))
         })())
     }
 
@@ -286,7 +288,7 @@ impl DataPilot {
             let p = prepare(&self.client, &options)?;
             let (c, o) = (p.client, p.opts);
             Ok(spawn(p.signal, async move {
-                c.create_dataset_with(&req, &o).await
+                c.create_dataset(&req).options(o.clone()).send().await
             }))
         })())
     }
@@ -311,10 +313,9 @@ impl DataPilot {
         rejecting((|| {
             let p = prepare(&self.client, &options)?;
             let c = p.client;
-            Ok(spawn(
-                p.signal,
-                async move { c.get_dataset(&dataset_id).await },
-            ))
+            Ok(spawn(p.signal, async move {
+                c.get_dataset(&dataset_id).send().await
+            }))
         })())
     }
 
@@ -334,7 +335,9 @@ impl DataPilot {
             let (c, o) = (p.client, p.opts);
             Ok(spawn_js(p.signal, async move {
                 let r = c
-                    .register_dataset_version_with(&dataset_id, &req, &o)
+                    .register_dataset_version(&dataset_id, &req)
+                    .options(o.clone())
+                    .send()
                     .await
                     .map_err(core)?;
                 let out = js_sys::Object::new();
@@ -353,10 +356,7 @@ impl DataPilot {
         #[wasm_bindgen(unchecked_optional_param_type = "ListOptions")] options: JsValue,
     ) -> Result<JsValue, JsValue> {
         let p = prepare(&self.client, &options)?;
-        list(
-            p.client.list_dataset_versions(dataset_id).map_err(core)?,
-            &options,
-        )
+        list(p.client.list_dataset_versions(dataset_id), &options)
     }
 
     /// `getDatasetVersion`.
@@ -371,7 +371,7 @@ impl DataPilot {
             let p = prepare(&self.client, &options)?;
             let c = p.client;
             Ok(spawn(p.signal, async move {
-                c.get_dataset_version(&dataset_id, &digest).await
+                c.get_dataset_version(&dataset_id, &digest).send().await
             }))
         })())
     }
@@ -388,7 +388,9 @@ impl DataPilot {
             let p = prepare(&self.client, &options)?;
             let c = p.client;
             Ok(spawn(p.signal, async move {
-                c.get_dataset_version_manifest(&dataset_id, &digest).await
+                c.get_dataset_version_manifest(&dataset_id, &digest)
+                    .send()
+                    .await
             }))
         })())
     }
@@ -409,7 +411,9 @@ impl DataPilot {
             let p = prepare(&self.client, &options)?;
             let (c, o) = (p.client, p.opts);
             Ok(spawn(p.signal, async move {
-                c.record_gate_result_with(&dataset_id, &digest, &req, &o)
+                c.record_gate_result(&dataset_id, &digest, &req)
+                    .options(o.clone())
+                    .send()
                     .await
             }))
         })())
@@ -424,12 +428,7 @@ impl DataPilot {
         #[wasm_bindgen(unchecked_optional_param_type = "ListOptions")] options: JsValue,
     ) -> Result<JsValue, JsValue> {
         let p = prepare(&self.client, &options)?;
-        list(
-            p.client
-                .list_gate_results(dataset_id, digest)
-                .map_err(core)?,
-            &options,
-        )
+        list(p.client.list_gate_results(dataset_id, digest), &options)
     }
 
     // ---- policy ------------------------------------------------------------------------------
@@ -443,7 +442,7 @@ impl DataPilot {
         rejecting((|| {
             let p = prepare(&self.client, &options)?;
             let c = p.client;
-            Ok(spawn(p.signal, async move { c.get_policy().await }))
+            Ok(spawn(p.signal, async move { c.get_policy().send().await }))
         })())
     }
 
@@ -461,7 +460,7 @@ impl DataPilot {
             let (c, mut o) = (p.client, p.opts);
             o.idempotency_key = None;
             Ok(spawn(p.signal, async move {
-                c.update_policy_with(&req, &o).await
+                c.update_policy(&req).options(o.clone()).send().await
             }))
         })())
     }
@@ -482,7 +481,12 @@ impl DataPilot {
             let (c, o) = (p.client, p.opts);
             let base = self.client.clone();
             Ok(spawn_js(p.signal, async move {
-                let created = c.create_run_with(&req, &o).await.map_err(core)?;
+                let created = c
+                    .create_run(&req)
+                    .options(o.clone())
+                    .send()
+                    .await
+                    .map_err(core)?;
                 Ok(RunHandle::from_created(&base, created)?.into())
             }))
         })())
@@ -514,7 +518,10 @@ impl DataPilot {
         rejecting((|| {
             let p = prepare(&self.client, &options)?;
             let c = p.client;
-            Ok(spawn(p.signal, async move { c.get_run(&run_id).await }))
+            Ok(spawn(
+                p.signal,
+                async move { c.get_run(&run_id).send().await },
+            ))
         })())
     }
 
@@ -531,7 +538,7 @@ impl DataPilot {
             let p = prepare(&self.client, &options)?;
             let (c, o) = (p.client, p.opts);
             Ok(spawn(p.signal, async move {
-                c.finish_run_with(&run_id, &req, &o).await
+                c.finish_run(&run_id, &req).options(o.clone()).send().await
             }))
         })())
     }
@@ -591,7 +598,7 @@ impl DataPilot {
         #[wasm_bindgen(unchecked_optional_param_type = "ListOptions")] options: JsValue,
     ) -> Result<JsValue, JsValue> {
         let p = prepare(&self.client, &options)?;
-        list(p.client.list_artifacts(run_id).map_err(core)?, &options)
+        list(p.client.list_artifacts(run_id), &options)
     }
 
     /// `getArtifact`.
@@ -606,7 +613,7 @@ impl DataPilot {
             let p = prepare(&self.client, &options)?;
             let c = p.client;
             Ok(spawn(p.signal, async move {
-                c.get_artifact(&run_id, &artifact_id).await
+                c.get_artifact(&run_id, &artifact_id).send().await
             }))
         })())
     }
@@ -639,10 +646,9 @@ impl DataPilot {
         rejecting((|| {
             let p = prepare(&self.client, &options)?;
             let c = p.client;
-            Ok(spawn(
-                p.signal,
-                async move { c.get_run_lineage(&run_id).await },
-            ))
+            Ok(spawn(p.signal, async move {
+                c.get_run_lineage(&run_id).send().await
+            }))
         })())
     }
 
@@ -658,7 +664,9 @@ impl DataPilot {
             let p = prepare(&self.client, &options)?;
             let c = p.client;
             Ok(spawn(p.signal, async move {
-                c.get_dataset_version_lineage(&dataset_id, &digest).await
+                c.get_dataset_version_lineage(&dataset_id, &digest)
+                    .send()
+                    .await
             }))
         })())
     }
@@ -688,7 +696,9 @@ impl DataPilot {
             let seq = whole(seq, "seq")?;
             let p = prepare(&self.client, &options)?;
             let c = p.client;
-            Ok(spawn(p.signal, async move { c.get_audit_event(seq).await }))
+            Ok(spawn(p.signal, async move {
+                c.get_audit_event(seq).send().await
+            }))
         })())
     }
 
@@ -703,7 +713,10 @@ impl DataPilot {
         rejecting((|| {
             let p = prepare(&self.client, &options)?;
             let c = p.client;
-            Ok(spawn(p.signal, async move { c.get_checkpoint().await }))
+            Ok(spawn(
+                p.signal,
+                async move { c.get_checkpoint().send().await },
+            ))
         })())
     }
 
@@ -735,7 +748,7 @@ impl DataPilot {
             let p = prepare(&self.client, &options)?;
             let c = p.client;
             Ok(spawn(p.signal, async move {
-                c.get_inclusion_proof(seq, tree_size).await
+                c.get_inclusion_proof(seq, tree_size).send().await
             }))
         })())
     }
@@ -753,7 +766,7 @@ impl DataPilot {
             let p = prepare(&self.client, &options)?;
             let c = p.client;
             Ok(spawn(p.signal, async move {
-                c.get_consistency_proof(from, to).await
+                c.get_consistency_proof(from, to).send().await
             }))
         })())
     }
@@ -774,6 +787,7 @@ impl DataPilot {
             Ok(spawn_js(p.signal, async move {
                 let bytes = c
                     .export_run_evidence(&run_id, tree_size)
+                    .send()
                     .await
                     .map_err(core)?;
                 Ok(Uint8Array::from(&bytes[..]).into())
@@ -796,6 +810,7 @@ impl DataPilot {
             Ok(spawn_js(p.signal, async move {
                 let bytes = c
                     .export_dataset_version_evidence(&dataset_id, &digest, tree_size)
+                    .send()
                     .await
                     .map_err(core)?;
                 Ok(Uint8Array::from(&bytes[..]).into())
@@ -822,7 +837,7 @@ impl DataPilot {
             let p = prepare(&self.client, &options)?;
             let (c, o) = (p.client, p.opts);
             Ok(spawn(p.signal, async move {
-                c.create_token_with(&req, &o).await
+                c.create_token(&req).options(o.clone()).send().await
             }))
         })())
     }
@@ -848,7 +863,7 @@ impl DataPilot {
             let p = prepare(&self.client, &options)?;
             let (c, o) = (p.client, p.opts);
             Ok(spawn(p.signal, async move {
-                c.revoke_token_with(&token_id, &o).await
+                c.revoke_token(&token_id).options(o.clone()).send().await
             }))
         })())
     }

@@ -148,12 +148,7 @@ impl RunHandle {
         #[wasm_bindgen(unchecked_optional_param_type = "ListOptions")] options: JsValue,
     ) -> Result<JsValue, JsValue> {
         let p = prepare(&self.client, &options)?;
-        list(
-            p.client
-                .list_artifacts(&self.run_id)
-                .map_err(|e| to_js_error(&e))?,
-            &options,
-        )
+        list(p.client.list_artifacts(&self.run_id), &options)
     }
 
     /// `downloadArtifact` with the run token.
@@ -181,7 +176,7 @@ impl RunHandle {
         rejecting((|| {
             let p = prepare(&self.client, &options)?;
             let (c, id) = (p.client, self.run_id.clone());
-            Ok(spawn(p.signal, async move { c.get_run(&id).await }))
+            Ok(spawn(p.signal, async move { c.get_run(&id).send().await }))
         })())
     }
 
@@ -197,7 +192,7 @@ impl RunHandle {
             let p = prepare(&self.client, &options)?;
             let (c, o, id) = (p.client, p.opts, self.run_id.clone());
             Ok(spawn(p.signal, async move {
-                c.finish_run_with(&id, &req, &o).await
+                c.finish_run(&id, &req).options(o.clone()).send().await
             }))
         })())
     }
@@ -213,7 +208,10 @@ pub(crate) fn append_metrics(
     let p = prepare(client, options)?;
     let (c, o) = (p.client, p.opts);
     Ok(spawn(p.signal, async move {
-        c.append_metrics_with(&run_id, &req, &o).await
+        c.append_metrics(&run_id, &req)
+            .options(o.clone())
+            .send()
+            .await
     }))
 }
 
@@ -224,10 +222,7 @@ pub(crate) fn list_metrics(
 ) -> Result<JsValue, JsValue> {
     let p = prepare(client, options)?;
     let name = opt(options, "name").as_string();
-    let pager = p
-        .client
-        .list_metrics(run_id, name.as_deref())
-        .map_err(|e| to_js_error(&e))?;
+    let pager = p.client.list_metrics(run_id, name.as_deref());
     list(pager, options)
 }
 
@@ -260,7 +255,9 @@ pub(crate) fn upload_artifact(
         return Ok(spawn_js(p.signal, async move {
             upload_progress(&on_progress, "uploading", 0.0, total)?;
             let a = c
-                .upload_artifact_with(&run_id, &name, &sha, Body::Bytes(bytes.into()), &o)
+                .upload_artifact(&run_id, &name, &sha, Body::Bytes(bytes.into()))
+                .options(o)
+                .send()
                 .await
                 .map_err(|e| to_js_error(&e))?;
             upload_progress(&on_progress, "done", total, total)?;
@@ -284,13 +281,14 @@ pub(crate) fn upload_artifact(
         };
         upload_progress(&on_progress, "uploading", 0.0, total)?;
         let a = c
-            .upload_artifact_with(
+            .upload_artifact(
                 &run_id,
                 &name,
                 &sha,
                 blob_body(blob, on_progress.dyn_ref::<js_sys::Function>().cloned()),
-                &o,
             )
+            .options(o)
+            .send()
             .await
             .map_err(|e| to_js_error(&e))?;
         upload_progress(&on_progress, "done", total, total)?;
@@ -309,6 +307,7 @@ pub(crate) fn download_artifact(
     Ok(spawn_js(p.signal, async move {
         let content = c
             .download_artifact(&run_id, &artifact_id)
+            .send()
             .await
             .map_err(|e| to_js_error(&e))?;
         let o = Object::new();

@@ -22,7 +22,7 @@
 
 use std::cell::RefCell;
 use std::collections::HashMap;
-use std::rc::Rc;
+use std::sync::Arc;
 
 use js_sys::{Reflect, Uint8Array};
 use wasm_bindgen::prelude::*;
@@ -403,8 +403,8 @@ thread_local! {
     static BLOBS: RefCell<HashMap<usize, RegisteredBlob>> = RefCell::new(HashMap::new());
 }
 
-fn key_of(src: &Rc<dyn BodySource>) -> usize {
-    Rc::as_ptr(src) as *const () as usize
+fn key_of(src: &Arc<dyn BodySource>) -> usize {
+    Arc::as_ptr(src) as *const () as usize
 }
 
 /// A `Blob` request body and who wants to hear how much of it was sent.
@@ -414,7 +414,7 @@ struct RegisteredBlob {
     on_progress: Option<js_sys::Function>,
 }
 
-fn registered_blob(src: &Rc<dyn BodySource>) -> Option<RegisteredBlob> {
+fn registered_blob(src: &Arc<dyn BodySource>) -> Option<RegisteredBlob> {
     let key = key_of(src);
     BLOBS.with(|b| b.borrow().get(&key).cloned())
 }
@@ -515,7 +515,7 @@ impl ChunkReader for BlobReader {
 /// A request body that streams `blob` (a `File` or a Node file-backed `Blob`); in Node,
 /// `on_progress` hears how many bytes were sent (see [`counting_stream`]).
 pub(crate) fn blob_body(blob: web_sys::Blob, on_progress: Option<js_sys::Function>) -> Body {
-    let src: Rc<dyn BodySource> = Rc::new(BlobSource { blob: blob.clone() });
+    let src: Arc<dyn BodySource> = Arc::new(BlobSource { blob: blob.clone() });
     BLOBS.with(|b| {
         b.borrow_mut()
             .insert(key_of(&src), RegisteredBlob { blob, on_progress })

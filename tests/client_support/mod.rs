@@ -6,31 +6,59 @@
 
 #![allow(dead_code)]
 
-use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::future::Future;
-use std::rc::Rc;
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use datapilot::retry::RetryConfig;
 use datapilot::transport::{
-    Headers, LocalBoxFuture, Request, Response, Sleep, Transport, TransportError,
-    TransportErrorKind,
+    BoxFuture, Headers, Request, Response, Sleep, Transport, TransportError, TransportErrorKind,
 };
 use datapilot::Client;
 
 pub type Outcome = Result<Response, TransportError>;
 
-/// The fake monotonic clock shared by [`Scripted`] and [`FakeSleep`].
-pub type Clock = Rc<Cell<Duration>>;
+/// The fake monotonic clock shared by [`Scripted`] and [`FakeSleep`] (behind a mutex because
+/// transports and sleepers must be `Send + Sync` natively).
+#[derive(Clone, Default, Debug)]
+pub struct Clock(Arc<Mutex<Duration>>);
+
+impl Clock {
+    pub fn get(&self) -> Duration {
+        *self.0.lock().unwrap()
+    }
+    pub fn set(&self, t: Duration) {
+        *self.0.lock().unwrap() = t;
+    }
+}
+
+/// Shared, mutable test state; `borrow_mut` keeps the call sites of the `RefCell` days.
+#[derive(Default, Debug)]
+pub struct Shared<T>(Arc<Mutex<T>>);
+
+impl<T> Clone for Shared<T> {
+    fn clone(&self) -> Self {
+        Self(self.0.clone())
+    }
+}
+
+impl<T> Shared<T> {
+    pub fn borrow_mut(&self) -> std::sync::MutexGuard<'_, T> {
+        self.0.lock().unwrap()
+    }
+    pub fn borrow(&self) -> std::sync::MutexGuard<'_, T> {
+        self.0.lock().unwrap()
+    }
+}
 
 #[derive(Clone, Default)]
 pub struct Scripted {
-    pub outcomes: Rc<RefCell<VecDeque<Outcome>>>,
-    pub requests: Rc<RefCell<Vec<Request>>>,
+    pub outcomes: Shared<VecDeque<Outcome>>,
+    pub requests: Shared<Vec<Request>>,
     /// Latency of each scripted outcome (zero when not given).
-    pub latencies: Rc<RefCell<VecDeque<Duration>>>,
+    pub latencies: Shared<VecDeque<Duration>>,
     pub clock: Clock,
 }
 
@@ -70,7 +98,7 @@ impl Scripted {
 }
 
 impl Transport for Scripted {
-    fn send(&self, request: Request) -> LocalBoxFuture<'_, Result<Response, TransportError>> {
+    fn send(&self, request: Request) -> BoxFuture<'_, Result<Response, TransportError>> {
         let timeout = request.timeout;
         self.requests.borrow_mut().push(request);
         let mut next = self.outcomes.borrow_mut().pop_front().unwrap_or_else(|| {
@@ -98,7 +126,7 @@ impl Transport for Scripted {
 
 #[derive(Clone, Default)]
 pub struct FakeSleep {
-    pub delays: Rc<RefCell<Vec<Duration>>>,
+    pub delays: Shared<Vec<Duration>>,
     /// The wall clock (for HTTP-date `Retry-After`), fixed.
     pub now: Option<u64>,
     /// The monotonic clock, advanced by every wait.
@@ -115,7 +143,7 @@ impl FakeSleep {
 }
 
 impl Sleep for FakeSleep {
-    fn sleep(&self, duration: Duration) -> LocalBoxFuture<'static, ()> {
+    fn sleep(&self, duration: Duration) -> BoxFuture<'static, ()> {
         self.delays.borrow_mut().push(duration);
         self.clock.set(self.clock.get() + duration + self.overrun);
         Box::pin(async {})
