@@ -48,30 +48,33 @@ async fn key_free(cx: &mut WriteCtx, w: &Writer) -> StoreResult<()> {
     let Some(k) = &w.idem else {
         return Ok(());
     };
-    let taken = cx
+    let found = cx
         .tx
         .query_opt(
-            "SELECT 1 FROM idempotency WHERE scope = $1 AND key = $2 AND created_unix >= $3",
-            params![&k.scope, &k.key, unix_now() - IDEMPOTENCY_TTL_SECS],
-        )
-        .await?
-        .is_some();
-    if taken {
-        return Err(StoreError::KeyTaken);
-    }
-    Ok(())
-}
-
-/// Insert a key's answer unless the key is already recorded (expired records are replaced);
-/// true if inserted.
-async fn insert_idem(cx: &mut WriteCtx, k: &IdemKey, r: &StoredResponse) -> StoreResult<bool> {
-    let now = unix_now();
-    cx.tx
-        .execute(
-            "DELETE FROM idempotency WHERE scope = $1 AND key = $2 AND created_unix < $3",
-            params![&k.scope, &k.key, now - IDEMPOTENCY_TTL_SECS],
+            "SELECT created_unix FROM idempotency WHERE scope = $1 AND key = $2",
+            params![&k.scope, &k.key],
         )
         .await?;
+    match found {
+        None => Ok(()),
+        Some(r) if r.i64(0)? < unix_now() - IDEMPOTENCY_TTL_SECS => {
+            // Expired: forget it, so the insert at the end of the write succeeds.
+            cx.tx
+                .execute(
+                    "DELETE FROM idempotency WHERE scope = $1 AND key = $2",
+                    params![&k.scope, &k.key],
+                )
+                .await?;
+            Ok(())
+        }
+        Some(_) => Err(StoreError::KeyTaken),
+    }
+}
+
+/// Insert a key's answer unless the key is already recorded (callers forget expired records
+/// first); true if inserted.
+async fn insert_idem(cx: &mut WriteCtx, k: &IdemKey, r: &StoredResponse) -> StoreResult<bool> {
+    let now = unix_now();
     let headers =
         serde_json::to_string(&r.headers).map_err(|e| StoreError::Internal(e.to_string()))?;
     let n = cx
@@ -273,7 +276,17 @@ impl Store {
     pub async fn idem_store(&self, k: &IdemKey, resp: &StoredResponse) -> StoreResult<()> {
         let (k, resp) = (k.clone(), resp.clone());
         self.committer
-            .write(move |cx| Box::pin(async move { insert_idem(cx, &k, &resp).await.map(|_| ()) }))
+            .write(move |cx| {
+                Box::pin(async move {
+                    cx.tx
+                        .execute(
+                            "DELETE FROM idempotency WHERE scope = $1 AND key = $2 AND created_unix < $3",
+                            params![&k.scope, &k.key, unix_now() - IDEMPOTENCY_TTL_SECS],
+                        )
+                        .await?;
+                    insert_idem(cx, &k, &resp).await.map(|_| ())
+                })
+            })
             .await
     }
 
