@@ -175,7 +175,7 @@ async fn fixture(http: &reqwest::Client, base: &str, clients: usize) -> Fixture 
         &format!("{base}/v1/datasets"),
         ADMIN,
         None,
-        &json!({ "name": "bench" }),
+        &json!({ "name": format!("bench-{clients}") }),
     )
     .await;
     assert_eq!(s, 201, "{ds}");
