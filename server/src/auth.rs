@@ -232,7 +232,23 @@ impl<S: Send + Sync> FromRequestParts<S> for Principal {
 pub async fn authenticate(State(st): State<AppState>, mut req: Request, next: Next) -> Response {
     let state = match &st.gateway_key {
         Some(key) => {
-            let (state, body_digest) = gateway_auth(key, &req);
+            let (mut state, body_digest) = gateway_auth(key, &req);
+            if let AuthState::Ok(_) = state {
+                // A verified, fresh signature is still refused if its nonce was seen: the
+                // database remembers nonces for the freshness window, for every replica.
+                let nonce = header(&req, "x-datapilot-nonce").unwrap_or_default();
+                let until = chrono::Utc::now().timestamp() + 2 * GATEWAY_WINDOW_SECS;
+                match st.store.claim_nonce(nonce, until).await {
+                    Ok(true) => {}
+                    Ok(false) => {
+                        state = AuthState::Invalid(
+                            "replayed gateway request: this X-DataPilot-Nonce was used before"
+                                .into(),
+                        )
+                    }
+                    Err(e) => state = AuthState::Failed(e.into()),
+                }
+            }
             if let Some(digest) = body_digest {
                 // The signature covers the declared digest; now hold the body to it.
                 let (parts, body) = req.into_parts();
@@ -254,17 +270,48 @@ fn header<'a>(req: &'a Request, name: &str) -> Option<&'a str> {
     req.headers().get(name).and_then(|v| v.to_str().ok())
 }
 
-/// The message a gateway signs: `path_and_query` exactly as on the request line (just the
-/// path when there is no query), `body_sha256` the lowercase hex SHA-256 of the body.
-pub fn gateway_message(
-    subject: &str,
-    role: &str,
-    timestamp: &str,
-    method: &str,
-    path_and_query: &str,
-    body_sha256: &str,
-) -> String {
-    format!("{subject}\n{role}\n{timestamp}\n{method}\n{path_and_query}\n{body_sha256}")
+/// What a gateway signs for one request (see docs/server.md, "Gateway mode").
+#[derive(Debug, Clone, Copy)]
+pub struct GatewayRequest<'a> {
+    pub subject: &'a str,
+    pub role: &'a str,
+    /// Unix seconds.
+    pub timestamp: &'a str,
+    /// A value never used before by this gateway (16-128 of `A-Z a-z 0-9 . _ ~ -`): the server
+    /// remembers it for the freshness window, so an exact copy of a signed request is refused.
+    pub nonce: &'a str,
+    pub method: &'a str,
+    /// Exactly as on the request line (just the path when there is no query).
+    pub path_and_query: &'a str,
+    /// Lowercase hex SHA-256 of the body.
+    pub body_sha256: &'a str,
+    /// The request's `Idempotency-Key`, empty when it has none: signed, so it cannot be
+    /// changed or added on the way.
+    pub idempotency_key: &'a str,
+}
+
+impl GatewayRequest<'_> {
+    /// The signed message: the fields in this order, one per line.
+    pub fn message(&self) -> String {
+        format!(
+            "datapilot-gateway-v2\n{}\n{}\n{}\n{}\n{}\n{}\n{}\n{}",
+            self.subject,
+            self.role,
+            self.timestamp,
+            self.nonce,
+            self.method,
+            self.path_and_query,
+            self.body_sha256,
+            self.idempotency_key
+        )
+    }
+}
+
+/// A gateway nonce: 16-128 characters of `A-Z a-z 0-9 . _ ~ -`.
+fn valid_nonce(n: &str) -> bool {
+    (16..=128).contains(&n.len())
+        && n.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._~-".contains(&b))
 }
 
 /// Hex HMAC-SHA256 of a gateway message (used by tests and by gateways written in Rust).
@@ -295,11 +342,22 @@ fn gateway_auth(key: &[u8], req: &Request) -> (AuthState, Option<[u8; 32]>) {
     let subject = header(req, "x-datapilot-subject");
     let role = header(req, "x-datapilot-role");
     let ts = header(req, "x-datapilot-timestamp");
+    let nonce = header(req, "x-datapilot-nonce");
     let sig = header(req, "x-datapilot-signature");
-    let (subject, role, ts, sig) = match (subject, role, ts, sig) {
-        (None, None, None, None) => return (AuthState::Anonymous, None),
-        (Some(a), Some(b), Some(c), Some(d)) => (a, b, c, d),
+    let (subject, role, ts, nonce, sig) = match (subject, role, ts, nonce, sig) {
+        (None, None, None, None, None) => return (AuthState::Anonymous, None),
+        (Some(a), Some(b), Some(c), Some(n), Some(d)) => (a, b, c, n, d),
         _ => return invalid("incomplete gateway identity headers"),
+    };
+    if !valid_nonce(nonce) {
+        return invalid("X-DataPilot-Nonce must be 16-128 characters of A-Z a-z 0-9 . _ ~ -");
+    }
+    let idempotency_key = match req.headers().get(crate::idempotency::HEADER) {
+        None => "",
+        Some(v) => match v.to_str() {
+            Ok(k) => k,
+            Err(_) => return invalid("Idempotency-Key must be visible ASCII"),
+        },
     };
     let Ok(sig_bytes) = hex::decode(sig) else {
         return invalid("malformed gateway signature");
@@ -317,14 +375,17 @@ fn gateway_auth(key: &[u8], req: &Request) -> (AuthState, Option<[u8; 32]>) {
         .uri()
         .path_and_query()
         .map_or_else(|| req.uri().path(), |p| p.as_str());
-    let msg = gateway_message(
+    let msg = GatewayRequest {
         subject,
         role,
-        ts,
-        req.method().as_str(),
+        timestamp: ts,
+        nonce,
+        method: req.method().as_str(),
         path_and_query,
-        digest_hex,
-    );
+        body_sha256: digest_hex,
+        idempotency_key,
+    }
+    .message();
     let mut mac = Hmac::<Sha256>::new_from_slice(key).expect("HMAC takes any key length");
     mac.update(msg.as_bytes());
     // Constant-time comparison: no timing oracle on the signature.

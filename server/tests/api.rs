@@ -1355,18 +1355,27 @@ async fn gateway_mode_trusts_only_fresh_signed_headers() {
         .unwrap()
         .as_secs() as i64;
     let empty = datapilot_server::auth::EMPTY_SHA256;
+    // Each signed request gets a fresh nonce; the Idempotency-Key (none here) is signed too.
+    let signed_k =
+        |subject: &str, role: &str, ts: i64, method: &str, path: &str, body: &str, idem: &str| {
+            let nonce = hex::encode(datapilot_server::util::random_bytes::<16>());
+            let msg = datapilot_server::auth::GatewayRequest {
+                subject,
+                role,
+                timestamp: &ts.to_string(),
+                nonce: &nonce,
+                method,
+                path_and_query: path,
+                body_sha256: body,
+                idempotency_key: idem,
+            }
+            .message();
+            (datapilot_server::auth::gateway_signature(key, &msg), nonce)
+        };
     let signed = |subject: &str, role: &str, ts: i64, method: &str, path: &str, body: &str| {
-        let msg = datapilot_server::auth::gateway_message(
-            subject,
-            role,
-            &ts.to_string(),
-            method,
-            path,
-            body,
-        );
-        datapilot_server::auth::gateway_signature(key, &msg)
+        signed_k(subject, role, ts, method, path, body, "")
     };
-    let call = |subject: &'static str, role: &'static str, ts: i64, sig: String| {
+    let call = |subject: &'static str, role: &'static str, ts: i64, sig: (String, String)| {
         let anon = anon.clone();
         async move {
             let ts = ts.to_string();
@@ -1377,7 +1386,8 @@ async fn gateway_mode_trusts_only_fresh_signed_headers() {
                     ("x-datapilot-subject", subject),
                     ("x-datapilot-role", role),
                     ("x-datapilot-timestamp", &ts),
-                    ("x-datapilot-signature", &sig),
+                    ("x-datapilot-nonce", &sig.1),
+                    ("x-datapilot-signature", &sig.0),
                 ],
                 None,
             )
@@ -1394,6 +1404,17 @@ async fn gateway_mode_trusts_only_fresh_signed_headers() {
     assert_eq!(ok.status, 200, "{}", ok.text());
     assert_eq!(ok.json()["subject"], "alice@corp");
     assert_eq!(ok.json()["role"], "engineer");
+    // An exact copy of a signed request is refused: its nonce was used.
+    let once = signed("alice@corp", "engineer", now, "GET", "/v1/whoami", empty);
+    assert_eq!(
+        call("alice@corp", "engineer", now, once.clone())
+            .await
+            .status,
+        200
+    );
+    let replay = call("alice@corp", "engineer", now, once).await;
+    replay.assert_problem(401, "unauthenticated");
+    assert!(replay.text().contains("replayed"), "{}", replay.text());
     // Stale, future, forged (role escalated after signing), wrong method, wrong body digest.
     for (role, ts, sig) in [
         (
@@ -1466,19 +1487,26 @@ async fn gateway_mode_trusts_only_fresh_signed_headers() {
               extra: Vec<(&'static str, String)>| {
         let anon = anon.clone();
         let ts = ts.clone();
-        let sig = signed(
+        let idem = extra
+            .iter()
+            .find(|(k, _)| *k == "idempotency-key")
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default();
+        let (sig, nonce) = signed_k(
             "bob",
             "engineer",
             now,
             method,
             &signed_path,
             digest.as_deref().unwrap_or(empty),
+            &idem,
         );
         async move {
             let mut h: Vec<(&str, String)> = vec![
                 ("x-datapilot-subject", "bob".into()),
                 ("x-datapilot-role", "engineer".into()),
                 ("x-datapilot-timestamp", ts),
+                ("x-datapilot-nonce", nonce),
                 ("x-datapilot-signature", sig),
             ];
             if let Some(d) = digest {
@@ -1503,6 +1531,80 @@ async fn gateway_mode_trusts_only_fresh_signed_headers() {
     .await;
     assert_eq!(r.status, 201, "{}", r.text());
     assert_eq!(r.json()["created_by"], "bob");
+    // The exact same signed, keyed POST sent four times: one write; the copies are refused
+    // (the nonce was used), and a copy with another Idempotency-Key fails its signature.
+    let body = br#"{"name":"gw-replay"}"#.to_vec();
+    let digest = sha256_hex(&body);
+    let (sig, nonce) = signed_k(
+        "bob",
+        "engineer",
+        now,
+        "POST",
+        "/v1/datasets",
+        &digest,
+        "k-replay",
+    );
+    let send_copy = |key: &'static str| {
+        let (anon, body, digest, sig, nonce, ts) = (
+            anon.clone(),
+            body.clone(),
+            digest.clone(),
+            sig.clone(),
+            nonce.clone(),
+            ts.clone(),
+        );
+        async move {
+            anon.send(
+                "POST",
+                "/v1/datasets",
+                &[
+                    ("x-datapilot-subject", "bob"),
+                    ("x-datapilot-role", "engineer"),
+                    ("x-datapilot-timestamp", &ts),
+                    ("x-datapilot-nonce", &nonce),
+                    ("x-datapilot-signature", &sig),
+                    ("x-datapilot-content-sha256", &digest),
+                    ("content-type", "application/json"),
+                    ("idempotency-key", key),
+                ],
+                Some(body),
+            )
+            .await
+        }
+    };
+    assert_eq!(send_copy("k-replay").await.status, 201);
+    for _ in 0..3 {
+        send_copy("k-replay")
+            .await
+            .assert_problem(401, "unauthenticated");
+    }
+    let (sig2, nonce2) = signed_k(
+        "bob",
+        "engineer",
+        now,
+        "POST",
+        "/v1/datasets",
+        &digest,
+        "k-signed",
+    );
+    let swapped = anon
+        .send(
+            "POST",
+            "/v1/datasets",
+            &[
+                ("x-datapilot-subject", "bob"),
+                ("x-datapilot-role", "engineer"),
+                ("x-datapilot-timestamp", &ts),
+                ("x-datapilot-nonce", &nonce2),
+                ("x-datapilot-signature", &sig2),
+                ("x-datapilot-content-sha256", &digest),
+                ("content-type", "application/json"),
+                ("idempotency-key", "k-other"),
+            ],
+            Some(body.clone()),
+        )
+        .await;
+    swapped.assert_problem(401, "unauthenticated");
     // Replayed with another body (same headers): 401, nothing written; with or without a key.
     let other = br#"{"name":"gx"}"#.to_vec();
     gw(
@@ -1572,8 +1674,8 @@ async fn gateway_mode_trusts_only_fresh_signed_headers() {
     let ds = srv_dataset_id(&r);
     assert_eq!(
         anon.clone().get("/v1/health").await.json()["tree_size"],
-        3,
-        "only the first write happened"
+        4,
+        "only the first write of each request happened"
     );
 
     // Uploads: the signed digest is the declared `sha256` of the query, which binds the body.

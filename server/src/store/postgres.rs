@@ -188,7 +188,13 @@ CREATE TRIGGER ledger_state_no_delete BEFORE DELETE ON ledger_state FOR EACH ROW
             "CREATE TRIGGER {t}_no_truncate BEFORE TRUNCATE ON {t} FOR EACH STATEMENT EXECUTE FUNCTION datapilot_immutable();\n"
         ));
     }
-    vec![v1]
+    let v2 = "
+-- Nonces of signed gateway requests, remembered for the freshness window (replay protection).
+CREATE TABLE gateway_nonces (nonce TEXT PRIMARY KEY, expires_unix BIGINT NOT NULL);
+CREATE INDEX gateway_nonces_expiry ON gateway_nonces (expires_unix);
+"
+    .to_string();
+    vec![v1, v2]
 }
 
 /// The number of migrations this build knows.

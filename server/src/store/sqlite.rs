@@ -168,6 +168,11 @@ CREATE TRIGGER checkpoints_no_delete BEFORE DELETE ON checkpoints BEGIN SELECT R
 DELETE FROM idempotency WHERE state = 'in_flight';
 CREATE INDEX idempotency_created ON idempotency (created_unix);
 "#,
+    r#"
+-- Nonces of signed gateway requests, remembered for the freshness window (replay protection).
+CREATE TABLE gateway_nonces (nonce TEXT PRIMARY KEY, expires_unix INTEGER NOT NULL);
+CREATE INDEX gateway_nonces_expiry ON gateway_nonces (expires_unix);
+"#,
 ];
 
 fn sql_err(e: rusqlite::Error) -> StoreError {

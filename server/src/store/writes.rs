@@ -290,6 +290,33 @@ impl Store {
             .await
     }
 
+    /// Remember a gateway request's nonce until `until` (unix seconds); false if it was seen
+    /// before (a replay). Forgets expired nonces on the way.
+    pub async fn claim_nonce(&self, nonce: &str, until: i64) -> StoreResult<bool> {
+        let nonce = nonce.to_owned();
+        self.committer
+            .write(move |cx| {
+                Box::pin(async move {
+                    cx.tx
+                        .execute(
+                            "DELETE FROM gateway_nonces WHERE expires_unix < $1",
+                            params![unix_now()],
+                        )
+                        .await?;
+                    let n = cx
+                        .tx
+                        .execute(
+                            "INSERT INTO gateway_nonces (nonce, expires_unix) VALUES ($1, $2)
+                             ON CONFLICT (nonce) DO NOTHING",
+                            params![&nonce, until],
+                        )
+                        .await?;
+                    Ok(n == 1)
+                })
+            })
+            .await
+    }
+
     /// Record that the server signs `root` for `tree_size`, or return the note it already
     /// signed for that size. Signing a different root for a size already signed would be
     /// equivocation: refused, whichever replica asks.
