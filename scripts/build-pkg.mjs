@@ -17,7 +17,7 @@
 // (models); this script only renames, takes the verifier functions' declarations from the
 // verifier module's output, adds the entries' few declarations and refuses to ship an `any`.
 import { execFileSync } from 'node:child_process';
-import { chmodSync, copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, cpSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -164,6 +164,24 @@ writeFileSync(join(out, 'index.web.d.ts'), entryTypes('./dist/web.js', read(join
 
 const pkg = JSON.parse(read(join(tpl, 'package.json')));
 pkg.version = version;
+// The CLI's runtime dependencies (cli-progress and what it needs) ship inside the tarball
+// (`bundleDependencies`), copied from this repository's node_modules (versions pinned by
+// package-lock.json): installing the package then needs no registry, which is what air-gapped
+// sites and `npm install --offline` of the tarball (tests/js/run.mjs) have.
+const bundled = new Map();
+function bundle(name, fromDir) {
+  // Node's resolution: the requiring package's own node_modules first, then the top level.
+  const nested = join(fromDir, 'node_modules', name);
+  if (fromDir !== root && existsSync(nested)) return; // copied along with its parent directory
+  const dir = join(root, 'node_modules', name);
+  if (!existsSync(join(dir, 'package.json'))) die(`dependency ${name} is not installed: run npm ci (./x setup)`);
+  if (bundled.has(name)) return;
+  bundled.set(name, dir);
+  for (const dep of Object.keys(JSON.parse(read(join(dir, 'package.json'))).dependencies ?? {})) bundle(dep, dir);
+}
+for (const dep of Object.keys(pkg.dependencies ?? {})) bundle(dep, root);
+for (const [name, dir] of bundled) cpSync(dir, join(out, 'node_modules', name), { recursive: true });
+pkg.bundleDependencies = Object.keys(pkg.dependencies ?? {});
 writeFileSync(join(out, 'package.json'), `${JSON.stringify(pkg, null, 2)}\n`);
 
 // ---- checks -----------------------------------------------------------------------------------

@@ -186,6 +186,19 @@ mod verifier {
 
     /// Parses pinned verifier key strings.
     pub(crate) fn verifiers(keys: &JsValue) -> Result<Vec<Verifier>, JsValue> {
+        // Said in words here: serde-wasm-bindgen's own message for a missing array is
+        // "Reflect.get called on non-object", which tells a caller nothing.
+        if keys.is_undefined() || keys.is_null() {
+            return Err(invalid_argument(
+                "trustedKeys is required: pass { trustedKeys: ['<origin>+<hex id>+<base64 key>', ...] }, \
+                 the verifier keys you pinned (listVerifierKeys() only helps bootstrap the pin)",
+            ));
+        }
+        if !js_sys::Array::is_array(keys) {
+            return Err(invalid_argument(
+                "trustedKeys must be an array of verifier key strings",
+            ));
+        }
         let keys: Vec<String> = from_js(keys.clone(), "trustedKeys")?;
         if keys.is_empty() {
             return Err(invalid_argument(

@@ -12,6 +12,7 @@ import { ADMIN_TOKEN, startServer } from './support.mjs';
 const BIN = join('node_modules', '.bin', 'datapilot');
 let server;
 let keys;
+let freePort;
 
 function cli(args, env = {}) {
   const r = spawnSync(BIN, args, {
@@ -26,7 +27,18 @@ function oneLine(r) {
   assert.match(r.err, /^datapilot: /);
 }
 
+/** A port nothing listens on (bound, then released). */
+async function unusedPort() {
+  const { createServer } = await import('node:net');
+  const s = createServer();
+  await new Promise((r) => s.listen(0, '127.0.0.1', r));
+  const { port } = s.address();
+  await new Promise((r) => s.close(r));
+  return port;
+}
+
 before(async () => {
+  freePort = await unusedPort();
   server = await startServer();
   const admin = new DataPilot({ baseUrl: server.url, token: ADMIN_TOKEN });
   keys = (await admin.listVerifierKeys()).keys.map((k) => k.verifier);
@@ -60,12 +72,13 @@ test('whoami, and a bad token fails with one line and no secret', () => {
   oneLine(bad);
   assert.match(bad.err, /401/);
   assert.ok(!bad.err.includes('notTheRightToken'));
-  const down = cli(['whoami', '--url', 'http://127.0.0.1:9', '--timeout-ms', '2000']);
-  assert.equal(down.code, 1);
+  // Nothing listens there: retryable, so 75 (EX_TEMPFAIL), not 1.
+  const down = cli(['whoami', '--url', `http://127.0.0.1:${freePort}`, '--timeout-ms', '2000']);
+  assert.equal(down.code, 75, down.err);
   oneLine(down);
 });
 
-test('digest, register, export, verify; a tampered bundle exits 1', async () => {
+test('digest, register, export, verify; a tampered bundle exits 3', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'dp-cli-'));
   writeFileSync(join(dir, 'a.txt'), 'a\n');
   writeFileSync(join(dir, 'b.txt'), 'b\n');
@@ -107,7 +120,7 @@ test('digest, register, export, verify; a tampered bundle exits 1', async () => 
   bytes[Math.floor(bytes.length / 2)] ^= 0xff;
   writeFileSync(file, bytes);
   const bad = cli(['verify', file, '--trusted-key', keys[0]]);
-  assert.equal(bad.code, 1);
+  assert.equal(bad.code, 3);
   oneLine(bad);
   assert.match(bad.err, /does not verify/);
 
@@ -127,8 +140,10 @@ test('a CI job: gate, run-start (eval-able), metrics, upload, run-finish, export
   const start = ['run-start', '--input', input, '--git-commit', 'a'.repeat(40), '--image-digest', `sha256:${'b'.repeat(64)}`, '--name', 'nightly', '--param', 'lr=0.01'];
 
   // Before the gate passes the run is refused: one line, exit 1, the server's code.
-  const refused = cli(start);
+  const refused = cli([...start, '--print-env']);
   assert.equal(refused.code, 1);
+  // What eval would run: no variables, and the failure's status.
+  assert.equal(refused.out, 'unset DATAPILOT_RUN_ID DATAPILOT_RUN_TOKEN; (exit 1)\n');
   oneLine(refused);
   assert.match(refused.err, /gate_not_passed|has not passed/);
 
@@ -136,10 +151,10 @@ test('a CI job: gate, run-start (eval-able), metrics, upload, run-finish, export
   assert.equal(g.code, 0, g.err);
   assert.match(g.out, /gates now passed/);
 
-  // run-start prints shell lines; what a job would eval.
-  const s = cli(start);
+  // run-start --print-env prints shell lines; what a job would eval.
+  const s = cli([...start, '--print-env']);
   assert.equal(s.code, 0, s.err);
-  const env = Object.fromEntries([...s.out.matchAll(/^export (DATAPILOT_RUN_ID|DATAPILOT_RUN_TOKEN)=(\S+)$/gm)].map((m) => [m[1], m[2]]));
+  const env = Object.fromEntries([...s.out.matchAll(/^export (DATAPILOT_RUN_ID|DATAPILOT_RUN_TOKEN)='(\S+)'$/gm)].map((m) => [m[1], m[2]]));
   assert.match(env.DATAPILOT_RUN_ID, /^run_/);
   assert.match(env.DATAPILOT_RUN_TOKEN, /^dpr_/);
   // The run commands use the run token (least privilege); the API token is not needed.
