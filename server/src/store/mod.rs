@@ -241,14 +241,36 @@ impl Store {
         self.repo.backend()
     }
 
-    /// Run `f` in a read snapshot.
+    /// Run `f` in a read snapshot. The snapshot is ended explicitly (on PostgreSQL its
+    /// connection goes straight back to the pool instead of through a deferred rollback).
     async fn read<T, F>(&self, f: F) -> StoreResult<T>
     where
         F: for<'a> FnOnce(&'a mut dyn repo::RepoTx) -> commit::BoxFuture<'a, StoreResult<T>>,
     {
+        self.read_with(false, f).await
+    }
+
+    /// Run the single-statement read `f` without a transaction where the backend allows it.
+    async fn read_one<T, F>(&self, f: F) -> StoreResult<T>
+    where
+        F: for<'a> FnOnce(&'a mut dyn repo::RepoTx) -> commit::BoxFuture<'a, StoreResult<T>>,
+    {
+        self.read_with(true, f).await
+    }
+
+    async fn read_with<T, F>(&self, one: bool, f: F) -> StoreResult<T>
+    where
+        F: for<'a> FnOnce(&'a mut dyn repo::RepoTx) -> commit::BoxFuture<'a, StoreResult<T>>,
+    {
         let op = async {
-            let mut tx = self.repo.read().await?;
-            f(&mut *tx).await
+            let mut tx = if one {
+                self.repo.read_one().await?
+            } else {
+                self.repo.read().await?
+            };
+            let out = f(&mut *tx).await?;
+            tx.commit().await?;
+            Ok(out)
         };
         tokio::time::timeout(self.timeout, op)
             .await

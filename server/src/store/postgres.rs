@@ -397,6 +397,7 @@ impl PgRepo {
         client.batch_execute(sql).await?;
         Ok(Box::new(PgTx {
             client: Some(client),
+            open: true,
         }))
     }
 }
@@ -406,6 +407,13 @@ impl Repo for PgRepo {
     async fn read(&self) -> StoreResult<Box<dyn RepoTx>> {
         self.begin("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
             .await
+    }
+    async fn read_one(&self) -> StoreResult<Box<dyn RepoTx>> {
+        // Autocommit: one round trip instead of BEGIN, the query and ROLLBACK.
+        Ok(Box::new(PgTx {
+            client: Some(self.conn().await?),
+            open: false,
+        }))
     }
     async fn write(&self) -> StoreResult<Box<dyn RepoTx>> {
         self.begin("BEGIN").await
@@ -418,6 +426,8 @@ impl Repo for PgRepo {
 /// A transaction on a pooled connection; rolled back (off the request's task) if dropped open.
 struct PgTx {
     client: Option<Object>,
+    /// In a transaction (else autocommit: nothing to roll back).
+    open: bool,
 }
 
 impl PgTx {
@@ -433,6 +443,9 @@ impl Drop for PgTx {
         let Some(client) = self.client.take() else {
             return;
         };
+        if !self.open {
+            return; // back to the pool as it is
+        }
         match tokio::runtime::Handle::try_current() {
             Ok(rt) => {
                 rt.spawn(async move {
@@ -486,6 +499,9 @@ impl RepoTx for PgTx {
 
     async fn commit(mut self: Box<Self>) -> StoreResult<()> {
         let client = self.client.take().expect("connection present until commit");
+        if !self.open {
+            return Ok(());
+        }
         match client.batch_execute("COMMIT").await {
             Ok(()) => Ok(()),
             Err(e) => {

@@ -350,7 +350,7 @@ impl Store {
     }
 
     pub async fn tree_size(&self) -> StoreResult<u64> {
-        self.read(|tx| Box::pin(ledger_io::size(tx))).await
+        self.read_one(|tx| Box::pin(ledger_io::size(tx))).await
     }
 
     pub async fn lookup_api_token(
@@ -359,7 +359,7 @@ impl Store {
         now: &str,
     ) -> StoreResult<Option<TokenAuth>> {
         let (h, now) = (secret_hash.to_owned(), now.to_owned());
-        self.read(move |tx| {
+        self.read_one(move |tx| {
             Box::pin(async move {
                 let Some(r) = tx
                     .query_opt(
@@ -391,7 +391,7 @@ impl Store {
         now: &str,
     ) -> StoreResult<Option<RunTokenAuth>> {
         let (h, now) = (secret_hash.to_owned(), now.to_owned());
-        self.read(move |tx| {
+        self.read_one(move |tx| {
             Box::pin(async move {
                 let Some(r) = tx
                     .query_opt(
@@ -818,7 +818,7 @@ impl Store {
         fingerprint: &str,
     ) -> StoreResult<IdemLookup> {
         let (scope, key, fp) = (scope.to_owned(), key.to_owned(), fingerprint.to_owned());
-        self.read(move |tx| {
+        self.read_one(move |tx| {
             Box::pin(async move {
                 let row = tx
                     .query_opt(

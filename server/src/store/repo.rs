@@ -181,6 +181,12 @@ impl dyn RepoTx + '_ {
 pub trait Repo: Send + Sync + std::fmt::Debug {
     /// A consistent read-only snapshot.
     async fn read(&self) -> StoreResult<Box<dyn RepoTx>>;
+    /// A connection for one statement, outside any transaction (an authentication or key
+    /// lookup: one row, no snapshot to keep consistent). Backends without a cheaper path give
+    /// a read snapshot.
+    async fn read_one(&self) -> StoreResult<Box<dyn RepoTx>> {
+        self.read().await
+    }
     /// A write transaction. Writers are serialised by the ledger-state row lock the domain
     /// takes first (`SELECT … FROM ledger_state … FOR UPDATE`).
     async fn write(&self) -> StoreResult<Box<dyn RepoTx>>;
