@@ -62,6 +62,12 @@ pub fn code_info(code: &str) -> (StatusCode, &'static str) {
         "gate_not_passed" => (StatusCode::UNPROCESSABLE_ENTITY, "Quality gate not passed"),
         "idempotency_key_reused" => (StatusCode::UNPROCESSABLE_ENTITY, "Idempotency key reused"),
         "rate_limited" => (StatusCode::TOO_MANY_REQUESTS, "Rate limited"),
+        "request_timeout" => (StatusCode::REQUEST_TIMEOUT, "Request timeout"),
+        "uri_too_long" => (StatusCode::URI_TOO_LONG, "URI too long"),
+        "headers_too_large" => (
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            "Request header fields too large",
+        ),
         "unavailable" => (StatusCode::SERVICE_UNAVAILABLE, "Unavailable"),
         _ => (StatusCode::INTERNAL_SERVER_ERROR, "Internal error"),
     }

@@ -280,6 +280,15 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for Q<T> {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, s: &S) -> Result<Self, ApiError> {
+        // serde_urlencoded decodes invalid UTF-8 to U+FFFD: refuse it instead of guessing.
+        if let Some(q) = parts.uri.query() {
+            if std::str::from_utf8(&percent_decode(q)).is_err() {
+                return Err(ApiError::validation(
+                    "query",
+                    "is not valid UTF-8 once percent-decoded",
+                ));
+            }
+        }
         axum::extract::Query::<T>::from_request_parts(parts, s)
             .await
             .map(|q| Q(q.0))
@@ -306,10 +315,74 @@ impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for P<T> {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, s: &S) -> Result<Self, ApiError> {
+        // Ids that cannot exist are malformed requests (400), not missing objects (404).
+        let raw = axum::extract::RawPathParams::from_request_parts(parts, s)
+            .await
+            .map_err(|e| ApiError::validation("path", e.body_text()))?;
+        for (name, value) in &raw {
+            check_path_param(name, value)?;
+        }
         axum::extract::Path::<T>::from_request_parts(parts, s)
             .await
             .map(|p| P(p.0))
             .map_err(|e| ApiError::validation("path", e.body_text()))
+    }
+}
+
+/// Bytes of a percent-encoded query (`+` is a space), without judging their encoding.
+fn percent_decode(q: &str) -> Vec<u8> {
+    let b = q.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let hex = |c: u8| (c as char).to_digit(16);
+        match b[i] {
+            b'%' if i + 2 < b.len() => match (hex(b[i + 1]), hex(b[i + 2])) {
+                (Some(h), Some(l)) => {
+                    out.push((h * 16 + l) as u8);
+                    i += 3;
+                    continue;
+                }
+                _ => out.push(b'%'),
+            },
+            b'+' => out.push(b' '),
+            c => out.push(c),
+        }
+        i += 1;
+    }
+    out
+}
+
+/// The contract's pattern for an id of `prefix` (`ds_`, `run_`, `art_`, `tok_`): 26 Crockford
+/// base32 characters.
+fn server_id(value: &str, prefix: &str) -> bool {
+    value.strip_prefix(prefix).is_some_and(|rest| {
+        rest.len() == 26
+            && rest
+                .bytes()
+                .all(|c| c.is_ascii_digit() || (c.is_ascii_uppercase() && !b"ILOU".contains(&c)))
+    })
+}
+
+/// A path parameter against the contract's pattern for its name.
+fn check_path_param(name: &str, value: &str) -> Result<(), ApiError> {
+    let ok = match name {
+        "dataset_id" => server_id(value, "ds_"),
+        "run_id" => server_id(value, "run_"),
+        "artifact_id" => server_id(value, "art_"),
+        "token_id" => server_id(value, "tok_"),
+        "digest" => value.strip_prefix("sha256:").is_some_and(|h| {
+            h.len() == 64 && h.bytes().all(|c| matches!(c, b'0'..=b'9' | b'a'..=b'f'))
+        }),
+        _ => true,
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(ApiError::validation(
+            name,
+            format!("{value:?} does not match the pattern of a {name}"),
+        ))
     }
 }
 

@@ -32,6 +32,7 @@ pub mod idempotency;
 pub mod keys;
 pub mod ledger;
 pub mod model;
+pub mod protocol_errors;
 pub mod rate_limit;
 pub mod report;
 pub mod routes;

@@ -106,7 +106,7 @@ impl GateOutcome {
 pub struct RecordGateRequest {
     pub gate: String,
     pub status: GateOutcome,
-    #[serde(default, deserialize_with = "lenient::some")]
+    #[serde(default, deserialize_with = "lenient::unique_map")]
     pub details: Option<BTreeMap<String, String>>,
 }
 
@@ -132,7 +132,7 @@ pub struct CreateRunRequest {
     pub inputs: Vec<VersionRef>,
     pub git_commit: String,
     pub image_digest: String,
-    #[serde(default, deserialize_with = "lenient::some")]
+    #[serde(default, deserialize_with = "lenient::unique_map")]
     pub params: Option<BTreeMap<String, String>>,
 }
 

@@ -45,4 +45,32 @@ pub mod lenient {
     ) -> Result<Option<T>, D::Error> {
         T::deserialize(d).map(Some)
     }
+
+    struct UniqueMap;
+
+    impl<'de> Visitor<'de> for UniqueMap {
+        type Value = std::collections::BTreeMap<String, String>;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("an object of strings")
+        }
+        fn visit_map<A: de::MapAccess<'de>>(self, mut m: A) -> Result<Self::Value, A::Error> {
+            let mut out = std::collections::BTreeMap::new();
+            while let Some((k, v)) = m.next_entry::<String, String>()? {
+                if out.contains_key(&k) {
+                    // serde_json keeps the last of duplicate keys; JSON leaves it undefined,
+                    // and a signed or hashed body must mean one thing.
+                    return Err(de::Error::custom(format!("duplicate key {k:?}")));
+                }
+                out.insert(k, v);
+            }
+            Ok(out)
+        }
+    }
+
+    /// An optional object of strings that, when present, is not `null` and has no key twice.
+    pub fn unique_map<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<std::collections::BTreeMap<String, String>>, D::Error> {
+        d.deserialize_map(UniqueMap).map(Some)
+    }
 }

@@ -109,7 +109,8 @@ pub async fn serve(
         };
         let _ = stream.set_nodelay(true);
         let svc = TowerToHyperService::new(app.clone().into_service::<hyper::body::Incoming>());
-        let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), svc);
+        let io = TokioIo::new(crate::protocol_errors::ProblemIo::new(stream));
+        let conn = builder.serve_connection_with_upgrades(io, svc);
         let conn = graceful.watch(conn.into_owned());
         tokio::spawn(async move {
             if let Err(e) = conn.await {

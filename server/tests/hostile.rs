@@ -333,3 +333,92 @@ async fn half_sent_large_bodies_stay_within_the_memory_budget() {
     // Still serving.
     assert_eq!(admin.get("/v1/health").await.status, 200);
 }
+
+/// Everything a raw connection gets back until the server closes it.
+async fn raw_exchange(srv: &Server, request: &[u8]) -> String {
+    let mut s = TcpStream::connect(addr(srv)).await.unwrap();
+    s.write_all(request).await.unwrap();
+    let mut out = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut out)).await;
+    String::from_utf8_lossy(&out).to_string()
+}
+
+/// Finding 6: every error is problem+json with a request id, the HTTP codec's own included;
+/// invalid UTF-8 in a query, duplicate keys in JSON maps and ids that break their pattern are
+/// 400 `validation_failed` (before: empty bodies, U+FFFD, last key wins, 404).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_error_is_a_problem_and_malformed_input_is_refused() {
+    let srv = Server::start();
+    let admin = srv.client(ADMIN);
+    for (request, status) in [
+        (b"GARBAGE\r\n\r\n".to_vec(), "400"),
+        (
+            b"POST /v1/datasets HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nContent-Length: 7\r\n\r\nhello"
+                .to_vec(),
+            "400",
+        ),
+        (
+            [b"GET /".as_slice(), &[b'a'; 70_000], b" HTTP/1.1\r\nHost: x\r\n\r\n"].concat(),
+            "414",
+        ),
+    ] {
+        let answer = raw_exchange(&srv, &request).await;
+        assert!(answer.starts_with(&format!("HTTP/1.1 {status}")), "{answer}");
+        let lower = answer.to_ascii_lowercase();
+        assert!(lower.contains("content-type: application/problem+json"), "{answer}");
+        assert!(lower.contains("x-request-id: req_"), "{answer}");
+        let body: serde_json::Value =
+            serde_json::from_str(answer.split("\r\n\r\n").nth(1).unwrap()).unwrap();
+        assert_eq!(body["status"].to_string(), status);
+        assert!(body["request_id"].as_str().unwrap().starts_with("req_"));
+    }
+    // Invalid UTF-8 once percent-decoded.
+    admin
+        .get("/v1/audit/events?subject=run:%FF%FE")
+        .await
+        .assert_problem(400, "validation_failed");
+    // Duplicate keys inside JSON maps.
+    let ds = admin.dataset("dups").await;
+    let digest = admin.version(&ds, "d").await;
+    let body = format!(
+        r#"{{"name":"t","inputs":[{{"dataset_id":"{ds}","digest":"{digest}"}}],"git_commit":"{}","image_digest":"sha256:{}","params":{{"lr":"0.1","lr":"9"}}}}"#,
+        "a".repeat(40),
+        "b".repeat(64)
+    );
+    let r = admin
+        .send(
+            "POST",
+            "/v1/runs",
+            &[("content-type", "application/json")],
+            Some(body.into_bytes()),
+        )
+        .await;
+    r.assert_problem(400, "validation_failed");
+    assert!(r.text().contains("duplicate key"), "{}", r.text());
+    let r = admin
+        .send(
+            "POST",
+            &format!("/v1/datasets/{ds}/versions/{digest}/gates"),
+            &[("content-type", "application/json")],
+            Some(br#"{"gate":"g","status":"passed","details":{"a":"1","a":"2"}}"#.to_vec()),
+        )
+        .await;
+    r.assert_problem(400, "validation_failed");
+    // Ids that break their pattern.
+    for path in [
+        "/v1/runs/nope".to_string(),
+        "/v1/datasets/ds_short".to_string(),
+        format!("/v1/datasets/{ds}/versions/sha256:XYZ"),
+        "/v1/runs/run_01M8XPHYHJZYEN9D2W0Y78MK9U/artifacts".to_string(),
+    ] {
+        admin
+            .get(&path)
+            .await
+            .assert_problem(400, "validation_failed");
+    }
+    // A well-formed id that does not exist is still 404.
+    admin
+        .get("/v1/runs/run_01M8XPHYHJZYEN9D2W0Y78MK94")
+        .await
+        .assert_problem(404, "not_found");
+}
