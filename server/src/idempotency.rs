@@ -268,6 +268,7 @@ fn post_operation(path: &str) -> Option<PostOp> {
             (Access::RecordGate, BodyCap::Json(JSON_LIMIT))
         }
         ["", "v1", "runs"] => (Access::WriteCatalog, BodyCap::Json(JSON_LIMIT)),
+        ["", "v1", "runs", _, "token"] => (Access::WriteCatalog, BodyCap::Json(JSON_LIMIT)),
         ["", "v1", "runs", run, "finish"] => {
             (Access::WriteRun(run.to_string()), BodyCap::Json(JSON_LIMIT))
         }
@@ -299,7 +300,13 @@ fn secret_not_replayable(path: &str, id: &str) -> Response {
         .iter()
         .find(|(p, ..)| *p == path)
         .map_or("object", |(.., what)| *what);
-    let detail = if what == "run" {
+    let detail = if path.ends_with("/token") {
+        format!(
+            "the first request with this Idempotency-Key issued a new token for run {id}; it is \
+             shown only once and is not kept. Use the token from that first response, or \
+             reissue it again with a new key"
+        )
+    } else if what == "run" {
         format!(
             "the first request with this Idempotency-Key created run {id}; its run token is shown \
              only once and is not kept, so the response cannot be replayed. Use the run token \

@@ -316,6 +316,25 @@ impl std::fmt::Debug for CreatedRun {
     }
 }
 
+/// `reissueRunToken`'s answer: a new run token for a running run whose token was lost (the
+/// old one stops working). `Debug` redacts it.
+#[derive(Clone, Serialize)]
+pub struct ReissuedRunToken {
+    pub run_id: String,
+    pub run_token: String,
+    pub run_token_expires_at: String,
+}
+
+impl std::fmt::Debug for ReissuedRunToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReissuedRunToken")
+            .field("run_id", &self.run_id)
+            .field("run_token", &"<redacted>")
+            .field("run_token_expires_at", &self.run_token_expires_at)
+            .finish()
+    }
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct MetricBatch {
     pub run_id: String,

@@ -422,3 +422,81 @@ async fn every_error_is_a_problem_and_malformed_input_is_refused() {
         .await
         .assert_problem(404, "not_found");
 }
+
+/// Finding 7: a run whose `createRun` answer was lost (its retry gets `secret_not_replayable`)
+/// is not stuck: an engineer issues a new run token (audited; the old one stops working), or
+/// finishes it as failed; its evidence bundle still verifies.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_orphaned_run_can_get_a_new_token_or_be_failed() {
+    let srv = Server::start();
+    let admin = srv.client(ADMIN);
+    let eng = admin.with_token(&admin.token("engineer").await);
+    let viewer = admin.with_token(&admin.token("viewer").await);
+    let ds = eng.dataset("orphans").await;
+    let digest = eng.version(&ds, "o").await;
+    let body = json!({ "name": "lost", "inputs": [{ "dataset_id": ds, "digest": digest }],
+        "git_commit": "a".repeat(40), "image_digest": format!("sha256:{}", "b".repeat(64)) });
+    let first = eng.post_idem("/v1/runs", "lost-1", body.clone()).await;
+    assert_eq!(first.status, 201);
+    let old_token = first.json()["run_token"].as_str().unwrap().to_string();
+    // The answer is "lost": the retry cannot give the token again.
+    let retry = eng.post_idem("/v1/runs", "lost-1", body.clone()).await;
+    retry.assert_problem(409, "secret_not_replayable");
+    let run = first.json()["run"]["id"].as_str().unwrap().to_string();
+    assert!(retry.text().contains(&run));
+    // A viewer may not; an engineer may.
+    viewer
+        .post(&format!("/v1/runs/{run}/token"), json!({}))
+        .await
+        .assert_problem(403, "forbidden");
+    let r = eng
+        .send("POST", &format!("/v1/runs/{run}/token"), &[], None)
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text());
+    let new_token = r.json()["run_token"].as_str().unwrap().to_string();
+    assert!(new_token.starts_with("dpr_") && new_token != old_token);
+    let points = json!({ "points": [{ "name": "loss", "step": 1, "value": 0.5 }] });
+    assert_eq!(
+        admin
+            .with_token(&new_token)
+            .post(&format!("/v1/runs/{run}/metrics"), points.clone())
+            .await
+            .status,
+        201
+    );
+    admin
+        .with_token(&old_token)
+        .post(&format!("/v1/runs/{run}/metrics"), points)
+        .await
+        .assert_problem(401, "unauthenticated");
+    let ev = admin
+        .get(&format!(
+            "/v1/audit/events?subject=run:{run}&action=run.token_reissue"
+        ))
+        .await
+        .json();
+    assert_eq!(ev["items"].as_array().unwrap().len(), 1);
+    assert!(
+        !ev.to_string().contains(&new_token),
+        "the token is never audited"
+    );
+    // The second orphan: finished as failed by an engineer; no token needed.
+    let second = eng.post("/v1/runs", body).await.json();
+    let run2 = second["run"]["id"].as_str().unwrap().to_string();
+    let fin = eng
+        .post(
+            &format!("/v1/runs/{run2}/finish"),
+            json!({ "status": "failed" }),
+        )
+        .await;
+    assert_eq!(fin.status, 200, "{}", fin.text());
+    eng.send("POST", &format!("/v1/runs/{run2}/token"), &[], None)
+        .await
+        .assert_problem(409, "run_sealed");
+    // Bundles with the reissue event in their audit slice verify.
+    let v = verifier(&admin).await;
+    let bundle = admin.get(&format!("/v1/runs/{run}/evidence")).await;
+    assert_eq!(bundle.status, 200);
+    let report = datapilot::evidence::verify_bundle(&bundle.body, &[v]);
+    assert!(report.ok, "{report:?}");
+}

@@ -25,6 +25,8 @@ pub mod actions {
     pub const RUN_CREATE: &str = "run.create";
     /// A run was finished (sealed).
     pub const RUN_FINISH: &str = "run.finish";
+    /// A running run got a new run token (its old one was lost).
+    pub const RUN_TOKEN_REISSUE: &str = "run.token_reissue";
     /// A metric batch was appended.
     pub const METRICS_APPEND: &str = "metrics.append";
     /// An artifact was uploaded.

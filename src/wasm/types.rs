@@ -26,7 +26,7 @@ export type NodeKind = "dataset_version" | "run" | "git_commit" | "image" | "art
 /** Kind of a lineage edge. */
 export type EdgeKind = "input" | "built_from" | "executed_in" | "produced";
 /** An audit action. */
-export type AuditAction = "ledger.init" | "dataset.create" | "dataset_version.register" | "gate.record" | "policy.update" | "run.create" | "run.finish" | "metrics.append" | "artifact.upload" | "token.create" | "token.revoke";
+export type AuditAction = "ledger.init" | "dataset.create" | "dataset_version.register" | "gate.record" | "policy.update" | "run.create" | "run.finish" | "run.token_reissue" | "metrics.append" | "artifact.upload" | "token.create" | "token.revoke";
 /** A secret (`dpt_…` API token or `dpr_…` run token). Keep it in memory only. */
 export type Secret = string;
 /** Any JSON value (audit event data holds no floats). */

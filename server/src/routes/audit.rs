@@ -12,7 +12,7 @@ use crate::extract::{page_req, P, Q};
 use crate::model::{AuditEvent, Page};
 
 /// The audit actions of the contract (`AuditAction`).
-const ACTIONS: [&str; 11] = [
+const ACTIONS: [&str; 12] = [
     "ledger.init",
     "dataset.create",
     "dataset_version.register",
@@ -20,6 +20,7 @@ const ACTIONS: [&str; 11] = [
     "policy.update",
     "run.create",
     "run.finish",
+    "run.token_reissue",
     "metrics.append",
     "artifact.upload",
     "token.create",

@@ -50,6 +50,7 @@ pub fn api() -> Router<AppState> {
         .route("/v1/runs", post(runs::create).get(runs::list))
         .route("/v1/runs/{run_id}", get(runs::get))
         .route("/v1/runs/{run_id}/finish", post(runs::finish))
+        .route("/v1/runs/{run_id}/token", post(runs::reissue_token))
         .route(
             "/v1/runs/{run_id}/metrics",
             post(runs::append_metrics).get(runs::list_metrics),

@@ -92,6 +92,30 @@ pub async fn get(
     Ok(Json(st.store.get_run(&id).await?))
 }
 
+/// A new run token for a running run whose token was lost (engineer or admin; audited as
+/// `run.token_reissue`). The old token stops working.
+pub async fn reissue_token(
+    State(st): State<AppState>,
+    p: Principal,
+    P(id): P<String>,
+) -> ApiResult<(StatusCode, Json<ReissuedRunToken>)> {
+    p.write_catalog()?;
+    let secret = new_secret("dpr_");
+    let a = p.writer();
+    let expires = st
+        .store
+        .reissue_run_token(&a, &id, &hash_secret(&secret), st.run_token_ttl_override)
+        .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(ReissuedRunToken {
+            run_id: id,
+            run_token: secret,
+            run_token_expires_at: expires,
+        }),
+    ))
+}
+
 pub async fn finish(
     State(st): State<AppState>,
     p: Principal,

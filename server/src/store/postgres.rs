@@ -194,7 +194,31 @@ CREATE TABLE gateway_nonces (nonce TEXT PRIMARY KEY, expires_unix BIGINT NOT NUL
 CREATE INDEX gateway_nonces_expiry ON gateway_nonces (expires_unix);
 "
     .to_string();
-    vec![v1, v2]
+    let v3 = "
+-- A running run may get a new token (reissueRunToken, for a run whose token was lost); apart
+-- from that a run changes exactly once: running -> succeeded|failed, only the finish columns.
+CREATE OR REPLACE FUNCTION datapilot_runs_seal() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  IF NOT (
+       (OLD.status = 'running' AND NEW.status = 'running'
+        AND NEW.token_hash IS DISTINCT FROM OLD.token_hash AND NEW.finished_at IS NULL
+        AND NEW.finish_seq IS NULL AND NEW.outputs IS NOT DISTINCT FROM OLD.outputs)
+    OR (OLD.status = 'running' AND NEW.status IN ('succeeded', 'failed')
+        AND NEW.finished_at IS NOT NULL AND NEW.finish_seq IS NOT NULL
+        AND NEW.token_hash IS NOT DISTINCT FROM OLD.token_hash
+        AND NEW.token_expires_at IS NOT DISTINCT FROM OLD.token_expires_at))
+     OR NEW.id IS DISTINCT FROM OLD.id OR NEW.name IS DISTINCT FROM OLD.name
+     OR NEW.inputs IS DISTINCT FROM OLD.inputs OR NEW.git_commit IS DISTINCT FROM OLD.git_commit
+     OR NEW.image_digest IS DISTINCT FROM OLD.image_digest OR NEW.params IS DISTINCT FROM OLD.params
+     OR NEW.created_at IS DISTINCT FROM OLD.created_at OR NEW.created_by IS DISTINCT FROM OLD.created_by
+     OR NEW.audit_seq IS DISTINCT FROM OLD.audit_seq THEN
+    RAISE EXCEPTION 'immutable: runs (a finished run is sealed)';
+  END IF;
+  RETURN NEW;
+END $$;
+"
+    .to_string();
+    vec![v1, v2, v3]
 }
 
 /// The number of migrations this build knows.

@@ -173,6 +173,26 @@ CREATE INDEX idempotency_created ON idempotency (created_unix);
 CREATE TABLE gateway_nonces (nonce TEXT PRIMARY KEY, expires_unix INTEGER NOT NULL);
 CREATE INDEX gateway_nonces_expiry ON gateway_nonces (expires_unix);
 "#,
+    r#"
+-- A running run may get a new token (reissueRunToken, for a run whose token was lost); apart
+-- from that a run changes exactly once: running -> succeeded|failed, only the finish columns.
+DROP TRIGGER runs_seal;
+CREATE TRIGGER runs_seal BEFORE UPDATE ON runs
+WHEN NOT (
+  -- a token reissue: still running, only the token columns change
+  (OLD.status = 'running' AND NEW.status = 'running' AND NEW.token_hash IS NOT OLD.token_hash
+   AND NEW.finished_at IS NULL AND NEW.finish_seq IS NULL AND NEW.outputs IS OLD.outputs)
+  OR
+  -- the finish
+  (OLD.status = 'running' AND NEW.status IN ('succeeded', 'failed')
+   AND NEW.finished_at IS NOT NULL AND NEW.finish_seq IS NOT NULL
+   AND NEW.token_hash IS OLD.token_hash AND NEW.token_expires_at IS OLD.token_expires_at))
+  OR NEW.id IS NOT OLD.id OR NEW.name IS NOT OLD.name OR NEW.inputs IS NOT OLD.inputs
+  OR NEW.git_commit IS NOT OLD.git_commit OR NEW.image_digest IS NOT OLD.image_digest
+  OR NEW.params IS NOT OLD.params OR NEW.created_at IS NOT OLD.created_at
+  OR NEW.created_by IS NOT OLD.created_by OR NEW.audit_seq IS NOT OLD.audit_seq
+BEGIN SELECT RAISE(ABORT, 'immutable: runs (a finished run is sealed)'); END;
+"#,
 ];
 
 fn sql_err(e: rusqlite::Error) -> StoreError {

@@ -190,6 +190,23 @@ impl Store {
             .await
     }
 
+    /// A new run token for a running run (the old one stops working); returns its expiry.
+    /// For a run whose `createRun` answer was lost: its token was shown only in that answer.
+    pub async fn reissue_run_token(
+        &self,
+        w: &Writer,
+        id: &str,
+        token_hash: &str,
+        ttl_override: Option<u64>,
+    ) -> StoreResult<String> {
+        let (w, id, hash) = (w.clone(), id.to_owned(), token_hash.to_owned());
+        self.committer
+            .write(move |cx| {
+                Box::pin(async move { reissue_run_token(cx, &w, &id, &hash, ttl_override).await })
+            })
+            .await
+    }
+
     pub async fn finish_run(
         &self,
         w: &Writer,
@@ -777,6 +794,49 @@ async fn create_run(cx: &mut WriteCtx, w: &Writer, r: &NewRun) -> StoreResult<(R
     )
     .await?;
     Ok((run, expires))
+}
+
+async fn reissue_run_token(
+    cx: &mut WriteCtx,
+    w: &Writer,
+    id: &str,
+    token_hash: &str,
+    ttl_override: Option<u64>,
+) -> StoreResult<String> {
+    key_free(cx, w).await?;
+    let a = &w.actor;
+    running_run(&mut *cx.tx, id).await?;
+    let policy = current_policy(&mut *cx.tx).await?;
+    let ttl = ttl_override
+        .unwrap_or(policy.run_token_ttl_seconds)
+        .min(i64::MAX as u64 / 1000) as i64;
+    let expires = util::fmt_time(util::now() + chrono::Duration::seconds(ttl));
+    let (seq, time) = cx.next_event();
+    cx.tx
+        .execute(
+            "UPDATE runs SET token_hash = $1, token_expires_at = $2 WHERE id = $3",
+            params![token_hash, &expires, id],
+        )
+        .await?;
+    cx.append(
+        seq,
+        &time,
+        a,
+        "run.token_reissue",
+        &format!("run:{id}"),
+        json!({ "run_id": id, "run_token_expires_at": expires }),
+    )
+    .await?;
+    // The token exists only in the handler's response: keep the rest, and the run id.
+    idem_record(
+        cx,
+        w,
+        201,
+        &json!({ "run_id": id, "run_token_expires_at": expires }),
+        Some(id),
+    )
+    .await?;
+    Ok(expires)
 }
 
 async fn finish_run(
