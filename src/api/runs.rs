@@ -2,7 +2,7 @@
 
 use super::{Operation, WriteOperation};
 use crate::client::{path, Call, Client};
-use crate::model::runs::{CreateRunRequest, CreatedRun, FinishRunRequest, Run};
+use crate::model::runs::{CreateRunRequest, CreatedRun, FinishRunRequest, ReissuedRunToken, Run};
 use crate::pagination::Pager;
 use crate::transport::Method;
 
@@ -23,6 +23,16 @@ impl Client {
     /// `getRun` — `GET /v1/runs/{run_id}`.
     pub fn get_run(&self, run_id: &str) -> Operation<Run> {
         Operation::json(self, path(&["runs", run_id]).map(Call::get))
+    }
+
+    /// `reissueRunToken` — `POST /v1/runs/{run_id}/token` (engineer, admin): a new run token
+    /// for a running run whose token was lost, e.g. a `createRun` whose answer never arrived
+    /// (its retry gets `secret_not_replayable`). The old token stops working; audited. To
+    /// close such a run instead, [`Client::finish_run`] it as failed.
+    pub fn reissue_run_token(&self, run_id: &str) -> WriteOperation<ReissuedRunToken> {
+        let call = path(&["runs", run_id, "token"])
+            .and_then(|p| Call::json(Method::Post, p, &serde_json::json!({})));
+        WriteOperation::json(self, call)
     }
 
     /// `finishRun` — `POST /v1/runs/{run_id}/finish`: seals the run.

@@ -95,6 +95,20 @@ pub struct CreatedRun {
     pub run_token_expires_at: String,
 }
 
+/// Response of `reissueRunToken`: a new run token for a running run whose token was lost
+/// (the previous token stops working).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(target_arch = "wasm32", derive(tsify::Tsify))]
+#[non_exhaustive]
+pub struct ReissuedRunToken {
+    /// The run.
+    pub run_id: String,
+    /// The new `dpr_…` token (redacted in `Debug`).
+    pub run_token: Secret,
+    /// When it stops working.
+    pub run_token_expires_at: String,
+}
+
 /// Body of `finishRun`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(target_arch = "wasm32", derive(tsify::Tsify))]
