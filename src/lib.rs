@@ -24,6 +24,9 @@
 //!   bundle's statement, lineage and audit leaf types.
 //! - [`evidence`]: offline verification of an evidence bundle against pinned verifier keys,
 //!   producing a report of named checks.
+//! - [`files`] (native targets): DPM-1 digests of local directories, streamed file uploads
+//!   with progress; [`metrics_logger`] (feature `native`): metrics queued by a training loop
+//!   and sent in batches by a background task. The Python package is built on these.
 //!
 //! The exact byte formats are pinned in `docs/formats.md`; the SDK is described in
 //! `docs/sdk-rust.md`.
@@ -38,6 +41,10 @@ pub mod api;
 pub mod client;
 pub mod error;
 pub mod evidence;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod files;
+#[cfg(feature = "native")]
+pub mod metrics_logger;
 pub mod model;
 #[cfg(feature = "native")]
 pub mod native;
