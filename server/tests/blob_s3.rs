@@ -431,10 +431,9 @@ async fn s3_corrupt_object_cuts_the_download() {
         let (size, s) = store.get(&hex).await.unwrap().expect("still there");
         assert_eq!(size, tampered.len() as u64);
         let (_, n, _, err) = drain(s).await;
-        assert_eq!(
-            n,
-            tampered.len() as u64,
-            "the bytes pass; the clean end is withheld"
+        assert!(
+            n < tampered.len() as u64,
+            "the last chunk and the clean end are withheld: {n} bytes passed"
         );
         match BlobError::from_stream_error(err.expect("the stream must end in an error")) {
             BlobError::Corrupt { expected, actual } => {
@@ -590,7 +589,7 @@ async fn disk_corrupt_blob_cuts_the_download() {
     let (size, s) = store.get(&hex).await.unwrap().unwrap();
     assert_eq!(size, 300_000);
     let (_, n, _, err) = drain(s).await;
-    assert_eq!(n, 300_000);
+    assert!(n < 300_000, "the last chunk is withheld: {n} bytes passed");
     match BlobError::from_stream_error(err.expect("the stream must end in an error")) {
         BlobError::Corrupt { expected, actual } => {
             assert_eq!(expected, hex);

@@ -500,3 +500,47 @@ async fn an_orphaned_run_can_get_a_new_token_or_be_failed() {
     let report = datapilot::evidence::verify_bundle(&bundle.body, &[v]);
     assert!(report.ok, "{report:?}");
 }
+
+/// A blob whose stored bytes no longer match its digest is refused on download with a clear
+/// error (small: before a byte is sent; large: the body is cut, never completed).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn corrupted_blobs_are_refused_on_download() {
+    if skip_on_remote("damages a file in the local blob directory") {
+        return;
+    }
+    let srv = Server::start();
+    let admin = srv.client(ADMIN);
+    let run = running_run(&admin, "rot").await;
+    let small = b"small weights".to_vec();
+    let large: Vec<u8> = (0..(20u32 << 20)).map(|i| (i % 249) as u8).collect();
+    let mut ids = Vec::new();
+    for (name, bytes) in [("small.bin", &small), ("large.bin", &large)] {
+        let r = admin.upload(&run, name, bytes, &sha256_hex(bytes)).await;
+        assert_eq!(r.status, 201, "{}", r.text());
+        let sha = sha256_hex(bytes);
+        let path = srv.dir.join("blobs/sha256").join(&sha[..2]).join(&sha);
+        let mut damaged = std::fs::read(&path).unwrap();
+        damaged[3] ^= 1;
+        std::fs::write(&path, damaged).unwrap();
+        ids.push(r.json()["id"].as_str().unwrap().to_string());
+    }
+    let r = admin
+        .get(&format!("/v1/runs/{run}/artifacts/{}/content", ids[0]))
+        .await;
+    r.assert_problem(500, "internal");
+    assert!(r.text().contains("no longer match"), "{}", r.text());
+    // The large one: headers went out, then the body is cut.
+    let url = format!("{}/v1/runs/{run}/artifacts/{}/content", srv.base, ids[1]);
+    let resp = reqwest::Client::new()
+        .get(url)
+        .header("authorization", format!("Bearer {ADMIN}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    let body = resp.bytes().await;
+    assert!(
+        body.is_err() || body.unwrap().len() < large.len(),
+        "a damaged large blob was served whole"
+    );
+}

@@ -245,13 +245,17 @@ where
 }
 
 /// Wrap a blob's byte stream so that it ends with [`BlobError::Corrupt`] (as an `io::Error`)
-/// instead of a clean end when the bytes do not hash to `expected`.
+/// instead of a clean end when the bytes do not hash to `expected`. Each chunk is held back
+/// until the next one arrives, and the last until the digest is checked: with a declared
+/// `Content-Length`, a reader of a damaged blob never receives it whole (the response ends
+/// short of its length, which every HTTP client reports as an error).
 fn verifying(expected: &str, inner: ByteStream) -> ByteStream {
     Box::pin(Verifying {
         inner,
         expected: expected.to_string(),
         hasher: Some(Sha256::new()),
         seen: 0,
+        held: None,
     })
 }
 
@@ -261,6 +265,8 @@ struct Verifying {
     /// `None` once the stream has ended (cleanly or with an error): it yields nothing more.
     hasher: Option<Sha256>,
     seen: u64,
+    /// The chunk read last, not yet passed on.
+    held: Option<Bytes>,
 }
 
 impl Stream for Verifying {
@@ -268,36 +274,43 @@ impl Stream for Verifying {
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = &mut *self;
-        let Some(hasher) = this.hasher.as_mut() else {
-            return Poll::Ready(None);
-        };
-        match this.inner.as_mut().poll_next(cx) {
-            Poll::Pending => Poll::Pending,
-            Poll::Ready(Some(Ok(chunk))) => {
-                hasher.update(&chunk);
-                this.seen += chunk.len() as u64;
-                Poll::Ready(Some(Ok(chunk)))
-            }
-            Poll::Ready(Some(Err(e))) => {
-                this.hasher = None;
-                Poll::Ready(Some(Err(e)))
-            }
-            Poll::Ready(None) => {
-                let actual = hex::encode(this.hasher.take().expect("checked above").finalize());
-                if actual == this.expected {
-                    return Poll::Ready(None);
+        loop {
+            let Some(hasher) = this.hasher.as_mut() else {
+                // Verified: pass on the last chunk, then end.
+                return Poll::Ready(this.held.take().map(Ok));
+            };
+            match this.inner.as_mut().poll_next(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(Some(Ok(chunk))) => {
+                    hasher.update(&chunk);
+                    this.seen += chunk.len() as u64;
+                    if let Some(prev) = this.held.replace(chunk) {
+                        return Poll::Ready(Some(Ok(prev)));
+                    }
                 }
-                tracing::error!(
-                    sha256 = %this.expected,
-                    actual = %actual,
-                    bytes = this.seen,
-                    "stored blob does not match its address; the read was cut"
-                );
-                let e = BlobError::Corrupt {
-                    expected: this.expected.clone(),
-                    actual,
-                };
-                Poll::Ready(Some(Err(e.into_io())))
+                Poll::Ready(Some(Err(e))) => {
+                    this.hasher = None;
+                    this.held = None;
+                    return Poll::Ready(Some(Err(e)));
+                }
+                Poll::Ready(None) => {
+                    let actual = hex::encode(this.hasher.take().expect("checked above").finalize());
+                    if actual == this.expected {
+                        continue; // yields the held chunk, then the end
+                    }
+                    this.held = None;
+                    tracing::error!(
+                        sha256 = %this.expected,
+                        actual = %actual,
+                        bytes = this.seen,
+                        "stored blob does not match its address; the read was cut"
+                    );
+                    let e = BlobError::Corrupt {
+                        expected: this.expected.clone(),
+                        actual,
+                    };
+                    return Poll::Ready(Some(Err(e.into_io())));
+                }
             }
         }
     }
@@ -333,8 +346,8 @@ mod tests {
 
         let (bytes, err) = drain(verifying(&good, stream_of(&[b"hello ", b"w0rld"]))).await;
         assert_eq!(
-            bytes, b"hello w0rld",
-            "the bytes pass; the end is what is withheld"
+            bytes, b"hello ",
+            "the last chunk is held back until the digest is checked, and then withheld"
         );
         match BlobError::from_stream_error(err.expect("a corrupt stream ends in an error")) {
             BlobError::Corrupt { expected, actual } => {

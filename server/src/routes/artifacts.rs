@@ -94,6 +94,9 @@ impl Drop for PendingUpload {
     }
 }
 
+/// Artifacts up to this size are checked against their digest before a byte is sent.
+const VERIFY_BEFORE_SENDING: u64 = 16 << 20;
+
 /// A blob store failure as an API error: an unreachable store is a 503 the client may retry.
 fn blob_error(e: BlobError) -> ApiError {
     match e {
@@ -206,6 +209,31 @@ pub async fn download(
 ) -> ApiResult<Response> {
     p.read_run(&run_id)?;
     let art = st.store.get_artifact(&run_id, &artifact_id).await?;
+    // A small blob is checked whole before a byte is sent, so damage is a clean error, not a
+    // 200 cut short; a large one is checked while it streams (the body then ends in an error,
+    // which every client sees as a failed download) rather than read twice.
+    if art.size <= VERIFY_BEFORE_SENDING {
+        match st.blobs.verify(&art.sha256).await {
+            Ok(Some(_)) => {}
+            Ok(None) => {
+                return Err(ApiError::internal(format!(
+                    "blob {} of {} is missing",
+                    art.sha256, art.id
+                )))
+            }
+            Err(BlobError::Corrupt { actual, .. }) => {
+                tracing::error!(artifact = %art.id, sha256 = %art.sha256, %actual, "stored blob does not match its digest");
+                return Err(ApiError::new(
+                    "internal",
+                    format!(
+                        "the stored bytes of artifact {} no longer match its sha256 {} (they hash to {actual}); the blob store is damaged: restore it from a backup",
+                        art.id, art.sha256
+                    ),
+                ));
+            }
+            Err(e) => return Err(blob_error(e)),
+        }
+    }
     let (size, stream) = match st.blobs.get(&art.sha256).await {
         Ok(Some(x)) => x,
         Ok(None) => {
