@@ -33,6 +33,42 @@ pub struct WriteCtx {
     pub tx: Box<dyn RepoTx>,
     /// The ledger's size so far in this transaction: the next event's sequence number.
     pub size: u64,
+    /// Merkle nodes known in this transaction (read for an append, or appended): later appends
+    /// of the batch find their left siblings here instead of in the database.
+    pub(crate) nodes: std::collections::HashMap<(u32, u64), datapilot::merkle::Hash>,
+    /// Audit event and Merkle node rows appended in this transaction, inserted together (one
+    /// multi-row statement each) when the batch commits: nothing reads them before.
+    pub(crate) pending_events: Vec<Vec<super::repo::Val>>,
+    pub(crate) pending_nodes: Vec<Vec<super::repo::Val>>,
+    /// Node keys added to `nodes` by the write in progress (undone if it fails).
+    pub(crate) added_nodes: Vec<(u32, u64)>,
+}
+
+/// Where a write started, to undo what it appended if it fails.
+struct Mark {
+    size: u64,
+    events: usize,
+    nodes: usize,
+}
+
+impl WriteCtx {
+    fn mark(&mut self) -> Mark {
+        self.added_nodes.clear();
+        Mark {
+            size: self.size,
+            events: self.pending_events.len(),
+            nodes: self.pending_nodes.len(),
+        }
+    }
+
+    fn undo(&mut self, m: Mark) {
+        self.size = m.size;
+        self.pending_events.truncate(m.events);
+        self.pending_nodes.truncate(m.nodes);
+        for k in self.added_nodes.drain(..) {
+            self.nodes.remove(&k);
+        }
+    }
 }
 
 impl std::fmt::Debug for WriteCtx {
@@ -154,7 +190,7 @@ async fn run_batch(repo: &dyn Repo, batch: Vec<Job>) -> Vec<StoreResult<AnyOut>>
                 continue;
             }
         }
-        let before = cx.size;
+        let before = cx.mark();
         let r = AssertUnwindSafe(job(&mut cx))
             .catch_unwind()
             .await
@@ -163,7 +199,7 @@ async fn run_batch(repo: &dyn Repo, batch: Vec<Job>) -> Vec<StoreResult<AnyOut>>
             let undo = if r.is_ok() {
                 cx.tx.execute("RELEASE SAVEPOINT w", &[]).await
             } else {
-                cx.size = before;
+                cx.undo(before);
                 match cx.tx.execute("ROLLBACK TO SAVEPOINT w", &[]).await {
                     Ok(_) => cx.tx.execute("RELEASE SAVEPOINT w", &[]).await,
                     Err(e) => Err(e),
@@ -196,10 +232,18 @@ async fn begin(repo: &dyn Repo) -> StoreResult<WriteCtx> {
         .query_one("SELECT size FROM ledger_state WHERE id = 1 FOR UPDATE", &[])
         .await?
         .u64(0)?;
-    Ok(WriteCtx { tx, size })
+    Ok(WriteCtx {
+        tx,
+        size,
+        nodes: Default::default(),
+        pending_events: Vec::new(),
+        pending_nodes: Vec::new(),
+        added_nodes: Vec::new(),
+    })
 }
 
 async fn finish(mut cx: WriteCtx, start: u64) -> StoreResult<()> {
+    cx.flush_appends().await?;
     if cx.size != start {
         cx.tx
             .execute(

@@ -46,11 +46,8 @@ impl NodeSource for NodeMap {
 /// Node lookups per query (fixed, so the statement is prepared once).
 const NODES_PER_QUERY: usize = 32;
 
-/// Run the tree computation `f` over the stored nodes it needs.
-pub async fn with_nodes<T>(
-    tx: &mut dyn RepoTx,
-    f: impl Fn(&mut NodeMap) -> StoreResult<T>,
-) -> StoreResult<T> {
+/// The nodes a tree computation `f` reads (its walk depends only on sizes).
+fn needed(f: &impl Fn(&mut NodeMap) -> StoreResult<()>) -> Vec<(u32, u64)> {
     let mut rec = NodeMap {
         wanted: Vec::new(),
         have: None,
@@ -60,34 +57,53 @@ pub async fn with_nodes<T>(
     let mut wanted = rec.wanted;
     wanted.sort_unstable();
     wanted.dedup();
-    let mut have = HashMap::with_capacity(wanted.len());
-    if !wanted.is_empty() {
-        let sql = {
-            let conds: Vec<String> = (0..NODES_PER_QUERY)
-                .map(|i| format!("(level = ${} AND idx = ${})", 2 * i + 1, 2 * i + 2))
-                .collect();
-            format!(
-                "SELECT level, idx, hash FROM merkle_nodes WHERE {}",
-                conds.join(" OR ")
-            )
-        };
-        for chunk in wanted.chunks(NODES_PER_QUERY) {
-            let mut p = Vec::with_capacity(2 * NODES_PER_QUERY);
-            for i in 0..NODES_PER_QUERY {
-                // Pad with the chunk's last coordinate: same statement, no extra rows.
-                let (l, ix) = chunk[i.min(chunk.len() - 1)];
-                p.push(Val::Int(l.into()));
-                p.push(int("index", ix)?);
-            }
-            for r in tx.query(&sql, &p).await? {
-                let h: Hash = r
-                    .blob(2)?
-                    .try_into()
-                    .map_err(|_| StoreError::Internal("bad merkle node length".into()))?;
-                have.insert((r.i64(0)? as u32, r.u64(1)?), h);
-            }
+    wanted
+}
+
+/// Stored nodes at `coords`, in batched queries.
+async fn fetch_nodes(
+    tx: &mut dyn RepoTx,
+    coords: &[(u32, u64)],
+) -> StoreResult<HashMap<(u32, u64), Hash>> {
+    let mut have = HashMap::with_capacity(coords.len());
+    if coords.is_empty() {
+        return Ok(have);
+    }
+    let sql = {
+        let conds: Vec<String> = (0..NODES_PER_QUERY)
+            .map(|i| format!("(level = ${} AND idx = ${})", 2 * i + 1, 2 * i + 2))
+            .collect();
+        format!(
+            "SELECT level, idx, hash FROM merkle_nodes WHERE {}",
+            conds.join(" OR ")
+        )
+    };
+    for chunk in coords.chunks(NODES_PER_QUERY) {
+        let mut p = Vec::with_capacity(2 * NODES_PER_QUERY);
+        for i in 0..NODES_PER_QUERY {
+            // Pad with the chunk's last coordinate: same statement, no extra rows.
+            let (l, ix) = chunk[i.min(chunk.len() - 1)];
+            p.push(Val::Int(l.into()));
+            p.push(int("index", ix)?);
+        }
+        for r in tx.query(&sql, &p).await? {
+            let h: Hash = r
+                .blob(2)?
+                .try_into()
+                .map_err(|_| StoreError::Internal("bad merkle node length".into()))?;
+            have.insert((r.i64(0)? as u32, r.u64(1)?), h);
         }
     }
+    Ok(have)
+}
+
+/// Run the tree computation `f` over the stored nodes it needs.
+pub async fn with_nodes<T>(
+    tx: &mut dyn RepoTx,
+    f: impl Fn(&mut NodeMap) -> StoreResult<T>,
+) -> StoreResult<T> {
+    let wanted = needed(&|m: &mut NodeMap| f(m).map(|_| ()));
+    let have = fetch_nodes(tx, &wanted).await?;
     f(&mut NodeMap {
         wanted: Vec::new(),
         have: Some(have),
@@ -131,43 +147,75 @@ impl WriteCtx {
         };
         let bytes = jcs(&leaf);
         let lh = leaf_hash(&bytes);
+        self.pending_events.push(vec![
+            int("seq", seq)?,
+            time.into(),
+            a.kind.into(),
+            (&a.id).into(),
+            a.role.into(),
+            action.into(),
+            subject.into(),
+            String::from_utf8_lossy(&jcs(&leaf.data))
+                .into_owned()
+                .into(),
+            bytes.into(),
+            lh.to_vec().into(),
+        ]);
+        // The left siblings this append needs: from this transaction's appends, else stored.
+        let wanted = needed(&|m: &mut NodeMap| nodes_for_append(m, seq, lh).map(|_| ()));
+        let missing: Vec<_> = wanted
+            .iter()
+            .copied()
+            .filter(|k| !self.nodes.contains_key(k))
+            .collect();
+        for (k, h) in fetch_nodes(&mut *self.tx, &missing).await? {
+            self.nodes.insert(k, h);
+            self.added_nodes.push(k);
+        }
+        let have = wanted
+            .iter()
+            .filter_map(|k| self.nodes.get(k).map(|h| (*k, *h)))
+            .collect();
+        let nodes = nodes_for_append(
+            &mut NodeMap {
+                wanted: Vec::new(),
+                have: Some(have),
+            },
+            seq,
+            lh,
+        )?;
+        for (level, idx, hash) in nodes {
+            self.pending_nodes.push(vec![
+                Val::Int(level.into()),
+                int("idx", idx)?,
+                hash.to_vec().into(),
+            ]);
+            self.nodes.insert((level, idx), hash);
+            self.added_nodes.push((level, idx));
+        }
+        self.size += 1;
+        Ok(())
+    }
+}
+
+impl WriteCtx {
+    /// Insert the audit events and Merkle nodes appended in this transaction.
+    pub(crate) async fn flush_appends(&mut self) -> StoreResult<()> {
+        let events = std::mem::take(&mut self.pending_events);
         self.tx
-            .execute(
+            .execute_many(
                 "INSERT INTO audit_events (seq, time, actor_kind, actor_id, actor_role, action,
                  subject, data, leaf, leaf_hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-                params![
-                    int("seq", seq)?,
-                    time,
-                    a.kind,
-                    &a.id,
-                    a.role,
-                    action,
-                    subject,
-                    String::from_utf8_lossy(&jcs(&leaf.data)).into_owned(),
-                    bytes,
-                    lh.to_vec()
-                ],
+                &events,
             )
             .await?;
-        let nodes = with_nodes(&mut *self.tx, |m| nodes_for_append(m, seq, lh)).await?;
-        let rows = nodes
-            .into_iter()
-            .map(|(level, idx, hash)| {
-                Ok(vec![
-                    Val::Int(level.into()),
-                    int("idx", idx)?,
-                    hash.to_vec().into(),
-                ])
-            })
-            .collect::<StoreResult<Vec<_>>>()?;
+        let nodes = std::mem::take(&mut self.pending_nodes);
         self.tx
             .execute_many(
                 "INSERT INTO merkle_nodes (level, idx, hash) VALUES ($1, $2, $3)",
-                &rows,
+                &nodes,
             )
-            .await?;
-        self.size += 1;
-        Ok(())
+            .await
     }
 }
 
