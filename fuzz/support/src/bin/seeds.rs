@@ -5,14 +5,14 @@
 
 use std::path::Path;
 
-use datapilot::checkpoint::{sign_note, Checkpoint};
-use datapilot::evidence::{Archive, Limits};
+use datapilot::checkpoint::{open_checkpoint, sign_note, Checkpoint};
+use datapilot::evidence::{verify_bundle, Archive, Limits};
 use datapilot::manifest::{FileEntry, FileHasher, ManifestBuilder};
 use datapilot::model::evidence::members;
 use datapilot_fuzz_support::test_bundles::{self as tb, Parts};
 use datapilot_fuzz_support::{
-    fixture_signer, join_parts, server_input, signed_bundle, signers, stored_zip, test_signer,
-    unsigned_parts, FIXTURE_BUNDLE, FIXTURE_CHECKPOINT,
+    fixture_signer, join_parts, server_input, signed_bundle, signers, split_parts, stored_zip,
+    test_signer, unsigned_parts, verifiers, FIXTURE_BUNDLE, FIXTURE_CHECKPOINT,
 };
 use serde_json::json;
 
@@ -38,7 +38,39 @@ fn main() {
         }
         total += seeds.len();
     }
+    check_seeds();
     println!("{total} seeds in {}", root.display());
+}
+
+/// The seeds that stand for valid input must be valid, or the targets would start from
+/// nothing but refusals: checked on every run, so a format change that leaves a fixture or the
+/// tests' builder behind is noticed here rather than as a silently shallow fuzzing run.
+fn check_seeds() {
+    let verifiers = verifiers();
+    for (name, bytes) in bundles().iter().take(4) {
+        let report = verify_bundle(bytes, &verifiers);
+        assert!(
+            report.ok,
+            "seed {name} does not verify: {:?}",
+            report.first_failure()
+        );
+    }
+    for (name, input) in parts().iter().take(2) {
+        let bundle = signed_bundle(&split_parts(input), &signers());
+        let report = verify_bundle(&bundle, &verifiers);
+        assert!(
+            report.ok,
+            "seed {name} does not verify: {:?}",
+            report.first_failure()
+        );
+    }
+    for (name, note) in notes().iter().filter(|(n, _)| n.contains("checkpoint")) {
+        let note = std::str::from_utf8(note).expect("UTF-8");
+        assert!(
+            open_checkpoint(note, &verifiers).is_ok(),
+            "seed {name} does not open"
+        );
+    }
 }
 
 type Seeds = Vec<(String, Vec<u8>)>;
