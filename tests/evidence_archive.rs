@@ -212,3 +212,35 @@ fn archive_size_limit_is_checked_first() {
     let err = Archive::read(&z, &Limits::default().with_max_archive_bytes(10)).unwrap_err();
     assert!(err.contains("more than the 10 allowed"), "{err}");
 }
+
+/// Rewrites the compressed size `name` declares, in its local header and its central record.
+fn declare_compressed_size(zip: &[u8], name: &str, size: u32) -> Vec<u8> {
+    let mut b = zip.to_vec();
+    let local = data_offset(&b, name) - 30 - name.len();
+    put_u32(&mut b, local + 18, size);
+    let eocd = b.len() - 22;
+    let mut at = u32_at(&b, eocd + 16) as usize;
+    while &b[at + 46..at + 46 + u16::from_le_bytes([b[at + 28], b[at + 29]]) as usize]
+        != name.as_bytes()
+    {
+        at += 46 + u16::from_le_bytes([b[at + 28], b[at + 29]]) as usize;
+    }
+    put_u32(&mut b, at + 20, size);
+    b
+}
+
+/// A compressed size near 4 GiB is refused as running past the central directory. The end of
+/// an entry's data is computed in 64 bits: on 32-bit targets (the wasm verifier) the sum of its
+/// offset and such a size overflowed `usize` (a panic in debug builds, a wrapped offset in
+/// release ones).
+#[test]
+fn a_compressed_size_past_the_end_is_refused_without_overflow() {
+    let z = zip_of(&[("a", b"x"), ("b", b"y")]);
+    for size in [u32::MAX - 1, u32::MAX - 64, 1 << 31] {
+        let err = read(&declare_compressed_size(&z, "a", size)).unwrap_err();
+        assert!(
+            err.contains("entry 0's data runs past the central directory"),
+            "{size}: {err}"
+        );
+    }
+}

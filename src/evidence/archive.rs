@@ -412,7 +412,13 @@ fn check_layout(b: &[u8]) -> Result<(), String> {
                 "entry {i}'s local header differs from its central record"
             ));
         }
-        next_local = local_off + 30 + local_name_len + csize as usize;
+        // In 64 bits: on 32-bit targets (the wasm verifier) an offset plus a size near 4 GiB
+        // overflows `usize`, which would panic in a debug build and wrap in a release one.
+        let data_end = local_off as u64 + 30 + local_name_len as u64 + u64::from(csize);
+        if data_end > cd_off as u64 {
+            return bad(format!("entry {i}'s data runs past the central directory"));
+        }
+        next_local = data_end as usize;
         pos += 46 + name_len;
     }
     if next_local != cd_off || pos != eocd {
