@@ -758,9 +758,12 @@ pub(crate) fn decode_json<T: DeserializeOwned>(resp: &Response) -> Result<T> {
 }
 
 /// Whether a failed attempt certainly left no effect: nothing was sent, or the server said it
-/// did not process the request (408 timeout reading it, 429 rate limit, 503 unavailable).
+/// did not process the request (408 timeout reading it, 429 rate limit, 503 unavailable, 409
+/// `idempotency_in_flight`: another request with the key is the one that runs).
 fn cannot_have_been_applied(err: &Error) -> bool {
-    err.sent() == Sent::No || matches!(err.status(), Some(408 | 429 | 503))
+    err.sent() == Sent::No
+        || matches!(err.status(), Some(408 | 429 | 503))
+        || err.api().is_some_and(ApiError::is_in_flight)
 }
 
 /// A transport failure other than a timeout.

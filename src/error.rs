@@ -71,6 +71,13 @@ pub struct ApiError {
     pub deadline_exhausted: bool,
 }
 
+impl ApiError {
+    /// A `409` [`IDEMPOTENCY_IN_FLIGHT`]: another request with this key has not finished.
+    pub fn is_in_flight(&self) -> bool {
+        self.status == 409 && self.code.as_deref() == Some(IDEMPOTENCY_IN_FLIGHT)
+    }
+}
+
 /// Which time limit a [`Error::Timeout`] ran into.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
@@ -180,6 +187,11 @@ fn format_api(e: &ApiError) -> String {
 /// Statuses worth retrying: the request was not processed, or the server asked to come back.
 pub const RETRYABLE_STATUSES: [u16; 5] = [408, 429, 502, 503, 504];
 
+/// The one `409` worth retrying: a request with the same `Idempotency-Key` is still running (or
+/// its answer is not readable yet), so this one did nothing; a retry gets that request's answer
+/// (docs/api.md, "Idempotency"). Other 409s (`already_exists`, `run_sealed`, ...) are final.
+pub const IDEMPOTENCY_IN_FLIGHT: &str = "idempotency_in_flight";
+
 impl Error {
     pub(crate) fn build(message: impl Into<String>) -> Self {
         Self::Build {
@@ -212,11 +224,12 @@ impl Error {
     }
 
     /// Whether repeating the same call (with the same idempotency key) could succeed:
-    /// transport failures, timeouts and HTTP 408, 429, 502, 503, 504.
+    /// transport failures, timeouts, HTTP 408, 429, 502, 503, 504 and `409`
+    /// [`IDEMPOTENCY_IN_FLIGHT`].
     pub fn is_retryable(&self) -> bool {
         match self {
             Self::Transport { .. } | Self::Timeout { .. } => true,
-            Self::Api(api) => RETRYABLE_STATUSES.contains(&api.status),
+            Self::Api(api) => RETRYABLE_STATUSES.contains(&api.status) || api.is_in_flight(),
             _ => false,
         }
     }
@@ -365,5 +378,30 @@ mod tests {
         );
         assert!(!Error::build("x").is_retryable());
         assert_eq!(Error::build("x").sent(), Sent::No);
+    }
+
+    #[test]
+    fn only_the_in_flight_409_is_retryable() {
+        let conflict = |code: &str| {
+            Error::Api(Box::new(ApiError {
+                status: 409,
+                code: Some(code.to_owned()),
+                title: None,
+                detail: None,
+                errors: vec![],
+                request_id: None,
+                retry_after: None,
+                deadline_exhausted: false,
+            }))
+        };
+        assert!(conflict(IDEMPOTENCY_IN_FLIGHT).is_retryable());
+        for code in [
+            "already_exists",
+            "run_sealed",
+            "immutable",
+            "secret_not_replayable",
+        ] {
+            assert!(!conflict(code).is_retryable(), "{code}");
+        }
     }
 }

@@ -3,9 +3,11 @@
 //! The rules:
 //!
 //! - **What is retried.** Only failures where the request certainly or probably did not take
-//!   effect, or the server asked to come back: transport errors, timeouts and HTTP 408, 429,
-//!   502, 503, 504 ([`crate::Error::is_retryable`]). Never other 4xx (the request is wrong) nor
-//!   500 (the server failed processing it; repeating rarely helps and may amplify an outage).
+//!   effect, or the server asked to come back: transport errors, timeouts, HTTP 408, 429, 502,
+//!   503, 504 and `409 idempotency_in_flight` (another request with the same key is still
+//!   running; the retry gets its answer) ([`crate::Error::is_retryable`]). Never other 4xx (the
+//!   request is wrong) nor 500 (the server failed processing it; repeating rarely helps and may
+//!   amplify an outage).
 //!   Writes are safe to repeat because the client sends the same `Idempotency-Key` on every
 //!   attempt.
 //! - **How long to wait.** Capped exponential backoff with *full jitter*

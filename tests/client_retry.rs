@@ -65,6 +65,23 @@ fn never_retries_other_4xx_or_500() {
 }
 
 #[test]
+fn retries_idempotency_in_flight_with_backoff_and_the_same_key() {
+    // docs/api.md: a 409 `idempotency_in_flight` means a request with this key is still
+    // running; the retry gets its answer. Before, the client gave up on it.
+    let (c, t, s) = client();
+    t.status(409, &problem(409, "idempotency_in_flight", "still running"))
+        .status(409, &problem(409, "idempotency_in_flight", "still running"))
+        .status(201, DATASET);
+    block_on(c.create_dataset(&create_req()).send()).unwrap();
+    assert_eq!(t.count(), 3);
+    let key = t.header(0, "idempotency-key").unwrap();
+    assert_eq!(t.header(2, "idempotency-key").unwrap(), key);
+    let delays = s.delays.borrow();
+    assert_eq!(delays.len(), 2);
+    assert!(delays[0] <= DEFAULT_BASE_DELAY && delays[1] <= DEFAULT_BASE_DELAY * 2);
+}
+
+#[test]
 fn api_error_shape() {
     let (c, t, _) = client();
     t.push(Ok(response(

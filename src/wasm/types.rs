@@ -47,7 +47,7 @@ export interface DataPilotOptions {
   timeoutMs?: number;
   /** Whole-call deadline in milliseconds, retries and waits included (default 60000). */
   deadlineMs?: number;
-  /** Attempts per call including the first (default 3; 1 disables retries). */
+  /** Attempts per call including the first, 1-10 (default 4; 1 disables retries). */
   maxAttempts?: number;
   /** Product token appended to the Node `User-Agent` (browsers send their own). */
   userAgent?: string;
