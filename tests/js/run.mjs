@@ -4,7 +4,7 @@
 // copied next to it, under node:test. The tests start their own reference server
 // (DATAPILOT_SERVER_BIN, default target/debug/datapilot-server).
 //
-//   node tests/js/run.mjs TARBALL.tgz
+//   node tests/js/run.mjs TARBALL.tgz [NAME.test.mjs...]
 import { execFileSync, spawnSync } from 'node:child_process';
 import { copyFileSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -30,13 +30,21 @@ try {
       copyFileSync(join(here, f), join(project, f));
     }
   }
+  const serverBin = resolve(process.env.DATAPILOT_SERVER_BIN ?? join(repo, 'target', 'debug', 'datapilot-server'));
   const env = {
     ...process.env,
     DATAPILOT_REPO: repo,
     DATAPILOT_TARBALL: tarball,
-    DATAPILOT_SERVER_BIN: resolve(process.env.DATAPILOT_SERVER_BIN ?? join(repo, 'target', 'debug', 'datapilot-server')),
+    DATAPILOT_SERVER_BIN: serverBin,
+    // For faults.test.mjs: built next to the server by `cargo build --workspace --bins`.
+    DATAPILOT_FAULT_PROXY_BIN: resolve(process.env.DATAPILOT_FAULT_PROXY_BIN ?? join(dirname(serverBin), 'datapilot-fault-proxy')),
   };
-  const files = readdirSync(project).filter((f) => f.endsWith('.test.mjs')).sort();
+  // Optional test file names after the tarball run only those (e.g. faults.test.mjs).
+  const only = process.argv.slice(3);
+  const files = readdirSync(project)
+    .filter((f) => f.endsWith('.test.mjs') && (only.length === 0 || only.includes(f)))
+    .sort();
+  if (files.length === 0) throw new Error(`no test files match ${only.join(' ')}`);
   const r = spawnSync(process.execPath, ['--test', '--test-concurrency=1', ...files], { cwd: project, env, stdio: 'inherit' });
   process.exitCode = r.status ?? 1;
 } finally {
