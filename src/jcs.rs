@@ -63,9 +63,38 @@ pub fn to_canonical_string<T: Serialize>(value: &T) -> Result<String, JcsError> 
 /// Re-serialises JSON text canonically. If an object repeats a member name,
 /// the last one wins (so such input is never [`is_canonical`]).
 pub fn canonicalize(json: &[u8]) -> Result<Vec<u8>, JcsError> {
-    let value: Value =
+    let mut value: Value =
         serde_json::from_slice(json).map_err(|e| JcsError::InvalidJson(e.to_string()))?;
+    exact_doubles(&mut value);
     to_canonical_vec(&value)
+}
+
+/// Numbers in JSON text are doubles, and JCS writes a large double as an integer literal (the
+/// double 1e19 is `10000000000000000000`). Such a literal denotes its double exactly when
+/// writing that double gives back the same digits: it is kept as that double, so the
+/// canonical text of every double is canonical again. A literal whose digits the double would
+/// change (`18446744073709551615`) stays an integer, and [`to_canonical_vec`] refuses it.
+fn exact_doubles(value: &mut Value) {
+    match value {
+        Value::Number(n) => {
+            let int = n
+                .as_i64()
+                .map(i128::from)
+                .or_else(|| n.as_u64().map(i128::from));
+            let Some(int) = int.filter(|&i| check_int(i).is_err()) else {
+                return;
+            };
+            let double = int as f64;
+            if serde_json_canonicalizer::to_string(&double).ok() == Some(int.to_string()) {
+                if let Some(exact) = serde_json::Number::from_f64(double) {
+                    *n = exact;
+                }
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(exact_doubles),
+        Value::Object(members) => members.values_mut().for_each(exact_doubles),
+        _ => {}
+    }
 }
 
 /// Whether `json` is exactly the canonical serialisation of the value it
@@ -466,6 +495,35 @@ mod tests {
             to_canonical_vec(&nested),
             Err(JcsError::UnsafeInteger { .. })
         ));
+    }
+
+    #[test]
+    fn the_canonical_text_of_a_large_double_is_canonical() {
+        // Doubles from 2^53 up to 1e21 are written as integer literals; found by fuzzing
+        // (fuzz/fuzz_targets/jcs.rs): `canonicalize` produced them and then refused them.
+        let c = to_canonical_vec(&1e19_f64).unwrap();
+        assert_eq!(c, b"10000000000000000000");
+        assert!(is_canonical(&c));
+        assert_eq!(
+            canonicalize(b"[9007199254740996e3,-9007199254740996e3]").unwrap(),
+            b"[9007199254740996000,-9007199254740996000]"
+        );
+        assert!(is_canonical(b"[9007199254740996000,-9007199254740996000]"));
+        assert!(is_canonical(b"9007199254740992"));
+        // Digits that the double would change are still refused, not rounded.
+        for rounded in [
+            "18446744073709551615",
+            "9007199254740993",
+            "-9007199254740993",
+        ] {
+            assert!(
+                matches!(
+                    canonicalize(rounded.as_bytes()),
+                    Err(JcsError::UnsafeInteger { .. })
+                ),
+                "{rounded}"
+            );
+        }
     }
 
     #[test]
