@@ -124,7 +124,7 @@ test('digest, register, export, verify; a tampered bundle exits 3', async () => 
   oneLine(bad);
   assert.match(bad.err, /does not verify/);
 
-  const missing = cli(['export', '--run', 'run_doesnotexist', '-o', join(dir, 'x.zip')]);
+  const missing = cli(['export', '--run', 'run_01M8XPHYHJZYEN9D2W0Y78MK94', '-o', join(dir, 'x.zip')]);
   assert.equal(missing.code, 1);
   oneLine(missing);
   assert.match(missing.err, /404|not_found/);
