@@ -333,15 +333,16 @@ async fn writes_through_network_faults_apply_exactly_once() {
         .await
         .unwrap()
         .secret;
-    // About a third of the requests meet a fault (each kind 4-7%), a fifth are delayed by up
-    // to 150 ms; the 503 asks for a 1 s wait.
+    // A request meets a fault with 40% odds (5-7% per kind), until its key has met two: about
+    // a third of all requests are faulted. A fifth are delayed by up to 150 ms; the 503 asks
+    // for a 1 s wait.
     let config = Config::transparent(seed)
         .with_rate(Fault::ResetBefore, 60)
         .with_rate(Fault::ResetDuring, 60)
         .with_rate(Fault::CutUpstream, 50)
         .with_rate(Fault::ResetAfter, 70)
         .with_rate(Fault::Unavailable, 50)
-        .with_rate(Fault::InFlight, 40)
+        .with_rate(Fault::InFlight, 50)
         .with_rate(Fault::Truncated, 60)
         .with_delays(200, Duration::from_millis(150))
         .with_retry_after(1)

@@ -22,10 +22,10 @@ const BATCHES = 6;
 const ARTIFACTS = 2;
 /** Least injections of each fault for the run to count (so it cannot pass vacuously). */
 const MIN_PER_FAULT = 3;
-// The per-mille rates of tests/client_faults.rs: about a third of the requests meet a fault.
+// The per-mille rates of tests/client_faults.rs: about a third of all requests meet a fault.
 const PROXY_ARGS = [
   ['reset_before', 60], ['reset_during', 60], ['cut_upstream', 50], ['reset_after', 70],
-  ['unavailable_503', 50], ['in_flight_409', 40], ['truncated', 60],
+  ['unavailable_503', 50], ['in_flight_409', 50], ['truncated', 60],
 ].flatMap(([name, rate]) => ['--rate', `${name}=${rate}`])
   .concat(['--delay', '200:150', '--retry-after', '1', '--max-faults-per-key', '2']);
 
