@@ -14,8 +14,10 @@
 //! once), and the job finishes that orphan as failed and creates another run, as the detail
 //! advises.
 //!
-//! Reproduce a failure with the seed it prints: `DATAPILOT_FAULT_SEED=<seed>`. Every request
-//! carries an explicit key, so the faults it meets do not depend on timing.
+//! Reproduce a failure with the seed it prints: `DATAPILOT_FAULT_SEED=<seed>`. Every write
+//! carries an explicit key made of its job, iteration and run name (never a server-made id), so
+//! the faults it meets depend on the seed alone; only which of two racing deliveries wins (a
+//! late one against its retry) is left to timing.
 
 #![cfg(feature = "native")]
 
@@ -245,7 +247,7 @@ impl Job {
             let req = AppendMetricsRequest::new(points);
             ledger
                 .write(
-                    format!("metrics-{run_id}-{b}"),
+                    format!("metrics-{run_name}-{b}"),
                     Target::Metrics(run_id.clone(), b),
                     |m: &datapilot::model::metrics::MetricBatch| Some(m.audit_seq),
                     |k| run.append_metrics(&run_id, &req).idempotency_key(k).send(),
@@ -255,7 +257,7 @@ impl Job {
         for a in 0..ARTIFACTS {
             let name = format!("out/part-{a}.bin");
             let bytes = format!("artifact {a} of {run_id}\n").repeat(50 + a * 10);
-            let key = format!("artifact-{run_id}-{a}");
+            let key = format!("artifact-{run_name}-{a}");
             let target = Target::Artifact(run_id.clone(), name.clone());
             let seq = |x: &datapilot::model::artifacts::Artifact| Some(x.audit_seq);
             if a == 0 {
@@ -282,7 +284,7 @@ impl Job {
         }
         ledger
             .write(
-                format!("finish-{run_id}"),
+                format!("finish-{run_name}"),
                 Target::Finish(run_id.clone()),
                 |_| None,
                 |k| {

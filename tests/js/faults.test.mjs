@@ -7,7 +7,9 @@
 // audit log and the objects must show every acknowledged write exactly once and no write twice.
 //
 // Reproduce a failure with the seed it prints: DATAPILOT_FAULT_SEED=<seed>. Every write sends
-// an explicit idempotency key, so the faults it meets do not depend on timing.
+// an explicit idempotency key made of its job, iteration and run name (never a server-made id),
+// so the faults it meets depend on the seed alone; only which of two racing deliveries wins (a
+// late one against its retry) is left to timing.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -145,13 +147,13 @@ async function iteration(n, i) {
   for (let b = 1; b <= BATCHES; b++) {
     // Batch b has b points: its count identifies it in the audit log.
     const points = Array.from({ length: b }, (_, p) => ({ name: 'loss', step: b * 100 + p, value: 1 / (b + p + 1) }));
-    await write(`metrics-${runId}-${b}`, T.metrics(runId, b), (m) => m.audit_seq, (k) =>
+    await write(`metrics-${runName}-${b}`, T.metrics(runId, b), (m) => m.audit_seq, (k) =>
       asRun().appendMetrics({ points }, { idempotencyKey: k }));
   }
   for (let a = 0; a < ARTIFACTS; a++) {
     const artName = `out/part-${a}.bin`;
     const text = `artifact ${a} of ${runId}\n`.repeat(50 + a * 10);
-    const key = `artifact-${runId}-${a}`;
+    const key = `artifact-${runName}-${a}`;
     if (a === 0) {
       // Bytes.
       await write(key, T.artifact(runId, artName), (x) => x.audit_seq, (k) =>
@@ -164,7 +166,7 @@ async function iteration(n, i) {
         asRun().uploadArtifact(artName, await openFileBlob(path), { idempotencyKey: k, onProgress: () => {} }));
     }
   }
-  await write(`finish-${runId}`, T.finish(runId), () => null, (k) => asRun().finish({ status: 'succeeded' }, { idempotencyKey: k }));
+  await write(`finish-${runName}`, T.finish(runId), () => null, (k) => asRun().finish({ status: 'succeeded' }, { idempotencyKey: k }));
 }
 
 test('a couple hundred writes through network faults are applied exactly once', { timeout: 600_000 }, async () => {
