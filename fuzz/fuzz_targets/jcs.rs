@@ -2,7 +2,8 @@
 //!
 //! Differential: for every value without fractional numbers, the output must equal a small
 //! reference canonicaliser written here from the RFC (sorting by UTF-16 code units, minimal
-//! escapes, integers as written), and it must refuse exactly the integers beyond ±(2^53 − 1).
+//! escapes, integers as written), and it must refuse exactly the integer literals beyond
+//! ±(2^53 − 1) whose double would be written with other digits (silent rounding).
 //! For every value: the output is canonical, a fixed point, and the same JSON value as the
 //! input (numbers compared as IEEE doubles, which is what JCS numbers are).
 
@@ -54,13 +55,22 @@ fuzz_target!(|data: &[u8]| {
     }
 });
 
+/// An integer literal that JCS, whose numbers are doubles, would write with other digits.
+/// Rust's `Display` of a double below 1e21 writes the shortest round-trip digits without an
+/// exponent, as ECMAScript does: an independent check of the crate's rule.
+fn rounded(i: i128) -> bool {
+    i.unsigned_abs() > u128::from(MAX_SAFE_INTEGER) && (i as f64).to_string() != i.to_string()
+}
+
+fn integer(n: &serde_json::Number) -> Option<i128> {
+    n.as_i64()
+        .map(i128::from)
+        .or_else(|| n.as_u64().map(i128::from))
+}
+
 fn has_unsafe_integer(v: &Value) -> bool {
     match v {
-        Value::Number(n) => n
-            .as_u64()
-            .map(|u| u > MAX_SAFE_INTEGER)
-            .or_else(|| n.as_i64().map(|i| i.unsigned_abs() > MAX_SAFE_INTEGER))
-            .unwrap_or(false),
+        Value::Number(n) => integer(n).is_some_and(rounded),
         Value::Array(a) => a.iter().any(has_unsafe_integer),
         Value::Object(o) => o.values().any(has_unsafe_integer),
         _ => false,
@@ -83,8 +93,8 @@ fn same_value(a: &Value, b: &Value) -> bool {
     }
 }
 
-/// RFC 8785 for values whose numbers are safe integers; `None` for anything else (fractions
-/// need ECMAScript's number formatting, which this reference does not re-implement).
+/// RFC 8785 for values whose numbers are integers; `None` for anything else (fractions need
+/// ECMAScript's number formatting, which this reference does not re-implement).
 fn reference(v: &Value) -> Option<String> {
     let mut out = String::new();
     write_value(v, &mut out)?;
@@ -96,11 +106,8 @@ fn write_value(v: &Value, out: &mut String) -> Option<()> {
         Value::Null => out.push_str("null"),
         Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
         Value::Number(n) => {
-            let i = n
-                .as_i64()
-                .map(i128::from)
-                .or_else(|| n.as_u64().map(i128::from))?;
-            if i.unsigned_abs() > u128::from(MAX_SAFE_INTEGER) {
+            let i = integer(n)?;
+            if rounded(i) {
                 return None;
             }
             out.push_str(&i.to_string());
