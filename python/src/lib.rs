@@ -514,7 +514,7 @@ impl Client {
         Pager::new(self.inner.list_runs(), limit)
     }
 
-    #[pyo3(signature = (run_id, status, outputs=None, idempotency_key=None))]
+    #[pyo3(signature = (run_id, status, outputs=None, idempotency_key=None, deadline=None))]
     fn finish_run(
         &self,
         py: Python<'_>,
@@ -522,7 +522,12 @@ impl Client {
         status: &str,
         outputs: Option<Vec<(String, String)>>,
         idempotency_key: Option<String>,
+        deadline: Option<f64>,
     ) -> PyResult<Py<PyAny>> {
+        let mut opts = options(idempotency_key);
+        if let Some(d) = deadline {
+            opts = opts.with_deadline(secs("deadline", d)?);
+        }
         let status = match status {
             "succeeded" => RunStatus::Succeeded,
             "failed" => RunStatus::Failed,
@@ -542,10 +547,7 @@ impl Client {
         }
         let c = self.inner.clone();
         let v = call(py, async move {
-            c.finish_run(&run_id, &req)
-                .options(options(idempotency_key))
-                .send()
-                .await
+            c.finish_run(&run_id, &req).options(opts).send().await
         })?;
         to_py(py, &v)
     }

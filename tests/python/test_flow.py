@@ -104,3 +104,25 @@ def test_package_type_checks_strict(tmp_path: Path) -> None:
     # The sources the wheel was built from (python/python/datapilot), not the installed copy.
     done = mypy("-p", "datapilot", cwd=ROOT / "python" / "python", cache=tmp_path)
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_artifact_upload_streams_with_progress(admin: datapilot.Client, tmp_path: Path) -> None:
+    from conftest import make_run
+
+    big = tmp_path / "weights.bin"
+    block = os.urandom(1 << 20)
+    with open(big, "wb") as f:
+        for i in range(96):
+            f.write(bytes([i]) + block[1:])
+    size = big.stat().st_size
+    seen: "list[tuple[str, int, int]]" = []
+    with make_run(admin, tmp_path, "upload") as run:
+        artifact = run.log_artifact(big, "model/weights.bin", progress=lambda *p: seen.append(p))
+    assert artifact["name"] == "model/weights.bin" and artifact["size"] == size
+    assert seen and seen[-1] == ("done", size, size), seen[-3:]
+    phases = [p for p, _, _ in seen]
+    order = {"hashing": 0, "uploading": 1, "done": 2}
+    assert [order[p] for p in phases] == sorted(order[p] for p in phases), phases
+    assert all(0 <= b <= t == size for _, b, t in seen), seen
+    data = admin.download_artifact(run.id, artifact["id"])
+    assert hashlib.sha256(data).hexdigest() == artifact["sha256"] == hashlib.sha256(big.read_bytes()).hexdigest()

@@ -626,7 +626,15 @@ class Run:
         calling ``finish`` again once the server is back completes it. Finishing as
         ``failed`` never waits for that: what could not be delivered is reported, and the run
         is finished."""
-        timeout = flush_timeout if flush_timeout is not None else _flush_timeout()
+        return self._finish(status, outputs, flush_timeout if flush_timeout is not None else _flush_timeout(), None)
+
+    def _finish(
+        self,
+        status: Literal["succeeded", "failed"],
+        outputs: Optional[Sequence[VersionLike]],
+        timeout: float,
+        call_deadline: Optional[float],
+    ) -> RunInfo:
         if status == "succeeded":
             stats = cast(MetricStats, self._logger.flush(timeout))
             if not stats.get("complete"):
@@ -642,7 +650,9 @@ class Run:
         closed = cast(MetricStats, self._logger.close(timeout))
         info = cast(
             RunInfo,
-            self.client._native.finish_run(self.id, status, [_ref(v) for v in outputs] if outputs else None),
+            self.client._native.finish_run(
+                self.id, status, [_ref(v) for v in outputs] if outputs else None, None, call_deadline
+            ),
         )
         self._finished = True
         self.info = info
@@ -686,9 +696,12 @@ class Run:
                 self.finish("failed")
                 raise
         # An exception (SIGTERM included) ends the block: record the run as failed, then let
-        # the exception continue. A failure to finish must not hide the original error.
+        # the exception continue. A failure to finish must not hide the original error. The
+        # finish call gets the flush timeout as its deadline too, so a shutdown with the
+        # server away takes at most twice DATAPILOT_FLUSH_TIMEOUT (inside Kubernetes' 30 s).
         try:
-            self.finish("failed")
+            timeout = _flush_timeout()
+            self._finish("failed", None, timeout, timeout)
         except DataPilotError as e:
             warnings.warn(f"run {self.id} could not be finished as failed: {e}", RuntimeWarning, stacklevel=2)
 
@@ -712,7 +725,8 @@ class Run:
         # said it succeeded.
         if self._owned and not self._finished:
             try:
-                self.finish("failed")
+                timeout = _flush_timeout()
+                self._finish("failed", None, timeout, timeout)
                 warnings.warn(f"run {self.id} was not finished; finished as failed at exit", RuntimeWarning)
             except DataPilotError as e:
                 warnings.warn(f"run {self.id} could not be finished at exit: {e}", RuntimeWarning)

@@ -59,6 +59,7 @@ class Client:
         status: str,
         outputs: Optional[Sequence[Tuple[str, str]]] = None,
         idempotency_key: Optional[str] = None,
+        deadline: Optional[float] = None,
     ) -> _Json: ...
     def list_metrics(self, run_id: str, name: Optional[str] = None, limit: Optional[int] = None) -> Pager: ...
     def metrics_logger(
