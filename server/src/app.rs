@@ -47,9 +47,23 @@ pub struct Started {
 /// Open the metadata repository the configuration names: PostgreSQL for `--database
 /// postgres://…`, else SQLite in the data directory.
 pub async fn open_repo(config: &Config) -> Result<Arc<dyn Repo>, String> {
-    match config.database.as_deref().filter(|d| !d.is_empty()) {
+    open_repo_at(
+        &config.data_dir,
+        config.database.as_deref(),
+        config.db_pool_size,
+    )
+    .await
+}
+
+/// [`open_repo`] from its parts (the operator subcommands have no full [`Config`]).
+pub async fn open_repo_at(
+    data_dir: &std::path::Path,
+    database: Option<&str>,
+    db_pool_size: usize,
+) -> Result<Arc<dyn Repo>, String> {
+    match database.filter(|d| !d.is_empty()) {
         Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
-            let repo = crate::store::postgres::PgRepo::open(url, config.db_pool_size)
+            let repo = crate::store::postgres::PgRepo::open(url, db_pool_size)
                 .await
                 .map_err(|e| format!("database: {e}"))?;
             Ok(Arc::new(repo))
@@ -59,7 +73,7 @@ pub async fn open_repo(config: &Config) -> Result<Arc<dyn Repo>, String> {
             other.split('@').next_back().unwrap_or("")
         )),
         None => {
-            let path = config.data_dir.join("datapilot.sqlite3");
+            let path = data_dir.join("datapilot.sqlite3");
             let repo = tokio::task::spawn_blocking(move || {
                 crate::store::sqlite::SqliteRepo::open(&path)
             })
@@ -373,23 +387,32 @@ async fn request_context(mut req: Request, next: Next) -> Response {
 }
 
 /// Start the server and serve until SIGINT or SIGTERM.
+///
+/// The listener is bound before anything is created: a port in use (or any bind error) fails
+/// with nothing written to the data directory, so a retry on a free port is still a first
+/// start and prints the bootstrap token (issue 15).
 pub async fn run(config: Config) -> Result<(), String> {
-    let started = open(&config).await?;
-    if let Some(secret) = &started.generated_bootstrap {
-        // Shown once: only its hash is stored.
-        eprintln!("datapilot-server: bootstrap admin token (shown once, store it now): {secret}");
-    } else if started.new_ledger {
-        eprintln!("datapilot-server: bootstrap admin token taken from DATAPILOT_BOOTSTRAP_TOKEN");
-    }
-    tracing::info!(origin = %config.origin, verifier = %started.state.key.verifier(), "ledger key");
-    let app = router(started.state, &config.cors_origins);
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .map_err(|e| format!("listening on {}: {e}", config.listen))?;
     let addr: SocketAddr = listener.local_addr().map_err(|e| e.to_string())?;
+    let started = open(&config).await?;
+    let verifier = started.state.key.verifier();
+    tracing::info!(origin = %config.origin, verifier = %verifier, "ledger key");
+    let app = router(started.state, &config.cors_origins);
     tracing::info!("listening on {addr}");
     // On stdout too, for scripts and tests that start the server on port 0.
     println!("listening on http://{addr}");
+    eprint!(
+        "{}",
+        crate::admin::startup_banner(
+            &format!("http://{addr}"),
+            &verifier,
+            started.generated_bootstrap.as_deref(),
+            started.new_ledger,
+            &config.data_dir,
+        )
+    );
     crate::serve::serve(listener, app, config.conn_limits(), shutdown_signal()).await;
     tracing::info!("shut down");
     Ok(())

@@ -12,7 +12,13 @@ use clap::Parser;
 /// Reference DataPilot control plane: datasets, runs, lineage and a signed audit ledger on
 /// embedded SQLite.
 #[derive(Parser, Debug, Clone)]
-#[command(name = "datapilot-server", version, about, long_about = None)]
+#[command(
+    name = "datapilot-server",
+    version,
+    about,
+    long_about = None,
+    after_help = "Operator commands (each has --help): datapilot-server admin-token | backup | restore | verify | migrate\nSee docs/operations.md."
+)]
 pub struct Config {
     /// Directory holding the signing key and, by default, the SQLite database and the blobs;
     /// created on first start.

@@ -6,7 +6,8 @@
 //! signed C2SP checkpoints and deterministic evidence bundles. See `docs/server.md`.
 //!
 //! Module map:
-//! - [`config`] flags and environment; [`app`] wiring, middleware, start-up, shutdown;
+//! - [`cli`] operator subcommands ([`admin`] token recovery and the start-up banner);
+//!   [`config`] flags and environment; [`app`] wiring, middleware, start-up, shutdown;
 //!   [`serve`] connections: caps, header timeout, graceful shutdown
 //! - [`routes`] one file per OpenAPI tag; [`extract`] strict body/query/path extractors
 //! - [`error`] RFC 9457 problems; [`auth`] tokens, run tokens, gateway mode, per-object rules
@@ -19,11 +20,13 @@
 //! - [`model`] wire types; [`validate`] input rules; [`canon`] JCS; [`util`] ids, time, cursors;
 //!   [`serde_helpers`] lenient deserializers
 
+pub mod admin;
 pub mod app;
 pub mod auth;
 pub mod blob;
 pub mod canon;
 pub mod checkpoint;
+pub mod cli;
 pub mod config;
 pub mod error;
 pub mod evidence;
