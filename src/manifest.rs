@@ -277,6 +277,22 @@ pub fn validate_digest(value: &str) -> Result<(), ManifestError> {
     }
 }
 
+/// The fingerprint of one part of a manifest upload (`putManifestPart`): the SHA-256 of the
+/// lines `<sha256>  <size>  <path>\n` of `files`, which must be sorted by path bytes. Unlike
+/// the DPM-1 id it covers sizes too, because it tells whether two parts are the same request.
+pub fn part_fingerprint<'a>(files: impl IntoIterator<Item = (&'a str, &'a str, u64)>) -> String {
+    let mut h = Sha256::new();
+    for (path, sha256, size) in files {
+        h.update(sha256.as_bytes());
+        h.update(b"  ");
+        h.update(size.to_string().as_bytes());
+        h.update(b"  ");
+        h.update(path.as_bytes());
+        h.update(b"\n");
+    }
+    hex::encode(h.finalize())
+}
+
 /// Incremental SHA-256 of one file, fed in chunks of any size.
 ///
 /// ```

@@ -39,6 +39,8 @@ pub struct Pager<T> {
     query: Vec<(&'static str, String)>,
     first_query: Vec<(&'static str, String)>,
     limit: Option<u32>,
+    /// Largest `limit` this list takes ([`MAX_PAGE_LIMIT`], or more for manifest files).
+    max_limit: u32,
     cursor: Option<String>,
     seen: HashSet<String>,
     done: bool,
@@ -70,6 +72,7 @@ impl<T: DeserializeOwned> Pager<T> {
             query,
             first_query: Vec::new(),
             limit: None,
+            max_limit: MAX_PAGE_LIMIT,
             cursor: None,
             seen: HashSet::new(),
             done: false,
@@ -84,9 +87,17 @@ impl<T: DeserializeOwned> Pager<T> {
         self
     }
 
-    /// Requests pages of `limit` items (clamped to 1–[`MAX_PAGE_LIMIT`]).
+    /// A list whose pages may hold up to `max` items, requested `default` at a time.
+    pub(crate) fn large_pages(mut self, max: u32, default: u32) -> Self {
+        self.max_limit = max;
+        self.limit = Some(default.clamp(1, max));
+        self
+    }
+
+    /// Requests pages of `limit` items (clamped to 1–[`MAX_PAGE_LIMIT`], or to the larger
+    /// maximum of `list_dataset_version_files`).
     pub fn limit(mut self, limit: u32) -> Self {
-        self.limit = Some(limit.clamp(1, MAX_PAGE_LIMIT));
+        self.limit = Some(limit.clamp(1, self.max_limit));
         self
     }
 

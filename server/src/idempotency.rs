@@ -264,6 +264,10 @@ fn post_operation(path: &str) -> Option<PostOp> {
         ["", "v1", "datasets", _, "versions"] => {
             (Access::WriteCatalog, BodyCap::Json(MANIFEST_LIMIT))
         }
+        ["", "v1", "datasets", _, "manifest-uploads"]
+        | ["", "v1", "datasets", _, "manifest-uploads", _, "commit"] => {
+            (Access::WriteCatalog, BodyCap::Json(JSON_LIMIT))
+        }
         ["", "v1", "datasets", _, "versions", _, "gates"] => {
             (Access::RecordGate, BodyCap::Json(JSON_LIMIT))
         }

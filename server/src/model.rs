@@ -85,6 +85,22 @@ pub struct RegisterVersionRequest {
     pub note: Option<String>,
 }
 
+/// Body of `createManifestUpload`: the DPM-1 id the client claims for the whole manifest.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateManifestUploadRequest {
+    pub digest: String,
+    #[serde(default, deserialize_with = "lenient::some")]
+    pub note: Option<String>,
+}
+
+/// Body of `putManifestPart`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PutManifestPartRequest {
+    pub files: Vec<FileIn>,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum GateOutcome {

@@ -38,8 +38,13 @@ mod runs;
 mod system;
 mod tokens;
 
+pub use datasets::{
+    register_in_parts, PartSource, PartedRegistration, RegistrationProgress, DEFAULT_FILES_PAGE,
+    DEFAULT_PART_FILES, MAX_FILES_PAGE, MAX_ONE_SHOT_FILES,
+};
+pub use artifacts::{ArtifactByteStream, ArtifactStream, DownloadArtifactStream, ProgressSink};
 #[cfg(feature = "native")]
-pub use artifacts::FileUpload;
+pub use artifacts::{ArtifactReader, DownloadToFile, FileUpload};
 
 /// Turns the 2xx response of an operation into its result.
 type Decode<T> = fn(Response) -> Result<T>;
@@ -88,6 +93,13 @@ impl<T> Operation<T> {
     /// Deadline of this whole call, all attempts and waits (the client's by default).
     pub fn deadline(mut self, deadline: std::time::Duration) -> Self {
         self.options.deadline = Some(deadline);
+        self
+    }
+
+    /// Stall timeout of this call if it is a transfer (artifact upload or download; the
+    /// client's by default, [`crate::retry::DEFAULT_STALL_TIMEOUT`]); ignored by other calls.
+    pub fn stall_timeout(mut self, stall: std::time::Duration) -> Self {
+        self.options.stall_timeout = Some(stall);
         self
     }
 
@@ -146,6 +158,12 @@ impl<T> WriteOperation<T> {
     /// Deadline of this whole call, all attempts and waits (the client's by default).
     pub fn deadline(self, deadline: std::time::Duration) -> Self {
         Self(self.0.deadline(deadline))
+    }
+
+    /// Stall timeout of this call if it is a transfer (artifact upload; the client's by
+    /// default); ignored by other calls.
+    pub fn stall_timeout(self, stall: std::time::Duration) -> Self {
+        Self(self.0.stall_timeout(stall))
     }
 
     /// Replaces all per-call options.

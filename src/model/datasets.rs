@@ -57,7 +57,8 @@ pub struct FileEntry {
 pub struct RegisterDatasetVersionRequest {
     /// DPM-1 digest `sha256:<hex>`; the server recomputes it from `files`.
     pub digest: String,
-    /// Every regular file of the version (≤ 100 000).
+    /// Every regular file of the version (≤ 100 000; larger versions go in parts: see
+    /// [`crate::Client::register_dataset_version_in_parts`]).
     pub files: Vec<FileEntry>,
     /// Free text.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -122,6 +123,76 @@ pub struct DatasetManifest {
     pub digest: String,
     /// Files sorted by path bytes.
     pub files: Vec<FileEntry>,
+}
+
+/// Body of `createManifestUpload`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(target_arch = "wasm32", derive(tsify::Tsify))]
+#[non_exhaustive]
+pub struct CreateManifestUploadRequest {
+    /// DPM-1 digest the client claims for the whole manifest.
+    pub digest: String,
+    /// Free text, kept with the version.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+}
+
+/// One part of a manifest upload, as the server holds it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(target_arch = "wasm32", derive(tsify::Tsify))]
+#[non_exhaustive]
+pub struct ManifestPart {
+    /// Part number (1 to 10 000).
+    pub part: u32,
+    /// Files in the part.
+    pub file_count: u64,
+    /// Sum of their sizes.
+    pub total_bytes: u64,
+    /// SHA-256 of the part's lines `<sha256>  <size>  <path>\n`, sorted by path bytes
+    /// ([`part_fingerprint`]).
+    pub sha256: String,
+}
+
+/// A manifest upload (`createManifestUpload`, `getManifestUpload`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(target_arch = "wasm32", derive(tsify::Tsify))]
+#[non_exhaustive]
+pub struct ManifestUpload {
+    /// `mu_…`.
+    pub id: String,
+    /// The dataset the version will belong to.
+    pub dataset_id: String,
+    /// The claimed DPM-1 digest.
+    pub digest: String,
+    /// Note for the version.
+    #[serde(default)]
+    pub note: Option<String>,
+    /// `open` or `committed`.
+    pub state: String,
+    /// Creation time.
+    pub created_at: String,
+    /// Subject of the creator (the only principal that may use it).
+    pub created_by: String,
+    /// When an upload that is not committed is forgotten.
+    pub expires_at: String,
+    /// Files received so far.
+    pub file_count: u64,
+    /// Bytes those files add up to.
+    pub total_bytes: u64,
+    /// Parts received so far.
+    pub parts: Vec<ManifestPart>,
+}
+
+/// The fingerprint the server gives a part ([`ManifestPart::sha256`]): SHA-256 of the lines
+/// `<sha256>  <size>  <path>\n` of its files sorted by path bytes.
+pub fn part_fingerprint(files: &[FileEntry]) -> String {
+    let mut sorted: Vec<&FileEntry> = files.iter().collect();
+    sorted.sort_unstable_by(|a, b| a.path.cmp(&b.path));
+    crate::manifest::part_fingerprint(
+        sorted
+            .into_iter()
+            .map(|f| (f.path.as_str(), f.sha256.as_str(), f.size)),
+    )
 }
 
 impl CreateDatasetRequest {

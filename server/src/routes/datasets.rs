@@ -52,7 +52,7 @@ pub async fn get(
     Ok(Json(st.store.get_dataset(&id).await?))
 }
 
-fn manifest_error(e: ManifestError) -> ApiError {
+pub(crate) fn manifest_error(e: ManifestError) -> ApiError {
     match e {
         ManifestError::DigestMismatch { .. } => ApiError::new("digest_mismatch", e.to_string()),
         ManifestError::InvalidDigest { .. } => ApiError::validation("digest", e.to_string()),
@@ -73,7 +73,10 @@ pub async fn register_version(
         validate::long_text("note", n)?;
     }
     if req.files.is_empty() || req.files.len() > 100_000 {
-        return Err(ApiError::validation("files", "must list 1 to 100000 files"));
+        return Err(ApiError::validation(
+            "files",
+            "must list 1 to 100000 files; send a larger manifest in parts (createManifestUpload)",
+        ));
     }
     for (i, f) in req.files.iter().enumerate() {
         validate::dpm_path(&format!("files[{i}].path"), &f.path, 4096)?;

@@ -6,12 +6,13 @@ pub mod audit;
 pub mod datasets;
 pub mod evidence;
 pub mod ledger;
+pub mod manifest_uploads;
 pub mod policy;
 pub mod runs;
 pub mod system;
 pub mod tokens;
 
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 use axum::Router;
 
 use crate::app::AppState;
@@ -40,6 +41,23 @@ pub fn api() -> Router<AppState> {
         )
         .route(v, get(datasets::get_version))
         .route(&format!("{v}/manifest"), get(datasets::manifest))
+        .route(&format!("{v}/files"), get(manifest_uploads::list_files))
+        .route(
+            "/v1/datasets/{dataset_id}/manifest-uploads",
+            post(manifest_uploads::create),
+        )
+        .route(
+            "/v1/datasets/{dataset_id}/manifest-uploads/{upload_id}",
+            get(manifest_uploads::get),
+        )
+        .route(
+            "/v1/datasets/{dataset_id}/manifest-uploads/{upload_id}/parts/{part}",
+            put(manifest_uploads::put_part),
+        )
+        .route(
+            "/v1/datasets/{dataset_id}/manifest-uploads/{upload_id}/commit",
+            post(manifest_uploads::commit),
+        )
         .route(
             &format!("{v}/gates"),
             post(datasets::record_gate).get(datasets::list_gates),

@@ -22,6 +22,7 @@
 pub mod commit;
 pub mod ledger_io;
 pub mod lineage;
+pub mod manifest_uploads;
 pub mod postgres;
 pub mod reads;
 pub mod repo;
@@ -239,6 +240,12 @@ impl Store {
     /// The backend's name (`sqlite`, `postgres`).
     pub fn backend(&self) -> &'static str {
         self.repo.backend()
+    }
+
+    /// The repository beneath, for the operator commands that read it whole (`verify`,
+    /// `backup`) and the metrics' state gauges.
+    pub fn repo(&self) -> &Arc<dyn Repo> {
+        &self.repo
     }
 
     /// Run `f` in a read snapshot. The snapshot is ended explicitly (on PostgreSQL its

@@ -256,7 +256,15 @@ BEGIN
 END $$;
 "
     .to_string();
-    vec![v1, v2, v3]
+    // v4: staging for manifests registered in parts (the SQL is shared with SQLite), and
+    // manifest paths compared by their bytes, as DPM-1 sorts them, whatever the database's
+    // default collation (SQLite's default BINARY collation already does).
+    let v4 = format!(
+        "ALTER TABLE manifest_files ALTER COLUMN path TYPE TEXT COLLATE \"C\";\n{}",
+        super::sqlite::MANIFEST_UPLOADS_SQL
+            .replace("path TEXT NOT NULL", "path TEXT COLLATE \"C\" NOT NULL")
+    );
+    vec![v1, v2, v3, v4]
 }
 
 /// The number of migrations this build knows.
@@ -482,6 +490,15 @@ impl Repo for PgRepo {
     }
     fn backend(&self) -> &'static str {
         "postgres"
+    }
+    fn pool_state(&self) -> Option<super::repo::PoolState> {
+        let s = self.pool.status();
+        Some(super::repo::PoolState {
+            max_size: s.max_size,
+            size: s.size,
+            idle: s.available,
+            waiting: s.waiting,
+        })
     }
 }
 

@@ -239,6 +239,10 @@ pub(crate) async fn with_gate_status(
     Ok(v)
 }
 
+/// Most files `getDatasetVersionManifest` returns in one answer (the one-request registration
+/// limit); larger manifests are read with `listDatasetVersionFiles`.
+pub const MAX_WHOLE_MANIFEST_FILES: u64 = 100_000;
+
 pub(crate) async fn find_version(
     tx: &mut dyn RepoTx,
     dataset_id: &str,
@@ -487,12 +491,27 @@ impl Store {
         .await
     }
 
+    /// `getDatasetVersionManifest`: the whole manifest in one answer, for versions of at most
+    /// [`MAX_WHOLE_MANIFEST_FILES`] files.
     pub async fn get_manifest(&self, dataset_id: &str, digest: &str) -> StoreResult<Manifest> {
         let (ds, digest) = (dataset_id.to_owned(), digest.to_owned());
         self.read(move |tx| {
             Box::pin(async move {
                 require_dataset(tx, &ds).await?;
-                let (n, _) = require_version(tx, &ds, &digest).await?;
+                let (n, v) = require_version(tx, &ds, &digest).await?;
+                // One response holds the whole manifest: bounded to what one request may
+                // register; larger versions are read a page at a time.
+                if v.file_count > MAX_WHOLE_MANIFEST_FILES {
+                    return Err(StoreError::Unprocessable(
+                        "manifest_too_large",
+                        format!(
+                            "version {digest} lists {} files, more than one manifest response \
+                             carries ({MAX_WHOLE_MANIFEST_FILES}); read it in pages with \
+                             listDatasetVersionFiles (GET …/versions/{{digest}}/files)",
+                            v.file_count
+                        ),
+                    ));
+                }
                 let rows = tx
                     .query(
                         "SELECT path, sha256, size FROM manifest_files WHERE version_n = $1 ORDER BY path",

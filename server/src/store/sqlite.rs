@@ -193,7 +193,26 @@ WHEN NOT (
   OR NEW.created_by IS NOT OLD.created_by OR NEW.audit_seq IS NOT OLD.audit_seq
 BEGIN SELECT RAISE(ABORT, 'immutable: runs (a finished run is sealed)'); END;
 "#,
+    MANIFEST_UPLOADS_SQL,
 ];
+
+/// Staging for manifests registered in parts (`createManifestUpload`, `putManifestPart`,
+/// `commitManifestUpload`): mutable scratch space, not evidence. Rows are copied into the
+/// immutable `manifest_files` by the commit and the staging rows are then deleted; uploads
+/// that are never committed expire. The same SQL serves both backends.
+pub(crate) const MANIFEST_UPLOADS_SQL: &str = r#"
+CREATE TABLE manifest_uploads (
+    id TEXT PRIMARY KEY, dataset_id TEXT NOT NULL, digest TEXT NOT NULL, note TEXT,
+    created_by TEXT NOT NULL, created_at TEXT NOT NULL, expires_unix BIGINT NOT NULL,
+    committed_at TEXT);
+CREATE INDEX manifest_uploads_expiry ON manifest_uploads (expires_unix);
+CREATE TABLE manifest_upload_parts (
+    upload_id TEXT NOT NULL, part BIGINT NOT NULL, sha256 TEXT NOT NULL,
+    file_count BIGINT NOT NULL, total_bytes BIGINT NOT NULL, PRIMARY KEY (upload_id, part));
+CREATE TABLE manifest_upload_files (
+    upload_id TEXT NOT NULL, path TEXT NOT NULL, sha256 TEXT NOT NULL, size BIGINT NOT NULL,
+    part BIGINT NOT NULL, PRIMARY KEY (upload_id, path));
+"#;
 
 fn sql_err(e: rusqlite::Error) -> StoreError {
     let msg = e.to_string();
@@ -390,6 +409,18 @@ impl Repo for SqliteRepo {
 
     fn backend(&self) -> &'static str {
         "sqlite"
+    }
+
+    fn pool_state(&self) -> Option<super::repo::PoolState> {
+        // One writer connection plus the pooled readers (at most 8 kept; more open on demand).
+        let idle_readers = self.readers.lock().unwrap_or_else(|p| p.into_inner()).len();
+        let writer_idle = usize::from(self.writer.try_lock().is_ok());
+        Some(super::repo::PoolState {
+            max_size: 9,
+            size: idle_readers + 1,
+            idle: idle_readers + writer_idle,
+            waiting: 0,
+        })
     }
 }
 

@@ -18,7 +18,7 @@ use crate::util::{self, new_id};
 /// was recorded meanwhile (a concurrent duplicate, perhaps on another replica), the write is
 /// undone and the caller replays that answer instead. `secret_of` names the token or run whose
 /// secret the real response carries; the secret itself never reaches the store.
-async fn idem_record<T: serde::Serialize>(
+pub(super) async fn idem_record<T: serde::Serialize>(
     cx: &mut WriteCtx,
     w: &Writer,
     status: u16,
@@ -44,7 +44,7 @@ async fn idem_record<T: serde::Serialize>(
 /// Refuse a keyed write whose key was recorded meanwhile (a concurrent duplicate that
 /// committed first), before its own rules run: the caller replays that answer instead of
 /// getting a refusal the first request never got (a taken name, a sealed run).
-async fn key_free(cx: &mut WriteCtx, w: &Writer) -> StoreResult<()> {
+pub(super) async fn key_free(cx: &mut WriteCtx, w: &Writer) -> StoreResult<()> {
     let Some(k) = &w.idem else {
         return Ok(());
     };
@@ -529,11 +529,49 @@ async fn register_version(
     note: Option<&str>,
 ) -> StoreResult<(DatasetVersion, bool)> {
     key_free(cx, w).await?;
+    new_version(cx, w, dataset_id, manifest.digest(), VersionFiles::Rows(manifest), note).await
+}
+
+/// Where a new version's file rows come from: a manifest in the request, or the staging rows
+/// of a manifest upload (copied by the database, never loaded here).
+pub(super) enum VersionFiles<'a> {
+    Rows(&'a datapilot::manifest::Manifest),
+    Staged {
+        upload_id: &'a str,
+        file_count: u64,
+        total_bytes: u64,
+    },
+}
+
+impl VersionFiles<'_> {
+    fn counts(&self) -> (u64, u64) {
+        match self {
+            VersionFiles::Rows(m) => (m.len() as u64, m.total_bytes()),
+            VersionFiles::Staged {
+                file_count,
+                total_bytes,
+                ..
+            } => (*file_count, *total_bytes),
+        }
+    }
+}
+
+/// Register `digest` (already checked against its files) as a version of `dataset_id`, or
+/// answer the existing version: the rows, the `dataset_version.register` event and the
+/// idempotency answer, in the caller's write.
+pub(super) async fn new_version(
+    cx: &mut WriteCtx,
+    w: &Writer,
+    dataset_id: &str,
+    digest: &str,
+    files: VersionFiles<'_>,
+    note: Option<&str>,
+) -> StoreResult<(DatasetVersion, bool)> {
     let a = &w.actor;
-    let total = int("files", manifest.total_bytes())?;
+    let (file_count, total_bytes) = files.counts();
+    let total = int("files", total_bytes)?;
     require_dataset(&mut *cx.tx, dataset_id).await?;
     let policy = current_policy(&mut *cx.tx).await?;
-    let digest = manifest.digest();
     if let Some((_, v)) = find_version(&mut *cx.tx, dataset_id, digest).await? {
         let v = with_gate_status(&mut *cx.tx, v, &policy).await?;
         idem_record(cx, w, 200, &v, None).await?;
@@ -548,7 +586,7 @@ async fn register_version(
             params![
                 dataset_id,
                 digest,
-                int("files", manifest.len() as u64)?,
+                int("files", file_count)?,
                 total,
                 note,
                 &time,
@@ -558,39 +596,58 @@ async fn register_version(
         )
         .await?
         .i64(0)?;
-    let rows = manifest
-        .files()
-        .iter()
-        .map(|f| {
-            Ok(vec![
-                Val::Int(vn),
-                f.path.as_str().into(),
-                f.sha256.as_str().into(),
-                int("files.size", f.size)?,
-            ])
-        })
-        .collect::<StoreResult<Vec<_>>>()?;
-    cx.tx
-        .execute_many(
-            "INSERT INTO manifest_files (version_n, path, sha256, size) VALUES ($1, $2, $3, $4)",
-            &rows,
-        )
-        .await?;
+    match files {
+        VersionFiles::Rows(manifest) => {
+            let rows = manifest
+                .files()
+                .iter()
+                .map(|f| {
+                    Ok(vec![
+                        Val::Int(vn),
+                        f.path.as_str().into(),
+                        f.sha256.as_str().into(),
+                        int("files.size", f.size)?,
+                    ])
+                })
+                .collect::<StoreResult<Vec<_>>>()?;
+            cx.tx
+                .execute_many(
+                    "INSERT INTO manifest_files (version_n, path, sha256, size) VALUES ($1, $2, $3, $4)",
+                    &rows,
+                )
+                .await?;
+        }
+        VersionFiles::Staged { upload_id, .. } => {
+            let copied = cx
+                .tx
+                .execute(
+                    "INSERT INTO manifest_files (version_n, path, sha256, size)
+                     SELECT $1, path, sha256, size FROM manifest_upload_files WHERE upload_id = $2",
+                    params![vn, upload_id],
+                )
+                .await?;
+            if copied != file_count {
+                return Err(StoreError::Internal(format!(
+                    "manifest upload {upload_id}: copied {copied} of {file_count} files"
+                )));
+            }
+        }
+    }
     cx.append(
         seq,
         &time,
         a,
         "dataset_version.register",
         &version_subject(dataset_id, digest),
-        json!({ "dataset_id": dataset_id, "digest": digest, "file_count": manifest.len(),
-                "total_bytes": manifest.total_bytes(), "note": note }),
+        json!({ "dataset_id": dataset_id, "digest": digest, "file_count": file_count,
+                "total_bytes": total_bytes, "note": note }),
     )
     .await?;
     let v = DatasetVersion {
         dataset_id: dataset_id.into(),
         digest: digest.into(),
-        file_count: manifest.len() as u64,
-        total_bytes: manifest.total_bytes(),
+        file_count,
+        total_bytes,
         note: note.map(Into::into),
         created_at: time,
         created_by: a.id.clone(),
