@@ -45,12 +45,13 @@ use serde::{Deserialize, Serialize};
 use crate::error::{redact, ApiError, Error, FieldError, Result, Sent, TimeoutLimit};
 pub use crate::retry::DEFAULT_CALL_DEADLINE;
 use crate::retry::{
-    parse_retry_after, Jitter, RetryBudget, RetryConfig, DEFAULT_TIMEOUT, MIN_ATTEMPT_WINDOW,
+    parse_retry_after, Jitter, RetryBudget, RetryConfig, DEFAULT_STALL_TIMEOUT, DEFAULT_TIMEOUT,
+    MIN_ATTEMPT_WINDOW,
 };
 use crate::secret::Secret;
 use crate::transport::{
-    headers, Body, Headers, Method, Request, Response, Sleep, Transport, TransportError,
-    TransportErrorKind,
+    headers, Body, Headers, Method, Request, Response, Sleep, StreamingResponse, Transport,
+    TransportError, TransportErrorKind, NO_DEADLINE,
 };
 
 /// The SDK's `User-Agent`: `datapilot-sdk-rust/<crate version>`.
@@ -94,8 +95,13 @@ pub struct RequestOptions {
     pub idempotency_key: Option<String>,
     /// Per-attempt timeout for this call; the client's when `None`.
     pub timeout: Option<Duration>,
-    /// Deadline of this whole call (all attempts and waits); the client's when `None`.
+    /// Deadline of this whole call (all attempts and waits); the client's when `None`. For
+    /// transfers (artifact uploads and downloads) the client's deadline does not apply: they
+    /// have none unless this sets one, and are limited by [`Self::stall_timeout`] instead.
     pub deadline: Option<Duration>,
+    /// Transfers only: the longest time without progress before an attempt is given up; the
+    /// client's ([`ClientBuilder::stall_timeout`]) when `None`. Ignored by other calls.
+    pub stall_timeout: Option<Duration>,
 }
 
 impl RequestOptions {
@@ -118,6 +124,12 @@ impl RequestOptions {
         self.deadline = Some(deadline);
         self
     }
+
+    /// Sets the stall timeout of a transfer.
+    pub fn with_stall_timeout(mut self, stall: Duration) -> Self {
+        self.stall_timeout = Some(stall);
+        self
+    }
 }
 
 /// Builds a [`Client`].
@@ -126,6 +138,7 @@ pub struct ClientBuilder {
     token: Option<Secret>,
     timeout: Duration,
     deadline: Option<Duration>,
+    stall_timeout: Duration,
     retry: RetryConfig,
     user_agent: String,
     transport: Option<Arc<dyn Transport>>,
@@ -153,6 +166,7 @@ impl Default for ClientBuilder {
             token: None,
             timeout: DEFAULT_TIMEOUT,
             deadline: None,
+            stall_timeout: DEFAULT_STALL_TIMEOUT,
             retry: RetryConfig::default(),
             user_agent: USER_AGENT.to_owned(),
             transport: None,
@@ -186,6 +200,16 @@ impl ClientBuilder {
     /// [`DEFAULT_CALL_DEADLINE`], or the per-attempt timeout if that is longer).
     pub fn deadline(mut self, deadline: Duration) -> Self {
         self.deadline = Some(deadline);
+        self
+    }
+
+    /// Stall timeout of transfers (artifact uploads and downloads; default
+    /// [`DEFAULT_STALL_TIMEOUT`]): an attempt that sends or receives nothing for this long is
+    /// given up (and retried like a timeout). Transfers have no overall deadline unless the
+    /// call sets one ([`RequestOptions::deadline`]); the per-attempt timeout and the call
+    /// deadline above do not apply to them.
+    pub fn stall_timeout(mut self, stall: Duration) -> Self {
+        self.stall_timeout = stall;
         self
     }
 
@@ -248,6 +272,9 @@ impl ClientBuilder {
         if self.deadline.is_some_and(|d| d.is_zero()) {
             return Err(Error::build("deadline must be positive"));
         }
+        if self.stall_timeout.is_zero() {
+            return Err(Error::build("stall timeout must be positive"));
+        }
         if let Some(token) = &self.token {
             validate_token(token)?;
         }
@@ -282,6 +309,7 @@ impl ClientBuilder {
             token: self.token.map(Arc::new),
             timeout: self.timeout,
             deadline: self.deadline,
+            stall_timeout: self.stall_timeout,
         })
     }
 }
@@ -473,6 +501,8 @@ pub struct Client {
     timeout: Duration,
     /// `None`: [`DEFAULT_CALL_DEADLINE`], or the call's attempt timeout if that is longer.
     deadline: Option<Duration>,
+    /// Stall timeout of transfers.
+    stall_timeout: Duration,
 }
 
 impl fmt::Debug for Client {
@@ -482,6 +512,7 @@ impl fmt::Debug for Client {
             .field("token", &self.token.as_ref().map(|_| "<redacted>"))
             .field("timeout", &self.timeout)
             .field("deadline", &self.deadline)
+            .field("stall_timeout", &self.stall_timeout)
             .field("retry", &self.inner.retry)
             .field("retry_budget", &self.inner.budget.available())
             .field("user_agent", &self.inner.user_agent)
@@ -499,6 +530,12 @@ pub(crate) struct Call {
     pub content_type: Option<&'static str>,
     pub accept: &'static str,
     pub options: RequestOptions,
+    /// An artifact upload or download: limited by the stall timeout and the caller's own
+    /// deadline, not by the per-attempt timeout and the default call deadline.
+    pub transfer: bool,
+    /// A PUT the contract makes idempotent (`putManifestPart`: the same part again is a
+    /// no-op), so it is retried after a lost response like a GET.
+    pub idempotent_put: bool,
 }
 
 impl Call {
@@ -511,6 +548,8 @@ impl Call {
             content_type: None,
             accept: JSON,
             options: RequestOptions::default(),
+            transfer: false,
+            idempotent_put: false,
         }
     }
 
@@ -533,6 +572,8 @@ impl Call {
             content_type: Some(JSON),
             accept: JSON,
             options: RequestOptions::default(),
+            transfer: false,
+            idempotent_put: false,
         })
     }
 
@@ -550,6 +591,12 @@ impl Call {
 
     pub fn accept(mut self, accept: &'static str) -> Self {
         self.accept = accept;
+        self
+    }
+
+    /// Marks the call as a transfer (see [`Call::transfer`]).
+    pub fn transfer(mut self) -> Self {
+        self.transfer = true;
         self
     }
 }
@@ -606,6 +653,19 @@ impl Client {
         }
     }
 
+    /// A view of this client with another stall timeout for transfers.
+    pub fn with_stall_timeout(&self, stall: Duration) -> Self {
+        Self {
+            stall_timeout: stall,
+            ..self.clone()
+        }
+    }
+
+    /// The stall timeout a transfer with these options gets.
+    pub(crate) fn stall_timeout_for(&self, options: &RequestOptions) -> Duration {
+        options.stall_timeout.unwrap_or(self.stall_timeout)
+    }
+
     /// Retry budget tokens left (see [`crate::retry::RetryBudget`]).
     pub fn retry_budget_available(&self) -> u32 {
         self.inner.budget.available()
@@ -635,15 +695,44 @@ impl Client {
 
     /// Runs `call` with retries, within its deadline, and returns the 2xx response.
     pub(crate) async fn execute(&self, call: Call) -> Result<Response> {
-        let timeout = call.options.timeout.unwrap_or(self.timeout);
+        match self.run(call, false).await? {
+            Answer::Whole(resp) => Ok(resp),
+            Answer::Streaming(s) => s.collect(usize::MAX).await.map_err(transport_error),
+        }
+    }
+
+    /// Runs `call` with retries until a 2xx answer's head is in, and returns it with its body
+    /// still to be read (artifact downloads). Only getting the head is retried.
+    pub(crate) async fn execute_streaming(&self, call: Call) -> Result<StreamingResponse> {
+        match self.run(call, true).await? {
+            Answer::Streaming(s) => Ok(s),
+            Answer::Whole(_) => unreachable!("a streaming call answers with a stream"),
+        }
+    }
+
+    async fn run(&self, call: Call, streaming: bool) -> Result<Answer> {
+        let (timeout, deadline, stall) = if call.transfer {
+            // A transfer is as long as its file: no attempt timeout and no deadline unless the
+            // caller sets them, only the stall timeout.
+            let stall = self.stall_timeout_for(&call.options);
+            if stall.is_zero() {
+                return Err(Error::build("stall timeout must be positive"));
+            }
+            let timeout = call.options.timeout.unwrap_or(NO_DEADLINE);
+            let deadline = call.options.deadline.unwrap_or(NO_DEADLINE.max(timeout));
+            (timeout, deadline, Some(stall))
+        } else {
+            let timeout = call.options.timeout.unwrap_or(self.timeout);
+            let deadline = call
+                .options
+                .deadline
+                .or(self.deadline)
+                .unwrap_or_else(|| DEFAULT_CALL_DEADLINE.max(timeout));
+            (timeout, deadline, None)
+        };
         if timeout.is_zero() {
             return Err(Error::build("timeout must be positive"));
         }
-        let deadline = call
-            .options
-            .deadline
-            .or(self.deadline)
-            .unwrap_or_else(|| DEFAULT_CALL_DEADLINE.max(timeout));
         if deadline.is_zero() {
             return Err(Error::build("deadline must be positive"));
         }
@@ -655,7 +744,7 @@ impl Client {
         }
         // GETs are naturally safe to repeat, POSTs are made safe by the key; a PUT (only
         // `updatePolicy`, which takes no key) is retried only when it cannot have been applied.
-        let replay_safe = matches!(call.method, Method::Get | Method::Post);
+        let replay_safe = matches!(call.method, Method::Get | Method::Post) || call.idempotent_put;
         if call.method == Method::Post {
             // One key per logical call, chosen before the first attempt and reused on every
             // retry: that is what makes retrying a write safe.
@@ -691,14 +780,28 @@ impl Client {
                 headers: hdrs.clone(),
                 body: call.body.clone(),
                 timeout: attempt_timeout,
+                stall_timeout: stall,
             };
             self.inner.attempts.fetch_add(1, Ordering::Relaxed);
-            let err = match self.inner.transport.send(request).await {
-                Ok(resp) if (200..300).contains(&resp.status) => {
-                    self.inner.budget.deposit();
-                    return Ok(resp);
+            let outcome = if streaming {
+                match self.inner.transport.send_streaming(request).await {
+                    Ok(s) if (200..300).contains(&s.status) => Ok(Answer::Streaming(s)),
+                    // An error answer is a small problem document.
+                    Ok(s) => s.collect(MAX_ERROR_BODY).await.map(Answer::Whole),
+                    Err(e) => Err(e),
                 }
-                Ok(resp) => api_error(&resp, self.inner.sleep.now_unix_millis()),
+            } else {
+                self.inner.transport.send(request).await.map(Answer::Whole)
+            };
+            let err = match outcome {
+                Ok(Answer::Whole(resp)) if !(200..300).contains(&resp.status) => {
+                    api_error(&resp, self.inner.sleep.now_unix_millis())
+                }
+                Ok(answer) => {
+                    self.inner.budget.deposit();
+                    return Ok(answer);
+                }
+                Err(e) if e.kind == TransportErrorKind::Stalled => stalled(stall),
                 Err(e) if e.kind == TransportErrorKind::Timeout => {
                     clock.count(attempt_timeout);
                     if attempt_timeout < timeout {
@@ -755,6 +858,32 @@ pub(crate) fn decode_json<T: DeserializeOwned>(resp: &Response) -> Result<T> {
             resp.headers.get(headers::REQUEST_ID).map(str::to_owned),
         )
     })
+}
+
+/// What an attempt brought back: a whole response, or a 2xx head with its body to read.
+enum Answer {
+    Whole(Response),
+    Streaming(StreamingResponse),
+}
+
+/// Largest error body read from a streamed answer (problem documents are small).
+const MAX_ERROR_BODY: usize = 1 << 20;
+
+/// A transfer that made no progress for `stall`.
+fn stalled(stall: Option<Duration>) -> Error {
+    Error::Timeout {
+        after: stall.unwrap_or_default(),
+        sent: Sent::Maybe,
+        limit: TimeoutLimit::Stall,
+    }
+}
+
+/// An error reading a streamed body after its head came in (nothing is retried then).
+pub(crate) fn body_error(e: TransportError, stall: Duration) -> Error {
+    match e.kind {
+        TransportErrorKind::Stalled => stalled(Some(stall)),
+        _ => transport_error(e),
+    }
 }
 
 /// Whether a failed attempt certainly left no effect: nothing was sent, or the server said it

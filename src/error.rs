@@ -87,6 +87,9 @@ pub enum TimeoutLimit {
     /// The whole call's deadline ([`crate::ClientBuilder::deadline`]), across attempts and
     /// waits.
     CallDeadline,
+    /// A transfer (artifact upload or download) made no progress for its stall timeout
+    /// ([`crate::ClientBuilder::stall_timeout`], [`crate::retry::DEFAULT_STALL_TIMEOUT`]).
+    Stall,
 }
 
 /// Every way an SDK call can fail.
@@ -161,6 +164,7 @@ fn format_timeout(after: Duration, sent: Sent, limit: TimeoutLimit) -> String {
     };
     match limit {
         TimeoutLimit::CallDeadline => format!("call deadline of {after:?} passed; {sent}"),
+        TimeoutLimit::Stall => format!("transfer stalled: no progress for {after:?}; {sent}"),
         _ => format!("attempt timed out after {after:?}; {sent}"),
     }
 }

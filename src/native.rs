@@ -9,6 +9,11 @@
 //! - **rustls, webpki roots + none of the system's proxies.** On-prem installs use their own
 //!   CA: pass a client built with `reqwest::Certificate`s to [`ReqwestTransport::with_client`].
 //! - **Per-request timeout** from [`Request::timeout`], which bounds the whole exchange.
+//! - **Stall timeout** for transfers ([`Request::stall_timeout`]): a watchdog fails the
+//!   exchange when the streamed request body was not pulled, the answer's head did not come,
+//!   or no body chunk arrived for that long (reqwest has only per-client read timeouts).
+//!   Progress is a timestamp the pump and the body reader touch, so a healthy transfer pays
+//!   one atomic store per chunk.
 //! - **Streamed bodies stream.** The reader is pumped, in the same task as the request, into a
 //!   channel of [`STREAM_CHUNKS_IN_FLIGHT`] chunks whose receiving end is the body reqwest
 //!   sends: memory stays at a few chunks whatever the size, and the reader is never polled by
@@ -21,6 +26,7 @@
 
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::sync::OnceLock;
 use std::task::{Context, Poll};
@@ -31,8 +37,8 @@ use tokio::sync::mpsc;
 
 use crate::error::{Error, Result};
 use crate::transport::{
-    Body, BodyError, BodySource, BoxFuture, ChunkReader, Headers, Method, Request, Response, Sleep,
-    Transport, TransportError, TransportErrorKind,
+    Body, BodyError, BodySource, BoxFuture, ChunkReader, Headers, Method, Request, Response,
+    ResponseBody, Sleep, StreamingResponse, Transport, TransportError, TransportErrorKind,
 };
 
 /// Chunks of a streamed body read ahead of the socket.
@@ -63,7 +69,12 @@ impl ReqwestTransport {
         Self { client }
     }
 
-    async fn send_inner(&self, request: Request) -> Result<Response, TransportError> {
+    /// Sends `request` and returns once the answer's head is in, with the watchdog that keeps
+    /// enforcing the stall timeout on the body.
+    async fn send_head(
+        &self,
+        request: &Request,
+    ) -> Result<(reqwest::Response, Option<Watchdog>), TransportError> {
         let method = match request.method {
             Method::Get => reqwest::Method::GET,
             Method::Post => reqwest::Method::POST,
@@ -77,31 +88,151 @@ impl ReqwestTransport {
         for (name, value) in request.headers.iter() {
             builder = builder.header(name, value);
         }
-        let resp = match &request.body {
-            Body::Empty => builder.send().await,
-            Body::Bytes(b) => builder.body(b.to_vec()).send().await,
-            Body::Stream(source) => {
-                let (tx, rx) = mpsc::channel(STREAM_CHUNKS_IN_FLIGHT);
-                if let Some(len) = source.len() {
-                    builder = builder.header(reqwest::header::CONTENT_LENGTH, len);
+        let watchdog = request.stall_timeout.map(Watchdog::new);
+        let exchange = async {
+            match &request.body {
+                Body::Empty => builder.send().await,
+                Body::Bytes(b) => builder.body(b.to_vec()).send().await,
+                Body::Stream(source) => {
+                    let (tx, rx) = mpsc::channel(STREAM_CHUNKS_IN_FLIGHT);
+                    if let Some(len) = source.len() {
+                        builder = builder.header(reqwest::header::CONTENT_LENGTH, len);
+                    }
+                    let builder = builder.body(reqwest::Body::wrap_stream(ChannelBody(rx)));
+                    // Both in this task: the request (which pulls the body) and the pump (which
+                    // fills it). The pump stops when the body is dropped (an early answer).
+                    let (resp, ()) =
+                        tokio::join!(builder.send(), pump(source.clone(), tx, watchdog.as_ref()));
+                    resp
                 }
-                let builder = builder.body(reqwest::Body::wrap_stream(ChannelBody(rx)));
-                // Both in this task: the request (which pulls the body) and the pump (which
-                // fills it). The pump stops when the body is dropped (an early answer).
-                let (resp, ()) = tokio::join!(builder.send(), pump(source.clone(), tx));
-                resp
             }
+        };
+        let resp = match &watchdog {
+            Some(w) => w.guard(exchange).await?,
+            None => exchange.await,
         }
         .map_err(map_error)?;
+        Ok((resp, watchdog))
+    }
+
+    async fn send_inner(&self, request: Request) -> Result<Response, TransportError> {
+        let (resp, watchdog) = self.send_head(&request).await?;
         let status = resp.status().as_u16();
-        let mut headers = Headers::new();
-        for (name, value) in resp.headers() {
-            if let Ok(v) = value.to_str() {
-                headers.append(name.as_str(), v);
+        let headers = headers_of(&resp);
+        let body = match &watchdog {
+            Some(w) => {
+                w.touch();
+                w.guard(resp.bytes()).await?
             }
+            None => resp.bytes().await,
         }
-        let body = resp.bytes().await.map_err(map_error)?;
+        .map_err(map_error)?;
         Ok(Response::new(status, headers, body.to_vec()))
+    }
+
+    async fn send_streaming_inner(
+        &self,
+        request: Request,
+    ) -> Result<StreamingResponse, TransportError> {
+        let (resp, _) = self.send_head(&request).await?;
+        let status = resp.status().as_u16();
+        let headers = headers_of(&resp);
+        Ok(StreamingResponse::new(
+            status,
+            headers,
+            Box::new(StreamedBody {
+                resp,
+                stall: request.stall_timeout,
+            }),
+        ))
+    }
+}
+
+fn headers_of(resp: &reqwest::Response) -> Headers {
+    let mut headers = Headers::new();
+    for (name, value) in resp.headers() {
+        if let Ok(v) = value.to_str() {
+            headers.append(name.as_str(), v);
+        }
+    }
+    headers
+}
+
+/// The body of a streamed answer: each chunk must come within the stall timeout (the
+/// exchange's whole timeout still runs in reqwest).
+struct StreamedBody {
+    resp: reqwest::Response,
+    stall: Option<Duration>,
+}
+
+impl ResponseBody for StreamedBody {
+    fn next_chunk(&mut self) -> BoxFuture<'_, Result<Option<Vec<u8>>, TransportError>> {
+        Box::pin(async move {
+            loop {
+                let chunk = match self.stall {
+                    Some(stall) => tokio::time::timeout(stall, self.resp.chunk())
+                        .await
+                        .map_err(|_| stalled(stall))?,
+                    None => self.resp.chunk().await,
+                }
+                .map_err(map_error)?;
+                match chunk {
+                    Some(c) if c.is_empty() => continue,
+                    Some(c) => return Ok(Some(c.to_vec())),
+                    None => return Ok(None),
+                }
+            }
+        })
+    }
+}
+
+fn stalled(stall: Duration) -> TransportError {
+    TransportError::new(
+        TransportErrorKind::Stalled,
+        format!("no progress for {stall:?}"),
+    )
+}
+
+/// When a transfer last moved, and how long it may stand still.
+struct Watchdog {
+    stall: Duration,
+    /// Milliseconds since `origin` of the last progress.
+    last: AtomicU64,
+    origin: tokio::time::Instant,
+}
+
+impl Watchdog {
+    fn new(stall: Duration) -> Self {
+        Self {
+            stall,
+            last: AtomicU64::new(0),
+            origin: tokio::time::Instant::now(),
+        }
+    }
+
+    /// Records progress now.
+    fn touch(&self) {
+        let ms = self.origin.elapsed().as_millis() as u64;
+        self.last.store(ms, Ordering::Relaxed);
+    }
+
+    /// Runs `fut`, failing with [`TransportErrorKind::Stalled`] once no progress was recorded
+    /// for the stall timeout.
+    async fn guard<F: std::future::Future>(&self, fut: F) -> Result<F::Output, TransportError> {
+        let watch = async {
+            loop {
+                let last = self.origin + Duration::from_millis(self.last.load(Ordering::Relaxed));
+                let due = last + self.stall;
+                if tokio::time::Instant::now() >= due {
+                    return;
+                }
+                tokio::time::sleep_until(due).await;
+            }
+        };
+        tokio::select! {
+            out = fut => Ok(out),
+            () = watch => Err(stalled(self.stall)),
+        }
     }
 }
 
@@ -121,6 +252,7 @@ impl futures_core::Stream for ChannelBody {
 async fn pump(
     source: Arc<dyn BodySource>,
     tx: mpsc::Sender<std::result::Result<Vec<u8>, std::io::Error>>,
+    watchdog: Option<&Watchdog>,
 ) {
     let mut reader = source.open();
     loop {
@@ -132,6 +264,10 @@ async fn pump(
         let failed = item.is_err();
         if tx.send(item).await.is_err() || failed {
             return;
+        }
+        // The socket took the chunk before last (the channel had room): the upload moves.
+        if let Some(w) = watchdog {
+            w.touch();
         }
     }
 }
@@ -243,6 +379,13 @@ fn map_error(e: reqwest::Error) -> TransportError {
 impl Transport for ReqwestTransport {
     fn send(&self, request: Request) -> BoxFuture<'_, Result<Response, TransportError>> {
         Box::pin(self.send_inner(request))
+    }
+
+    fn send_streaming(
+        &self,
+        request: Request,
+    ) -> BoxFuture<'_, Result<StreamingResponse, TransportError>> {
+        Box::pin(self.send_streaming_inner(request))
     }
 }
 

@@ -43,6 +43,13 @@ pub const DEFAULT_MAX_DELAY: Duration = Duration::from_secs(10);
 pub const DEFAULT_MAX_RETRY_AFTER: Duration = Duration::from_secs(60);
 /// Per-attempt timeout.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+/// Stall timeout of a transfer (artifact upload or download): an attempt that sends or
+/// receives no byte for this long (or, its body sent, waits this long for the answer) is
+/// given up, and retried like a timed-out attempt. Transfers have no overall deadline by
+/// default: a 4 GiB model on a slow link may take an hour and is healthy as long as it moves.
+/// A minute, because after the last byte of an upload the server still syncs the file to disk
+/// (or completes the object store upload) before it answers.
+pub const DEFAULT_STALL_TIMEOUT: Duration = Duration::from_secs(60);
 /// Deadline of a whole call: every attempt and every wait between attempts. An attempt's
 /// timeout is cut to what is left of it, and no wait starts that would end past it. When the
 /// caller sets a per-attempt timeout longer than this but no deadline, the deadline is that

@@ -18,6 +18,13 @@
 //! and reports [`TransportErrorKind::Timeout`], so a hung connection can neither block the
 //! caller nor the retry loop.
 //!
+//! **Transfers are limited by progress, not by length.** An artifact upload or download can
+//! take hours on a slow link and still be healthy, so its request also carries a
+//! [`Request::stall_timeout`]: the transport fails the exchange with
+//! [`TransportErrorKind::Stalled`] when no byte of the body went out (upload) or came in
+//! (download, or the answer's head) for that long. Its [`Request::timeout`] is then only the
+//! caller's overall deadline, or [`NO_DEADLINE`] when there is none.
+//!
 //! **Time is injected.** [`Sleep`] provides the backoff delay, the wall clock (for
 //! `Retry-After` dates) and a monotonic clock (for the per-call deadline), because
 //! `std::thread::sleep`, `Instant::now` and `SystemTime::now` do not exist on
@@ -202,6 +209,11 @@ pub trait ChunkReader: MaybeSend {
     fn next_chunk(&mut self) -> BoxFuture<'_, Result<Option<Vec<u8>>, BodyError>>;
 }
 
+/// The whole-exchange limit of a transfer whose caller set no deadline: a week, a backstop
+/// only (the stall timeout is what ends a dead transfer). Below JS's largest timer delay
+/// (2^31 - 1 ms, about 24.8 days), so every transport can arm it as it is.
+pub const NO_DEADLINE: Duration = Duration::from_secs(7 * 24 * 3600);
+
 /// A request body.
 #[derive(Clone, Default)]
 #[non_exhaustive]
@@ -272,6 +284,10 @@ pub struct Request {
     /// Time limit of this attempt, which the transport must enforce: the per-attempt timeout,
     /// or what is left of the call's deadline if that is less.
     pub timeout: Duration,
+    /// For transfers (artifact uploads and downloads): the longest time without progress
+    /// (no body byte sent or received, no answer head) before the transport gives up with
+    /// [`TransportErrorKind::Stalled`]. `None` for every other call.
+    pub stall_timeout: Option<Duration>,
 }
 
 impl Request {
@@ -283,6 +299,7 @@ impl Request {
             headers: Headers::new(),
             body: Body::Empty,
             timeout,
+            stall_timeout: None,
         }
     }
 }
@@ -311,6 +328,80 @@ impl Response {
     }
 }
 
+/// A response whose body is read chunk by chunk ([`Transport::send_streaming`]): artifact
+/// downloads, never held whole.
+#[non_exhaustive]
+pub struct StreamingResponse {
+    /// Status code.
+    pub status: u16,
+    /// Headers.
+    pub headers: Headers,
+    /// The body, still to be read.
+    pub body: Box<dyn ResponseBody>,
+}
+
+impl StreamingResponse {
+    /// A response from its parts.
+    pub fn new(status: u16, headers: Headers, body: Box<dyn ResponseBody>) -> Self {
+        Self {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    /// Reads the body whole, failing if it exceeds `limit` bytes (error answers, which are
+    /// small problem documents).
+    pub async fn collect(mut self, limit: usize) -> Result<Response, TransportError> {
+        let mut body = Vec::new();
+        while let Some(chunk) = self.body.next_chunk().await? {
+            if body.len() + chunk.len() > limit {
+                return Err(TransportError::new(
+                    TransportErrorKind::Io,
+                    format!("response body larger than {limit} bytes"),
+                ));
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok(Response::new(self.status, self.headers, body))
+    }
+}
+
+impl fmt::Debug for StreamingResponse {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StreamingResponse")
+            .field("status", &self.status)
+            .field("headers", &self.headers)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The body of a [`StreamingResponse`]. The transport enforces the request's limits
+/// ([`Request::timeout`], [`Request::stall_timeout`]) on every read; dropping it aborts the
+/// exchange.
+pub trait ResponseBody: MaybeSend {
+    /// The next chunk (never empty), or `None` at the end.
+    fn next_chunk(&mut self) -> BoxFuture<'_, Result<Option<Vec<u8>>, TransportError>>;
+}
+
+/// A body already in memory, as one chunk (what [`Transport::send_streaming`] gives by default).
+#[derive(Debug)]
+pub struct WholeBody(Option<Vec<u8>>);
+
+impl WholeBody {
+    /// The body `bytes`.
+    pub fn new(bytes: Vec<u8>) -> Self {
+        Self((!bytes.is_empty()).then_some(bytes))
+    }
+}
+
+impl ResponseBody for WholeBody {
+    fn next_chunk(&mut self) -> BoxFuture<'_, Result<Option<Vec<u8>>, TransportError>> {
+        let chunk = self.0.take();
+        Box::pin(async move { Ok(chunk) })
+    }
+}
+
 /// What kind of transport failure happened; decides [`crate::Sent`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
@@ -321,6 +412,8 @@ pub enum TransportErrorKind {
     Timeout,
     /// Failed after sending may have started (reset, TLS, broken body).
     Io,
+    /// A transfer made no progress for its [`Request::stall_timeout`].
+    Stalled,
 }
 
 /// A transport failure.
@@ -355,6 +448,23 @@ impl std::error::Error for TransportError {}
 pub trait Transport: MaybeSend + MaybeSync {
     /// Sends `request` and reads the whole response.
     fn send(&self, request: Request) -> BoxFuture<'_, Result<Response, TransportError>>;
+
+    /// Sends `request` and returns once the answer's head is in, its body still to be read
+    /// (artifact downloads). The default reads the whole body with [`Self::send`]; real
+    /// transports stream it.
+    fn send_streaming(
+        &self,
+        request: Request,
+    ) -> BoxFuture<'_, Result<StreamingResponse, TransportError>> {
+        Box::pin(async move {
+            let r = self.send(request).await?;
+            Ok(StreamingResponse::new(
+                r.status,
+                r.headers,
+                Box::new(WholeBody::new(r.body)),
+            ))
+        })
+    }
 }
 
 /// Timers and wall clock of the runtime.
@@ -381,6 +491,12 @@ pub trait Sleep: MaybeSend + MaybeSync {
 impl<T: Transport + ?Sized> Transport for Arc<T> {
     fn send(&self, request: Request) -> BoxFuture<'_, Result<Response, TransportError>> {
         (**self).send(request)
+    }
+    fn send_streaming(
+        &self,
+        request: Request,
+    ) -> BoxFuture<'_, Result<StreamingResponse, TransportError>> {
+        (**self).send_streaming(request)
     }
 }
 

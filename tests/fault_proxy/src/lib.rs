@@ -33,6 +33,8 @@
 //! proxy only needs to find where each message ends, and every byte is passed through unchanged
 //! apart from the hop-by-hop `Connection` headers.
 
+pub mod link;
+
 use std::collections::HashMap;
 use std::fmt;
 use std::io;
