@@ -63,6 +63,15 @@ mkdirSync(join(out, 'dist'), { recursive: true });
 mkdirSync(join(out, 'bin'), { recursive: true });
 writeFileSync(join(out, 'dist', 'datapilot_bg.wasm'), wasm.core);
 writeFileSync(join(out, 'dist', 'verifier_bg.wasm'), wasm.verifier);
+// The same bytes as ES modules (base64), for bundlers that do not copy the files a
+// `new URL('./x.wasm', import.meta.url)` names (esbuild, Rollup without a plugin): the web entry
+// imports them only when the .wasm file is not where that URL points (index.web.js).
+for (const [m, name] of [['core', 'datapilot'], ['verifier', 'verifier']]) {
+  writeFileSync(
+    join(out, 'dist', `${name}_bg.wasm.js`),
+    `// ${name}_bg.wasm, base64: the web entry's fallback when the file is not served next to the bundle.\nexport default ${JSON.stringify(wasm[m].toString('base64'))};\n`,
+  );
+}
 
 /** wasm-bindgen glue with its self-types comment pointing at the renamed declaration file. */
 function glue(target, name, dts) {
@@ -80,9 +89,51 @@ function glue(target, name, dts) {
   // `[Symbol.dispose]` needs lib "esnext.disposable"; consumers on older libs would fail to
   // compile. The method stays at run time (use `free()` in typed code).
   types = types.replace(/^\s*\[Symbol\.dispose\]\(\): void;\n/gm, '');
+  if (target !== 'web') types = withoutDomTypes(types, dts);
   writeFileSync(join(out, 'dist', dts), types);
 }
+/**
+ * Node typings that compile without lib "dom" (a Node project has `lib: ["es2022"]` and
+ * @types/node, which declares Blob, File, AbortSignal and fetch but not the drag-and-drop
+ * types): the browser-only parameters get structural types. Each rewrite must match.
+ */
+function withoutDomTypes(types, name) {
+  const rewrites = [
+    ['filesFromDataTransfer(data: DataTransfer | DataTransferItemList)', 'filesFromDataTransfer(data: object)'],
+    ['hashFiles(files: FileList | Iterable<File | DatasetFile>', 'hashFiles(files: ArrayLike<File> | Iterable<File | DatasetFile>'],
+  ];
+  for (const [from, to] of rewrites) {
+    if (!types.includes(from)) die(`${name}: expected \`${from}\` in the wasm-bindgen declarations`);
+    types = types.replace(from, to);
+  }
+  const left = /\b(DataTransfer|DataTransferItemList|FileList|HTMLElement|Document|Window)\b/.exec(
+    types.replace(/\/\*[\s\S]*?\*\//g, ''),
+  );
+  if (left) die(`${name}: declares the DOM-only type ${left[1]}; Node projects without lib "dom" would not compile`);
+  return types;
+}
+
 glue('web', 'web.js', 'web.d.ts');
+guardWebGlue(join(out, 'dist', 'web.js'));
+
+/**
+ * The web glue before `init()` has no wasm exports, so every export failed with "Cannot read
+ * properties of undefined". Its `wasm` starts as a stand-in whose every property read throws a
+ * DataPilotError (kind `init`, code `not_initialised`) that says to call `init()` first; the
+ * glue's own "already loaded?" checks compare with the stand-in instead of `undefined`. Each
+ * rewrite must match exactly once, so a wasm-bindgen upgrade that changes the glue fails here.
+ */
+function guardWebGlue(file) {
+  let js = read(file);
+  const swap = (from, to, times) => {
+    const n = js.split(from).length - 1;
+    if (n !== times) die(`${file}: expected ${times} of ${JSON.stringify(from)} in the wasm-bindgen glue, found ${n}`);
+    js = js.replaceAll(from, to);
+  };
+  swap('let wasmModule, wasmInstance, wasm;', `${read(join(tpl, 'not-ready.js')).trim()}\nlet wasmModule, wasmInstance, wasm = NOT_READY;`, 1);
+  swap('if (wasm !== undefined) return wasm;', 'if (wasm !== NOT_READY) return wasm;', 2);
+  writeFileSync(file, js);
+}
 glue('experimental-nodejs-module', 'node.mjs', 'node.d.mts');
 glue('nodejs', 'node.cjs', 'node.d.cts');
 
@@ -123,7 +174,7 @@ const verifierApi = read(join(tpl, 'verifier-api.js'));
 writeFileSync(join(out, 'verifier-api.js'), `${verifierApi}\nexport { makeVerifierApi };\n`);
 writeFileSync(join(out, 'verifier-api.cjs'), `'use strict';\n${verifierApi}\nmodule.exports = { makeVerifierApi };\n`);
 
-for (const f of ['index.node.mjs', 'index.node.cjs', 'index.web.js', 'README.md']) {
+for (const f of ['index.node.mjs', 'index.node.cjs', 'index.web.js', 'wasm-source.js', 'README.md']) {
   copyFileSync(join(tpl, f), join(out, f));
 }
 copyFileSync(join(tpl, 'bin', 'datapilot.mjs'), join(out, 'bin', 'datapilot.mjs'));

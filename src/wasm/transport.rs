@@ -145,6 +145,17 @@ impl AbortGuard {
     }
 
     fn fail(&self, e: &JsValue, reading_body: bool) -> TransportError {
+        self.fail_with_hint(e, reading_body, None)
+    }
+
+    /// As [`fail`](Self::fail), with `hint` appended to the message of a failed fetch (not a
+    /// timeout or an abort).
+    fn fail_with_hint(
+        &self,
+        e: &JsValue,
+        reading_body: bool,
+        hint: Option<String>,
+    ) -> TransportError {
         if self.timed_out() {
             return TransportError::new(TransportErrorKind::Timeout, "deadline passed");
         }
@@ -153,8 +164,41 @@ impl AbortGuard {
         } else {
             TransportErrorKind::Io
         };
-        TransportError::new(kind, js_message(e))
+        let mut message = js_message(e);
+        if let Some(h) = hint {
+            message.push_str(&h);
+        }
+        TransportError::new(kind, message)
     }
+}
+
+/// For a browser fetch that failed with a `TypeError` ("Failed to fetch"): when the request
+/// went to another origin than the page's, the likely cause is the server's CORS settings,
+/// which the browser reports no better than a dead server. The hint names both origins.
+fn cross_origin_hint(e: &JsValue, url: &str) -> Option<String> {
+    if !e.is_instance_of::<js_sys::TypeError>() {
+        return None;
+    }
+    let location = Reflect::get(&js_sys::global(), &"location".into()).ok()?;
+    let page = Reflect::get(&location, &"origin".into())
+        .ok()?
+        .as_string()?;
+    if page.is_empty() || page == "null" || url.starts_with(&format!("{page}/")) {
+        return None;
+    }
+    // scheme://authority of the request URL (the core builds absolute URLs).
+    let server = url
+        .find("://")
+        .map(|i| {
+            let rest = &url[i + 3..];
+            &url[..i + 3 + rest.find('/').unwrap_or(rest.len())]
+        })
+        .unwrap_or(url);
+    Some(format!(
+        " (cross-origin request from {page} to {server}: if the server is up, its CORS settings \
+         probably do not allow {page}; the reference server takes --cors-origins / \
+         DATAPILOT_CORS_ORIGINS)"
+    ))
 }
 
 impl Drop for AbortGuard {
@@ -368,7 +412,14 @@ async fn send(
 
     let resp = JsFuture::from(global_fetch(&request.url, init.unchecked_ref()))
         .await
-        .map_err(|e| guard.fail(&e, false))?;
+        .map_err(|e| {
+            let hint = if node {
+                None
+            } else {
+                cross_origin_hint(&e, &request.url)
+            };
+            guard.fail_with_hint(&e, false, hint)
+        })?;
     let resp: web_sys::Response = resp
         .dyn_into()
         .map_err(|_| io("fetch did not return a Response"))?;

@@ -72,6 +72,27 @@ export interface WriteOptions extends CallOptions {
   idempotencyKey?: string;
 }
 
+/** Options of `registerDatasetVersion`. */
+export interface RegisterOptions extends WriteOptions {
+  /** Files per request; a larger manifest is sent in parts of this many (1-100000, default 50000). */
+  partFiles?: number;
+  /** Continue the manifest upload an earlier process started (its `uploadId` from `onProgress`). */
+  resumeUploadId?: string;
+  /** Called when the upload starts and after each part. */
+  onProgress?: (progress: RegistrationProgress) => void;
+}
+
+/** Progress of `registerDatasetVersion`. Keep `uploadId` to resume after a crash. */
+export interface RegistrationProgress {
+  phase: "registering";
+  /** The manifest upload, or `null` for a manifest sent in one request. */
+  uploadId: string | null;
+  partsDone: number;
+  parts: number;
+  filesSent: number;
+  files: number;
+}
+
 /** Options of list operations. */
 export interface ListOptions extends CallOptions {
   /** Page size, 1-500 (server default 50). */
@@ -202,9 +223,11 @@ export interface ListIterator<T> extends AsyncIterableIterator<T> {
 /** The error every SDK call rejects with (except aborts, which reject with `signal.reason`). */
 export interface DataPilotError extends Error {
   name: "DataPilotError";
-  kind: "api" | "transport" | "timeout" | "invalid_request" | "decode" | "verification";
+  kind: "api" | "transport" | "timeout" | "invalid_request" | "decode" | "verification" | "init";
   /** The server's problem code (`gate_not_passed`, `not_found`, ...) or a local one
-   * (`invalid_request`, `transport_error`, `timeout`, `decode_error`, `verification_failed`). */
+   * (`invalid_request`, `transport_error`, `timeout`, `decode_error`, `verification_failed`;
+   * in browsers `not_initialised`, a call before `init()` resolved, and `init_failed`, a wasm
+   * module that did not load). */
   code: string;
   /** HTTP status when the server answered. */
   status: number | null;
@@ -222,6 +245,6 @@ export interface DataPilotError extends Error {
   retryAfterMs: number | null;
 }
 
-/** Whether `value` is an error thrown by this SDK (either module format). */
+/** Whether `value` is an error thrown by this SDK (either module format; works before `init()`). */
 export function isDataPilotError(value: unknown): value is DataPilotError;
 "#;
