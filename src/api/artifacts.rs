@@ -19,10 +19,9 @@ use crate::client::{body_error, path, Call, Client, RequestOptions, OCTET_STREAM
 use crate::error::{Error, Result};
 use crate::model::artifacts::{Artifact, ArtifactContent};
 use crate::pagination::Pager;
-use crate::transport::{
-    headers, Body, BodyError, BodySource, BoxFuture, ChunkReader, MaybeSend, MaybeSync, Response,
-    ResponseBody,
-};
+#[cfg(feature = "native")]
+use crate::transport::{BodyError, BodySource, ChunkReader};
+use crate::transport::{headers, Body, BoxFuture, MaybeSend, MaybeSync, Response, ResponseBody};
 
 fn is_sha256_hex(s: &str) -> bool {
     s.len() == 64 && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
@@ -562,11 +561,13 @@ impl DownloadToFile {
 
 /// A body source that reports how much of it was read (≈ sent: the transport reads a few
 /// chunks ahead of the socket).
+#[cfg(feature = "native")]
 struct CountingSource {
     inner: Arc<dyn BodySource>,
     sink: Arc<dyn ProgressSink>,
 }
 
+#[cfg(feature = "native")]
 impl BodySource for CountingSource {
     fn len(&self) -> Option<u64> {
         self.inner.len()
@@ -582,6 +583,7 @@ impl BodySource for CountingSource {
     }
 }
 
+#[cfg(feature = "native")]
 struct CountingReader {
     inner: Box<dyn ChunkReader>,
     sink: Arc<dyn ProgressSink>,
@@ -589,6 +591,7 @@ struct CountingReader {
     read: u64,
 }
 
+#[cfg(feature = "native")]
 impl ChunkReader for CountingReader {
     fn next_chunk(&mut self) -> BoxFuture<'_, std::result::Result<Option<Vec<u8>>, BodyError>> {
         Box::pin(async move {
