@@ -41,7 +41,8 @@ const GLOBAL = {
   token: { type: 'string', arg: 'TOKEN', help: 'API token (env DATAPILOT_TOKEN; prefer the variable: flags show in process lists)' },
   config: { type: 'string', arg: 'FILE', help: 'JSON config file (env DATAPILOT_CONFIG; default ~/.config/datapilot/config.json if present)' },
   'timeout-ms': { type: 'string', arg: 'N', help: 'per-attempt timeout (env DATAPILOT_TIMEOUT_MS)' },
-  'deadline-ms': { type: 'string', arg: 'N', help: 'whole-call deadline, retries included (env DATAPILOT_DEADLINE_MS)' },
+  'deadline-ms': { type: 'string', arg: 'N', help: 'whole-call deadline, retries included (env DATAPILOT_DEADLINE_MS); artifact uploads and downloads have none unless this is set' },
+  'stall-timeout-ms': { type: 'string', arg: 'N', help: 'artifact uploads and downloads: give an attempt up after N ms without progress (default 60000; env DATAPILOT_STALL_TIMEOUT_MS)' },
   json: { type: 'boolean', help: 'print the result as JSON on stdout' },
   field: { type: 'string', arg: 'PATH', help: 'print one field of the JSON result (e.g. version.digest)' },
   'no-progress': { type: 'boolean', help: 'no progress output on stderr' },
@@ -111,6 +112,7 @@ async function settings(values) {
     token: values.token ?? (env.DATAPILOT_TOKEN || undefined) ?? cfg.token,
     timeoutMs: number(values['timeout-ms'] ?? env.DATAPILOT_TIMEOUT_MS ?? cfg.timeout_ms, '--timeout-ms'),
     deadlineMs: number(values['deadline-ms'] ?? env.DATAPILOT_DEADLINE_MS ?? cfg.deadline_ms, '--deadline-ms'),
+    stallTimeoutMs: number(values['stall-timeout-ms'] ?? env.DATAPILOT_STALL_TIMEOUT_MS ?? cfg.stall_timeout_ms, '--stall-timeout-ms'),
     trustedKeys: keys,
     checkpointFile: values['checkpoint-file'] ?? values['last-checkpoint'] ?? (env.DATAPILOT_CHECKPOINT_FILE || undefined) ?? cfg.checkpoint_file,
     json: values.json === true || values.field !== undefined,
@@ -127,6 +129,7 @@ function client(ctx, token = ctx.token) {
     token,
     timeoutMs: ctx.timeoutMs,
     deadlineMs: ctx.deadlineMs,
+    stallTimeoutMs: ctx.stallTimeoutMs,
     userAgent: 'datapilot-cli',
   });
 }
@@ -324,6 +327,30 @@ async function writeOutput(file, bytes) {
   const tmp = `${file}.part`;
   await writeFile(tmp, bytes);
   await rename(tmp, file);
+}
+
+/**
+ * Writes a verified download stream to `file` (or stdout for `-`): into `file.<pid>.part` next
+ * to it, renamed to `file` only after the stream ended (which it does only once verified); on
+ * any error the part file is removed and `file` is untouched. On stdout the bytes before an
+ * error are already written; the command then fails with a non-zero exit.
+ */
+async function writeStream(file, stream) {
+  const { Readable } = await import('node:stream');
+  const { pipeline } = await import('node:stream/promises');
+  const { createWriteStream } = await import('node:fs');
+  if (file === '-') {
+    await pipeline(Readable.fromWeb(stream), process.stdout, { end: false });
+    return;
+  }
+  const tmp = `${file}.${process.pid}.part`;
+  try {
+    await pipeline(Readable.fromWeb(stream), createWriteStream(tmp, { flush: true }));
+    await rename(tmp, file);
+  } catch (e) {
+    await rm(tmp, { force: true });
+    throw e;
+  }
 }
 
 function outputArg(ctx) {
@@ -572,9 +599,9 @@ const COMMANDS = {
       const a = await dp
         .uploadArtifact(runId, name, await openFileBlob(file), {
           onProgress: (p) => bar.update(p.phase === 'hashing' ? `hashing ${name}` : `uploading ${name}`, p.bytes, p.totalBytes),
-          // Large files: a long attempt and a long call, unless configured otherwise.
-          timeoutMs: ctx.timeoutMs ?? 30 * 60_000,
-          deadlineMs: ctx.deadlineMs ?? 2 * 60 * 60_000,
+          // A transfer: limited by the stall timeout (the client's), with no deadline unless
+          // --deadline-ms sets one.
+          deadlineMs: ctx.deadlineMs,
         })
         .finally(() => bar.stop());
       out(ctx, a, `uploaded ${a.name} to ${runId} (${a.size} bytes, sha256 ${a.sha256})`);
@@ -775,13 +802,22 @@ const COMMANDS = {
         }
       }
       if (!artifact) throw new Error(`run ${runId} has no artifact '${ctx.values.artifact}'`);
-      const content = await dp.downloadArtifact(runId, artifact.id, { timeoutMs: ctx.timeoutMs ?? 30 * 60_000, deadlineMs: ctx.deadlineMs ?? 2 * 60 * 60_000 });
-      // End to end: the bytes must be what the run recorded, not only what the server announced.
-      const { createHash } = await import('node:crypto');
-      const actual = createHash('sha256').update(content.bytes).digest('hex');
-      if (actual !== artifact.sha256) throw new VerificationError(`${artifact.name}: downloaded bytes hash to ${actual}, the run recorded ${artifact.sha256}`);
-      await writeOutput(output, content.bytes);
-      if (output !== '-') out(ctx, { file: output, bytes: content.bytes.length, sha256: actual, artifact }, `wrote ${output} (${content.bytes.length} bytes, sha256 ${actual})`);
+      const bar = await progress(ctx);
+      try {
+        // Streamed, and checked against the sha256 the run recorded while it streams: the
+        // stream ends only once every byte matched (its last chunk is held back until then).
+        const { stream } = await dp.downloadArtifactStream(runId, artifact.id, {
+          onProgress: (p) => bar.update(`downloading ${artifact.name}`, p.bytes, p.totalBytes),
+          deadlineMs: ctx.deadlineMs,
+        });
+        await writeStream(output, stream);
+      } catch (e) {
+        if (isDataPilotError(e) && e.kind === 'verification') throw new VerificationError(`${artifact.name}: ${e.message}`);
+        throw e;
+      } finally {
+        bar.stop();
+      }
+      if (output !== '-') out(ctx, { file: output, bytes: artifact.size, sha256: artifact.sha256, artifact }, `wrote ${output} (${artifact.size} bytes, sha256 ${artifact.sha256})`);
     },
   },
 

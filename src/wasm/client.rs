@@ -58,10 +58,12 @@ fn millis(value: &JsValue, what: &str) -> Result<Option<Duration>, JsValue> {
     }
 }
 
-/// Reads `signal`, `timeoutMs`, `deadlineMs` and `idempotencyKey` from an options bag.
+/// Reads `signal`, `timeoutMs`, `deadlineMs`, `stallTimeoutMs` (transfers) and
+/// `idempotencyKey` from an options bag.
 pub(crate) fn prepare(client: &Client, options: &JsValue) -> Result<Prepared, JsValue> {
     let timeout = millis(&opt(options, "timeoutMs"), "timeoutMs")?;
     let deadline = millis(&opt(options, "deadlineMs"), "deadlineMs")?;
+    let stall_timeout = millis(&opt(options, "stallTimeoutMs"), "stallTimeoutMs")?;
     let key = opt(options, "idempotencyKey");
     let idempotency_key = if key.is_undefined() || key.is_null() {
         None
@@ -88,6 +90,7 @@ pub(crate) fn prepare(client: &Client, options: &JsValue) -> Result<Prepared, Js
             idempotency_key,
             timeout,
             deadline,
+            stall_timeout,
             ..RequestOptions::default()
         },
     })
@@ -203,6 +206,9 @@ impl DataPilot {
         }
         if let Some(d) = millis(&opt(&options, "deadlineMs"), "deadlineMs")? {
             builder = builder.deadline(d);
+        }
+        if let Some(s) = millis(&opt(&options, "stallTimeoutMs"), "stallTimeoutMs")? {
+            builder = builder.stall_timeout(s);
         }
         let token = opt(&options, "token");
         if !(token.is_undefined() || token.is_null()) {
@@ -618,15 +624,35 @@ impl DataPilot {
         })())
     }
 
-    /// `downloadArtifact`: the bytes, checked against the server's `X-Content-SHA256`.
+    /// `downloadArtifact`: the bytes, checked against the server's `X-Content-SHA256`. Read
+    /// whole into memory: for small artifacts (see `downloadArtifactStream`).
     #[wasm_bindgen(js_name = downloadArtifact, unchecked_return_type = "Promise<DownloadedArtifact>")]
     pub fn download_artifact(
         &self,
         #[wasm_bindgen(js_name = runId)] run_id: String,
         #[wasm_bindgen(js_name = artifactId)] artifact_id: String,
-        #[wasm_bindgen(unchecked_optional_param_type = "CallOptions")] options: JsValue,
+        #[wasm_bindgen(unchecked_optional_param_type = "TransferOptions")] options: JsValue,
     ) -> Result<Promise, JsValue> {
         rejecting(super::run::download_artifact(
+            &self.client,
+            run_id,
+            artifact_id,
+            &options,
+        ))
+    }
+
+    /// `downloadArtifact` of any size: resolves at the answer's head to `{ stream, artifact }`,
+    /// a `ReadableStream<Uint8Array>` checked against the artifact's recorded sha256 as it is
+    /// read (the last chunk is held back until the check passed; a mismatch errors the stream
+    /// with a `DataPilotError` of kind `verification`).
+    #[wasm_bindgen(js_name = downloadArtifactStream, unchecked_return_type = "Promise<ArtifactDownloadStream>")]
+    pub fn download_artifact_stream(
+        &self,
+        #[wasm_bindgen(js_name = runId)] run_id: String,
+        #[wasm_bindgen(js_name = artifactId)] artifact_id: String,
+        #[wasm_bindgen(unchecked_optional_param_type = "DownloadStreamOptions")] options: JsValue,
+    ) -> Result<Promise, JsValue> {
+        rejecting(super::run::download_artifact_stream(
             &self.client,
             run_id,
             artifact_id,

@@ -5,6 +5,9 @@
 //! run, exactly what the run token is for, while the creator's client keeps its own token.
 //! The same helpers back the `DataPilot` methods that take a run id.
 
+use std::cell::{Cell, RefCell};
+use std::rc::Rc;
+
 use js_sys::{Object, Promise, Reflect, Uint8Array};
 use sha2::{Digest, Sha256};
 use wasm_bindgen::prelude::*;
@@ -14,8 +17,10 @@ use super::client::{list, prepare, rejecting, spawn, spawn_js, DataPilot};
 use super::error::{invalid_argument, to_js_error};
 use super::hashing::Progress;
 use super::opt;
+use super::signal::with_signal;
 use super::transport::blob_body;
 use super::{from_js, to_js};
+use crate::api::ArtifactStream;
 use crate::client::Client;
 use crate::model::metrics::AppendMetricsRequest;
 use crate::model::runs::{CreatedRun, FinishRunRequest, Run};
@@ -156,9 +161,24 @@ impl RunHandle {
     pub fn download_artifact(
         &self,
         #[wasm_bindgen(js_name = artifactId)] artifact_id: String,
-        #[wasm_bindgen(unchecked_optional_param_type = "CallOptions")] options: JsValue,
+        #[wasm_bindgen(unchecked_optional_param_type = "TransferOptions")] options: JsValue,
     ) -> Result<Promise, JsValue> {
         rejecting(download_artifact(
+            &self.client,
+            self.run_id.clone(),
+            artifact_id,
+            &options,
+        ))
+    }
+
+    /// `downloadArtifactStream` with the run token (see `DataPilot#downloadArtifactStream`).
+    #[wasm_bindgen(js_name = downloadArtifactStream, unchecked_return_type = "Promise<ArtifactDownloadStream>")]
+    pub fn download_artifact_stream(
+        &self,
+        #[wasm_bindgen(js_name = artifactId)] artifact_id: String,
+        #[wasm_bindgen(unchecked_optional_param_type = "DownloadStreamOptions")] options: JsValue,
+    ) -> Result<Promise, JsValue> {
+        rejecting(download_artifact_stream(
             &self.client,
             self.run_id.clone(),
             artifact_id,
@@ -303,10 +323,11 @@ pub(crate) fn download_artifact(
     options: &JsValue,
 ) -> Result<Promise, JsValue> {
     let p = prepare(client, options)?;
-    let c = p.client;
+    let (c, o) = (p.client, p.opts);
     Ok(spawn_js(p.signal, async move {
         let content = c
             .download_artifact(&run_id, &artifact_id)
+            .options(o)
             .send()
             .await
             .map_err(|e| to_js_error(&e))?;
@@ -319,4 +340,115 @@ pub(crate) fn download_artifact(
         )?;
         Ok(o.into())
     }))
+}
+
+/// Bytes between two download progress reports (and the last byte, always reported).
+const DOWNLOAD_PROGRESS_STEP: u64 = 1 << 20;
+
+pub(crate) fn download_artifact_stream(
+    client: &Client,
+    run_id: String,
+    artifact_id: String,
+    options: &JsValue,
+) -> Result<Promise, JsValue> {
+    let p = prepare(client, options)?;
+    let (c, o) = (p.client, p.opts);
+    let signal = p.signal.clone();
+    let on_progress = opt(options, "onProgress")
+        .dyn_into::<js_sys::Function>()
+        .ok();
+    Ok(spawn_js(p.signal, async move {
+        let mut download = c.download_artifact_stream(&run_id, &artifact_id).options(o);
+        if let Some(f) = on_progress {
+            let reported = Cell::new(None::<u64>);
+            download = download.on_progress(move |bytes: u64, total: u64| {
+                let due = match reported.get() {
+                    None => true,
+                    Some(last) => bytes - last >= DOWNLOAD_PROGRESS_STEP || bytes >= total,
+                };
+                if due {
+                    reported.set(Some(bytes));
+                    let _ = upload_progress(
+                        &f.clone().into(),
+                        "downloading",
+                        bytes as f64,
+                        total as f64,
+                    );
+                }
+            });
+        }
+        let stream = download.send().await.map_err(|e| to_js_error(&e))?;
+        let out = Object::new();
+        Reflect::set(&out, &"artifact".into(), &to_js(stream.artifact())?)?;
+        Reflect::set(
+            &out,
+            &"sha256".into(),
+            &stream.artifact().sha256.clone().into(),
+        )?;
+        Reflect::set(
+            &out,
+            &"size".into(),
+            &(stream.artifact().size as f64).into(),
+        )?;
+        Reflect::set(&out, &"stream".into(), &readable_stream(stream, signal)?)?;
+        Ok(out.into())
+    }))
+}
+
+/// A `ReadableStream<Uint8Array>` pulling `stream`: one chunk in wasm memory at a time, copied
+/// out on `enqueue`. An SDK error (a mismatch, a stall, a cut connection) errors the stream
+/// with a `DataPilotError`; the caller's signal errors it with `signal.reason`; `cancel()`
+/// drops the download, which aborts its `fetch`.
+fn readable_stream(
+    stream: ArtifactStream,
+    signal: Option<web_sys::AbortSignal>,
+) -> Result<JsValue, JsValue> {
+    let state = Rc::new(RefCell::new(Some(stream)));
+    let cancelled = Rc::new(Cell::new(false));
+    let call = |target: &JsValue, method: &str, arg: Option<&JsValue>| -> Result<(), JsValue> {
+        let f: js_sys::Function = Reflect::get(target, &method.into())?.dyn_into()?;
+        match arg {
+            Some(a) => f.call1(target, a)?,
+            None => f.call0(target)?,
+        };
+        Ok(())
+    };
+    let (pull_state, pull_cancelled) = (state.clone(), cancelled.clone());
+    let pull = Closure::<dyn FnMut(JsValue) -> Promise>::new(move |controller: JsValue| {
+        let (state, cancelled, signal) =
+            (pull_state.clone(), pull_cancelled.clone(), signal.clone());
+        wasm_bindgen_futures::future_to_promise(async move {
+            // Taken out for the wait: the stream calls `pull` again only after this settles.
+            let Some(mut s) = state.borrow_mut().take() else {
+                return Ok(JsValue::UNDEFINED);
+            };
+            match with_signal(signal.as_ref(), s.next_chunk()).await {
+                Err(reason) => call(&controller, "error", Some(&reason))?,
+                Ok(Err(e)) => call(&controller, "error", Some(&to_js_error(&e)))?,
+                Ok(Ok(None)) => call(&controller, "close", None)?,
+                Ok(Ok(Some(chunk))) => {
+                    call(
+                        &controller,
+                        "enqueue",
+                        Some(&Uint8Array::from(&chunk[..]).into()),
+                    )?;
+                    if !cancelled.get() {
+                        *state.borrow_mut() = Some(s);
+                    }
+                }
+            }
+            Ok(JsValue::UNDEFINED)
+        })
+    });
+    let cancel = Closure::<dyn FnMut(JsValue)>::new(move |_reason: JsValue| {
+        cancelled.set(true);
+        state.borrow_mut().take();
+    });
+    let source = Object::new();
+    // Owned by the source object from here: freed with the stream.
+    Reflect::set(&source, &"pull".into(), &pull.into_js_value())?;
+    Reflect::set(&source, &"cancel".into(), &cancel.into_js_value())?;
+    let ctor: js_sys::Function =
+        Reflect::get(&js_sys::global(), &"ReadableStream".into())?.dyn_into()?;
+    Reflect::construct(&ctor, &js_sys::Array::of1(&source))
 }

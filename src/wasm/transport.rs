@@ -6,6 +6,10 @@
 //!
 //! - a timer aborts it when the per-attempt deadline ([`Request::timeout`]) passes; the timer
 //!   runs until the body is read, so a server that stalls mid-body times out too;
+//! - for transfers ([`Request::stall_timeout`]) a watchdog ([`StallWatch`]) aborts it when
+//!   nothing moved for the stall timeout: a [`Heartbeat`] is touched by every upload chunk
+//!   `fetch` pulls (Node streams Blob uploads through a counting stream for that), the
+//!   answer's head and every downloaded chunk;
 //! - dropping the attempt's future aborts it (a guard): that is how the caller's
 //!   `AbortSignal` reaches the socket (see [`super::signal`]).
 //!
@@ -14,15 +18,20 @@
 //! redirect must not carry the bearer token elsewhere). Browsers refuse a `User-Agent` header
 //! and the server's CORS allowlist does not name it, so it is sent from Node only.
 //!
-//! Artifact uploads given as a `Blob`/`File` (in Node: `fs.openAsBlob`) are handed to `fetch`
-//! as the `Blob` itself, which the runtime streams from disk instead of copying it into wasm
-//! memory: see [`blob_body`]. When the caller watches progress, Node gets a counting stream
-//! instead and browsers go through [`super::xhr`] (a `ReadableStream` body would need HTTP/2
-//! in Chromium, and `fetch` reports no upload progress).
+//! Artifact uploads given as a `Blob`/`File` (in Node: `fs.openAsBlob`) are streamed from
+//! disk by the runtime, never copied into wasm memory: see [`blob_body`]. Node sends the
+//! `Blob`'s stream through a counting stream (progress and the stall watchdog); browsers go
+//! through [`super::xhr`], whose progress events serve both (a `ReadableStream` body would
+//! need HTTP/2 in Chromium, and `fetch` reports no upload progress).
+//!
+//! Downloads can stream ([`Transport::send_streaming`]): the answer's `ReadableStream` is read
+//! chunk by chunk ([`FetchBody`]), one chunk in wasm memory at a time.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
+use std::rc::Rc;
 use std::sync::Arc;
+use std::time::Duration;
 
 use js_sys::{Reflect, Uint8Array};
 use wasm_bindgen::prelude::*;
@@ -31,7 +40,7 @@ use wasm_bindgen_futures::JsFuture;
 
 use crate::transport::{
     headers, Body, BodyError, BodySource, ChunkReader, LocalBoxFuture, Method, Request, Response,
-    Transport, TransportError, TransportErrorKind,
+    ResponseBody, StreamingResponse, Transport, TransportError, TransportErrorKind,
 };
 
 #[wasm_bindgen]
@@ -47,10 +56,74 @@ extern "C" {
     /// The global `clearTimeout`.
     #[wasm_bindgen(js_name = clearTimeout)]
     pub(crate) fn clear_timeout(id: &JsValue);
+
+    /// The global `setInterval`.
+    #[wasm_bindgen(js_name = setInterval)]
+    fn set_interval(handler: &js_sys::Function, ms: f64) -> JsValue;
+
+    /// The global `clearInterval`.
+    #[wasm_bindgen(js_name = clearInterval)]
+    fn clear_interval(id: &JsValue);
 }
 
 /// Marker passed as the abort reason when the deadline passes.
 const TIMEOUT_REASON: &str = "datapilot: per-attempt timeout";
+
+/// Marker passed as the abort reason when a transfer stalls.
+const STALL_REASON: &str = "datapilot: transfer stalled";
+
+/// When a transfer last moved (`Date.now()` milliseconds). Cheap to touch: one JS call.
+#[derive(Clone)]
+pub(crate) struct Heartbeat(Rc<Cell<f64>>);
+
+impl Heartbeat {
+    pub(crate) fn new() -> Self {
+        Self(Rc::new(Cell::new(js_sys::Date::now())))
+    }
+
+    pub(crate) fn touch(&self) {
+        self.0.set(js_sys::Date::now());
+    }
+
+    fn idle_ms(&self) -> f64 {
+        js_sys::Date::now() - self.0.get()
+    }
+}
+
+/// Calls `on_stall` once when its [`Heartbeat`] was not touched for the stall timeout. An
+/// interval (a quarter of the timeout, at least 100 ms) checks it, so touching costs no timer
+/// call; dropping the watch clears the interval and frees the closure.
+pub(crate) struct StallWatch {
+    interval: JsValue,
+    _check: Closure<dyn FnMut()>,
+}
+
+impl StallWatch {
+    pub(crate) fn start(stall: Duration, beat: Heartbeat, on_stall: Box<dyn Fn()>) -> Self {
+        let stall_ms = stall.as_secs_f64() * 1000.0;
+        let mut fired = false;
+        let check = Closure::<dyn FnMut()>::new(move || {
+            if !fired && beat.idle_ms() >= stall_ms {
+                fired = true;
+                on_stall();
+            }
+        });
+        let interval = set_interval(
+            check.as_ref().unchecked_ref(),
+            (stall_ms / 4.0).clamp(100.0, 5_000.0),
+        );
+        Self {
+            interval,
+            _check: check,
+        }
+    }
+}
+
+impl Drop for StallWatch {
+    fn drop(&mut self) {
+        clear_interval(&self.interval);
+    }
+}
 
 /// Whether this runs in Node (`process.versions.node` is a string).
 pub(crate) fn is_node() -> bool {
@@ -90,6 +163,13 @@ impl FetchTransport {
 impl Transport for FetchTransport {
     fn send(&self, request: Request) -> LocalBoxFuture<'_, Result<Response, TransportError>> {
         Box::pin(send(request, self.node, &self.headers))
+    }
+
+    fn send_streaming(
+        &self,
+        request: Request,
+    ) -> LocalBoxFuture<'_, Result<StreamingResponse, TransportError>> {
+        Box::pin(send_streaming(request, self.node, &self.headers))
     }
 }
 
@@ -136,12 +216,24 @@ fn is_connect_error(e: &JsValue) -> bool {
 struct AbortGuard {
     controller: web_sys::AbortController,
     timer: Option<JsValue>,
+    /// Transfers: the stall watchdog and what it watches.
+    stall: Option<(StallWatch, Heartbeat, Duration)>,
     done: bool,
 }
 
 impl AbortGuard {
     fn timed_out(&self) -> bool {
         self.controller.signal().reason().as_string().as_deref() == Some(TIMEOUT_REASON)
+    }
+
+    fn stalled(&self) -> bool {
+        self.controller.signal().reason().as_string().as_deref() == Some(STALL_REASON)
+    }
+
+    fn touch(&self) {
+        if let Some((_, beat, _)) = &self.stall {
+            beat.touch();
+        }
     }
 
     fn fail(&self, e: &JsValue, reading_body: bool) -> TransportError {
@@ -158,6 +250,12 @@ impl AbortGuard {
     ) -> TransportError {
         if self.timed_out() {
             return TransportError::new(TransportErrorKind::Timeout, "deadline passed");
+        }
+        if let (true, Some((_, _, stall))) = (self.stalled(), &self.stall) {
+            return TransportError::new(
+                TransportErrorKind::Stalled,
+                format!("no progress for {stall:?}"),
+            );
         }
         let kind = if !reading_body && is_connect_error(e) {
             TransportErrorKind::Connect
@@ -206,6 +304,7 @@ impl Drop for AbortGuard {
         if let Some(t) = self.timer.take() {
             clear_timeout(&t);
         }
+        self.stall.take();
         if !self.done {
             self.controller.abort();
         }
@@ -335,14 +434,12 @@ async fn send(
     node: bool,
     cache: &RefCell<HeaderCache>,
 ) -> Result<Response, TransportError> {
-    // A browser Blob upload someone watches goes through XHR, which reports upload progress.
+    // A browser Blob upload that is watched (progress, or a transfer's stall timeout) goes
+    // through XHR, which reports upload progress.
     if let (false, Body::Stream(src)) = (node, &request.body) {
-        if let Some(RegisteredBlob {
-            blob,
-            on_progress: Some(on_progress),
-        }) = registered_blob(src)
-        {
-            if super::xhr::available() {
+        if let Some(RegisteredBlob { blob, on_progress }) = registered_blob(src) {
+            if (on_progress.is_some() || request.stall_timeout.is_some()) && super::xhr::available()
+            {
                 let hdrs = cache.borrow_mut().headers_for(&request, node);
                 let wanted: Vec<&'static str> =
                     INTERNED.with(|k| k.response_headers.iter().map(|(n, _)| *n).collect());
@@ -350,10 +447,103 @@ async fn send(
             }
         }
     }
+    let (resp, out_headers, mut guard) = exchange(&request, node, cache).await?;
+    let buffer = resp.array_buffer().map_err(|e| guard.fail(&e, true))?;
+    let buffer = JsFuture::from(buffer)
+        .await
+        .map_err(|e| guard.fail(&e, true))?;
+    guard.done = true;
+    drop(guard);
+    Ok(Response::new(
+        resp.status(),
+        out_headers,
+        Uint8Array::new(&buffer).to_vec(),
+    ))
+}
+
+/// Sends `request` (a download) and returns at the answer's head, its body read by
+/// [`FetchBody`].
+async fn send_streaming(
+    request: Request,
+    node: bool,
+    cache: &RefCell<HeaderCache>,
+) -> Result<StreamingResponse, TransportError> {
+    let (resp, out_headers, guard) = exchange(&request, node, cache).await?;
+    let reader = match resp.body() {
+        Some(stream) => Some(stream.get_reader().unchecked_into::<StreamReader>()),
+        None => None,
+    };
+    Ok(StreamingResponse::new(
+        resp.status(),
+        out_headers,
+        Box::new(FetchBody {
+            reader,
+            guard: Some(guard),
+        }),
+    ))
+}
+
+#[wasm_bindgen]
+extern "C" {
+    /// A `ReadableStreamDefaultReader`, bound here for `read`.
+    #[wasm_bindgen(extends = js_sys::Object)]
+    type StreamReader;
+
+    #[wasm_bindgen(method)]
+    fn read(this: &StreamReader) -> js_sys::Promise;
+}
+
+/// The body of a streamed answer: one `read()` of its `ReadableStream` per chunk, each chunk
+/// copied into wasm and passed on. The attempt's guard lives as long as the body, so the
+/// deadline and the stall watchdog keep running, and dropping the body aborts the download.
+struct FetchBody {
+    reader: Option<StreamReader>,
+    guard: Option<AbortGuard>,
+}
+
+impl ResponseBody for FetchBody {
+    fn next_chunk(&mut self) -> LocalBoxFuture<'_, Result<Option<Vec<u8>>, TransportError>> {
+        Box::pin(async move {
+            loop {
+                let (Some(reader), Some(guard)) = (&self.reader, &self.guard) else {
+                    return Ok(None);
+                };
+                let result = JsFuture::from(reader.read())
+                    .await
+                    .map_err(|e| guard.fail(&e, true))?;
+                let done = Reflect::get(&result, &"done".into())
+                    .map(|d| d.is_truthy())
+                    .unwrap_or(true);
+                if done {
+                    if let Some(mut g) = self.guard.take() {
+                        g.done = true;
+                    }
+                    self.reader = None;
+                    return Ok(None);
+                }
+                guard.touch();
+                let value: Uint8Array = Reflect::get(&result, &"value".into())
+                    .map_err(|e| io(js_message(&e)))?
+                    .unchecked_into();
+                if value.length() > 0 {
+                    return Ok(Some(value.to_vec()));
+                }
+            }
+        })
+    }
+}
+
+/// Sends `request` with `fetch` and waits for the answer's head: the response, the headers the
+/// core reads, and the guard that keeps the attempt's limits running while the body is read.
+async fn exchange(
+    request: &Request,
+    node: bool,
+    cache: &RefCell<HeaderCache>,
+) -> Result<(web_sys::Response, crate::transport::Headers, AbortGuard), TransportError> {
     let controller = web_sys::AbortController::new().map_err(|e| io(js_message(&e)))?;
     let init = js_sys::Object::new();
     let hdrs = cache.borrow_mut().headers_for(&request, node);
-    let mut guard = INTERNED.with(|k| {
+    let guard = INTERNED.with(|k| {
         // `controller.abort(TIMEOUT_REASON)` as a plain bound JS function: no Rust closure.
         let on_timeout: js_sys::Function = k
             .abort
@@ -370,12 +560,23 @@ async fn send(
         let _ = Reflect::set(&init, &k.cache, &k.no_store);
         let _ = Reflect::set(&init, &k.redirect, &k.error);
         let _ = Reflect::set(&init, &k.signal, &controller.signal());
+        let stall = request.stall_timeout.map(|stall| {
+            let beat = Heartbeat::new();
+            let c = controller.clone();
+            let watch = StallWatch::start(
+                stall,
+                beat.clone(),
+                Box::new(move || c.abort_with_reason(&STALL_REASON.into())),
+            );
+            (watch, beat, stall)
+        });
         AbortGuard {
             timer: Some(set_timeout(
                 &on_timeout,
                 request.timeout.as_secs_f64() * 1000.0,
             )),
             controller,
+            stall,
             done: false,
         }
     });
@@ -386,12 +587,13 @@ async fn send(
             let _ = body(Uint8Array::from(&b[..]).into());
         }
         Body::Stream(src) => match registered_blob(src) {
-            Some(RegisteredBlob {
-                blob,
-                on_progress: Some(on_progress),
-            }) if node => {
-                // Node: stream with progress.
-                let stream = counting_stream(&blob, on_progress).map_err(|e| io(js_message(&e)))?;
+            Some(RegisteredBlob { blob, on_progress })
+                if node && (on_progress.is_some() || guard.stall.is_some()) =>
+            {
+                // Node: stream, counting (progress, stall watchdog).
+                let beat = guard.stall.as_ref().map(|(_, b, _)| b.clone());
+                let stream =
+                    counting_stream(&blob, on_progress, beat).map_err(|e| io(js_message(&e)))?;
                 let _ = body(stream.into());
                 INTERNED
                     .with(|k| Reflect::set(&init, &k.duplex, &k.half))
@@ -423,6 +625,7 @@ async fn send(
     let resp: web_sys::Response = resp
         .dyn_into()
         .map_err(|_| io("fetch did not return a Response"))?;
+    guard.touch();
     // Only the headers the core reads cross into wasm (one `get` each, no iteration).
     let mut out_headers = crate::transport::Headers::new();
     let js_headers: ResponseHeaders = resp.headers().unchecked_into();
@@ -433,17 +636,7 @@ async fn send(
             }
         }
     });
-    let buffer = resp.array_buffer().map_err(|e| guard.fail(&e, true))?;
-    let buffer = JsFuture::from(buffer)
-        .await
-        .map_err(|e| guard.fail(&e, true))?;
-    guard.done = true;
-    drop(guard);
-    Ok(Response::new(
-        resp.status(),
-        out_headers,
-        Uint8Array::new(&buffer).to_vec(),
-    ))
+    Ok((resp, out_headers, guard))
 }
 
 // ---- Blob bodies ---------------------------------------------------------------------------
@@ -479,7 +672,8 @@ const UPLOAD_PROGRESS_STEP: f64 = (1 << 20) as f64;
 /// only the start and the end of the upload.
 fn counting_stream(
     blob: &web_sys::Blob,
-    on_progress: js_sys::Function,
+    on_progress: Option<js_sys::Function>,
+    beat: Option<Heartbeat>,
 ) -> Result<web_sys::ReadableStream, JsValue> {
     let total = blob.size();
     let mut sent = 0.0;
@@ -490,6 +684,12 @@ fn counting_stream(
         move |chunk: JsValue, controller: web_sys::TransformStreamDefaultController| {
             sent += chunk.unchecked_ref::<Uint8Array>().byte_length() as f64;
             controller.enqueue_with_chunk(&chunk)?;
+            if let Some(b) = &beat {
+                b.touch();
+            }
+            let Some(on_progress) = &on_progress else {
+                return Ok(());
+            };
             if sent - reported >= UPLOAD_PROGRESS_STEP || sent >= total {
                 reported = sent;
                 let event = js_sys::Object::new();

@@ -49,6 +49,10 @@ export interface DataPilotOptions {
   deadlineMs?: number;
   /** Attempts per call including the first, 1-10 (default 4; 1 disables retries). */
   maxAttempts?: number;
+  /** Artifact uploads and downloads: give an attempt up when nothing moved for this many
+   * milliseconds (default 60000). Transfers ignore `timeoutMs`/`deadlineMs` given here; they
+   * have no deadline unless the call sets one. */
+  stallTimeoutMs?: number;
   /** Product token appended to the Node `User-Agent` (browsers send their own). */
   userAgent?: string;
 }
@@ -159,8 +163,44 @@ export interface DatasetFile {
   file: Blob;
 }
 
+/** Options of artifact transfers: no deadline unless `deadlineMs` is given here, and an
+ * attempt is given up after `stallTimeoutMs` without progress. */
+export interface TransferOptions extends CallOptions {
+  /** Give an attempt up when nothing moved for this many milliseconds (default: the client's,
+   * 60000). */
+  stallTimeoutMs?: number;
+}
+
+/** Options of `downloadArtifactStream`. */
+export interface DownloadStreamOptions extends TransferOptions {
+  /** `{ phase: "downloading", bytes, totalBytes }` about every MiB and at the last byte. */
+  onProgress?: (progress: DownloadProgress) => void;
+}
+
+/** Progress of an artifact download. */
+export interface DownloadProgress {
+  phase: "downloading";
+  bytes: number;
+  totalBytes: number;
+}
+
+/** A download in progress (`downloadArtifactStream`). Read `stream`; it ends only after
+ * every byte matched the recorded `sha256` and `size` (the last chunk is held back until
+ * then) and errors with a `DataPilotError` (kind `verification`, `timeout` or `transport`)
+ * otherwise. `stream.cancel()` aborts the download. */
+export interface ArtifactDownloadStream {
+  stream: ReadableStream<Uint8Array>;
+  artifact: Artifact;
+  /** The recorded SHA-256 the bytes are checked against. */
+  sha256: string;
+  size: number;
+}
+
 /** Options of `uploadArtifact`. */
 export interface UploadOptions extends WriteOptions {
+  /** Give an attempt up when nothing moved for this many milliseconds (default: the
+   * client's, 60000). Uploads have no deadline unless `deadlineMs` is given. */
+  stallTimeoutMs?: number;
   /** SHA-256 (64 hex) of the data; computed by streaming the data when omitted. */
   sha256?: string;
   /** Progress of hashing and of the upload. A `Blob` upload reports the bytes sent: in Node

@@ -2,10 +2,12 @@
 //!
 //! `fetch` reports nothing while a request body goes out, and a counted stream body needs
 //! HTTP/2 in Chromium; XHR's `upload.onprogress` does report it. So a `Blob` upload given an
-//! `onProgress` callback goes through XHR in pages and workers that have it; every other request
-//! stays on `fetch` (see [`super::transport`]). The fetch transport's rules hold here too: the
-//! per-attempt timeout (`xhr.timeout`), an abort when the call is dropped (the caller's
-//! `AbortSignal`), and only the response headers the core reads. Credentials: XHR has no
+//! `onProgress` callback, or one limited by a stall timeout (every artifact upload), goes
+//! through XHR in pages and workers that have it; every other request stays on `fetch` (see
+//! [`super::transport`]). The fetch transport's rules hold here too: the per-attempt timeout
+//! (`xhr.timeout`), the stall watchdog (upload and download progress events are its
+//! heartbeat), an abort when the call is dropped (the caller's `AbortSignal`), and only the
+//! response headers the core reads. Credentials: XHR has no
 //! `"omit"`; `withCredentials` stays off, so no cookies go cross-origin (same-origin cookies may,
 //! and the server reads none: the token travels in `Authorization` only).
 //!
@@ -18,6 +20,10 @@ use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::JsFuture;
 
+use std::cell::Cell;
+use std::rc::Rc;
+
+use super::transport::{Heartbeat, StallWatch};
 use crate::transport::{Headers, Method, Request, Response, TransportError, TransportErrorKind};
 
 /// Whether this runtime has `XMLHttpRequest` (pages and dedicated workers; not Node).
@@ -31,14 +37,17 @@ pub(crate) fn available() -> bool {
 struct Guard {
     xhr: web_sys::XmlHttpRequest,
     progress: Option<Closure<dyn FnMut(web_sys::ProgressEvent)>>,
+    stall: Option<StallWatch>,
     done: bool,
 }
 
 impl Drop for Guard {
     fn drop(&mut self) {
+        self.stall.take();
         if let Ok(upload) = self.xhr.upload() {
             upload.set_onprogress(None);
         }
+        self.xhr.set_onprogress(None);
         if !self.done {
             let _ = self.xhr.abort();
         }
@@ -65,7 +74,7 @@ pub(crate) async fn send(
     request: &Request,
     headers: &Object,
     blob: web_sys::Blob,
-    on_progress: js_sys::Function,
+    on_progress: Option<js_sys::Function>,
     wanted: &[&'static str],
 ) -> Result<Response, TransportError> {
     let xhr = web_sys::XmlHttpRequest::new().map_err(js_err)?;
@@ -85,8 +94,14 @@ pub(crate) async fn send(
         }
     }
     let total = blob.size();
+    let beat = Heartbeat::new();
+    let upload_beat = beat.clone();
     let progress =
         Closure::<dyn FnMut(web_sys::ProgressEvent)>::new(move |e: web_sys::ProgressEvent| {
+            upload_beat.touch();
+            let Some(on_progress) = &on_progress else {
+                return;
+            };
             let event = Object::new();
             let _ = Reflect::set(&event, &"phase".into(), &"uploading".into());
             let _ = Reflect::set(&event, &"bytes".into(), &e.loaded().into());
@@ -96,6 +111,20 @@ pub(crate) async fn send(
     xhr.upload()
         .map_err(js_err)?
         .set_onprogress(Some(progress.as_ref().unchecked_ref()));
+    // The watchdog aborts the request; the flag tells that abort from the caller's.
+    let stalled = Rc::new(Cell::new(false));
+    let stall = request.stall_timeout.map(|stall| {
+        let (x, flag) = (xhr.clone(), stalled.clone());
+        StallWatch::start(
+            stall,
+            beat.clone(),
+            Box::new(move || {
+                flag.set(true);
+                let _ = x.abort();
+            }),
+        )
+    });
+    beat.touch();
     let settled = Promise::new(&mut |resolve, reject| {
         xhr.set_onload(Some(&resolve));
         xhr.set_onerror(Some(&reject));
@@ -105,6 +134,7 @@ pub(crate) async fn send(
     let mut guard = Guard {
         xhr: xhr.clone(),
         progress: Some(progress),
+        stall,
         done: false,
     };
     xhr.send_with_opt_blob(Some(&blob)).map_err(js_err)?;
@@ -116,6 +146,13 @@ pub(crate) async fn send(
             .ok()
             .and_then(|t| t.as_string())
             .unwrap_or_default();
+        if stalled.get() {
+            let stall = request.stall_timeout.unwrap_or_default();
+            return Err(io(
+                TransportErrorKind::Stalled,
+                format!("no progress for {stall:?}"),
+            ));
+        }
         return Err(match kind.as_str() {
             "timeout" => io(TransportErrorKind::Timeout, "deadline passed"),
             _ => io(TransportErrorKind::Io, format!("upload failed ({kind})")),

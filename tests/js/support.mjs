@@ -32,6 +32,8 @@ export async function startServer(extraArgs = []) {
   });
   return {
     url,
+    /** The server's data directory (blobs under it: tests/js/transfers.test.mjs damages one). */
+    dataDir,
     async stop() {
       child.kill('SIGTERM');
       await new Promise((r) => (child.exitCode !== null ? r() : child.on('exit', r)));

@@ -1,0 +1,128 @@
+// Transfers of real size through the npm package (issue 10): a 2 GiB artifact uploaded from a
+// file-backed Blob and downloaded with downloadArtifactStream, in a child process whose peak
+// RSS (process.resourceUsage().maxRSS) may grow by at most MAX_RSS_GROWTH over it: the upload
+// streams from disk and the download holds one chunk at a time in wasm memory. Then the
+// server's stored copy is damaged on disk and a second download errors before the end of its
+// stream with a DataPilotError. The source file is sparse; the server's copy is removed with
+// the server.
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { closeSync, openSync, readdirSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createHash } from 'node:crypto';
+import { DataPilot, isDataPilotError } from '@animus/datapilot';
+import { ADMIN_TOKEN, startServer } from './support.mjs';
+
+const MIB = 1024 * 1024;
+const GIB = 1024 * MIB;
+const SIZE = 2 * GIB;
+/** Peak RSS growth allowed for moving 2 GiB up and down (measured: see the test's output). */
+const MAX_RSS_GROWTH = 256 * MIB;
+
+let server;
+let runId;
+let runToken;
+let source;
+
+async function newRun(dp) {
+  const ds = await dp.createDataset({ name: `transfers-${Date.now()}` });
+  const sha = createHash('sha256').update('a').digest('hex');
+  const digest = `sha256:${createHash('sha256').update(`${sha}  a.txt\n`).digest('hex')}`;
+  const { version } = await dp.registerDatasetVersion(ds.id, { digest, files: [{ path: 'a.txt', sha256: sha, size: 1 }] });
+  const run = await dp.createRun({
+    name: 'transfers',
+    inputs: [{ dataset_id: ds.id, digest: version.digest }],
+    git_commit: '4015b57a143aec5156fd1444a017a32137a3fd0f',
+    image_digest: `sha256:${'6105d6cc'.repeat(8)}`,
+  });
+  return [run.runId, run.runToken];
+}
+
+before(async () => {
+  server = await startServer(['--max-artifact-bytes', String(4 * GIB)]);
+  [runId, runToken] = await newRun(new DataPilot({ baseUrl: server.url, token: ADMIN_TOKEN }));
+  // Sparse, with a few marked regions so offsets matter.
+  source = join(tmpdir(), `datapilot-2g-${process.pid}.bin`);
+  const fd = openSync(source, 'w');
+  for (let at = 0; at < SIZE; at += 256 * MIB + 4099) writeSync(fd, `offset ${at}`, at);
+  closeSync(fd);
+  const { truncateSync } = await import('node:fs');
+  truncateSync(source, SIZE);
+});
+
+after(async () => {
+  if (source) rmSync(source, { force: true });
+  await server?.stop();
+});
+
+// Runs in a child process so its peak RSS is this transfer's alone.
+const CHILD = `
+import { DataPilot, openFileBlob } from '@animus/datapilot';
+const [url, token, runId, file] = process.argv.slice(2);
+const dp = new DataPilot({ baseUrl: url, token });
+const kib = () => process.resourceUsage().maxRSS;
+// Warm up (wasm instantiated, first request made) before the baseline.
+await dp.getRun(runId);
+const before = kib();
+let upBytes = 0;
+const artifact = await dp.uploadArtifact(runId, 'model-2g.bin', await openFileBlob(file), {
+  onProgress: (p) => { if (p.phase === 'uploading') upBytes = p.bytes; },
+});
+const afterUpload = kib();
+let downReported = 0;
+const { stream, sha256, size } = await dp.downloadArtifactStream(runId, artifact.id, {
+  onProgress: (p) => { downReported = p.bytes; },
+});
+let received = 0;
+for await (const chunk of stream) received += chunk.byteLength;
+const afterDownload = kib();
+console.log(JSON.stringify({ artifact, upBytes, downReported, received, sha256, size, before, afterUpload, afterDownload }));
+`;
+
+test('a 2 GiB artifact goes up and down with flat memory; a damaged blob is refused', { timeout: 10 * 60_000 }, async () => {
+  const script = join(process.cwd(), 'transfer-child.mjs');
+  writeFileSync(script, CHILD);
+  const r = spawnSync(process.execPath, [script, server.url, runToken, runId, source], { encoding: 'utf8', maxBuffer: 1 << 20 });
+  assert.equal(r.status, 0, r.stderr);
+  const m = JSON.parse(r.stdout.trim().split('\n').pop());
+  assert.equal(m.artifact.size, SIZE);
+  assert.equal(m.upBytes, SIZE, 'upload progress reached the last byte');
+  assert.equal(m.received, SIZE);
+  assert.equal(m.downReported, SIZE, 'download progress reached the last byte');
+  assert.equal(m.sha256, m.artifact.sha256);
+  const growth = (Math.max(m.afterUpload, m.afterDownload) - m.before) * 1024;
+  console.log(`peak RSS ${Math.round((m.before * 1024) / MIB)} MiB before, +${Math.round(((m.afterUpload - m.before) * 1024) / MIB)} MiB after the upload, +${Math.round(((m.afterDownload - m.before) * 1024) / MIB)} MiB after the download (bound ${MAX_RSS_GROWTH / MIB} MiB)`);
+  assert.ok(growth < MAX_RSS_GROWTH, `peak RSS grew by ${growth} bytes moving 2 GiB`);
+  rmSync(source, { force: true });
+
+  // Damage the server's copy in the middle: the download must end in an error, not in a
+  // stream that closes normally.
+  const blob = findFile(server.dataDir, m.artifact.sha256);
+  const fd = openSync(blob, 'r+');
+  writeSync(fd, 'bit rot', GIB + 12345);
+  closeSync(fd);
+  const dp = new DataPilot({ baseUrl: server.url, token: runToken });
+  const { stream } = await dp.downloadArtifactStream(runId, m.artifact.id);
+  let received = 0;
+  await assert.rejects(
+    (async () => {
+      for await (const chunk of stream) received += chunk.byteLength;
+    })(),
+    (e) => isDataPilotError(e) && ['transport', 'verification'].includes(e.kind),
+  );
+  assert.ok(received < SIZE, 'the last chunk of a damaged artifact was never handed out');
+  rmSync(blob, { force: true });
+});
+
+function findFile(dir, name) {
+  for (const e of readdirSync(dir, { withFileTypes: true })) {
+    const p = join(dir, e.name);
+    if (e.isDirectory()) {
+      const found = findFile(p, name);
+      if (found) return found;
+    } else if (e.name === name && statSync(p).isFile()) return p;
+  }
+  return undefined;
+}
