@@ -239,8 +239,10 @@ impl DownloadArtifactStream {
         if self.options.idempotency_key.is_some() {
             return Err(Error::build("a download takes no Idempotency-Key"));
         }
-        let mut meta_options = RequestOptions::default();
-        meta_options.deadline = self.options.deadline;
+        let meta_options = RequestOptions {
+            deadline: self.options.deadline,
+            ..RequestOptions::default()
+        };
         let artifact = self
             .client
             .get_artifact(&self.run_id, &self.artifact_id)
