@@ -93,6 +93,8 @@ pub async fn open(config: &Config) -> Result<Started, String> {
         config.max_buffered_bytes,
         std::time::Duration::from_secs(config.body_stall_timeout.max(1)),
     );
+    // A database written by a newer release is refused before anything touches it.
+    crate::upgrade::refuse_newer(dir, config.database.as_deref()).await?;
     let store = Store::with_timeout(
         open_repo(config).await?,
         std::time::Duration::from_secs(config.db_timeout.max(1)),
@@ -142,6 +144,10 @@ pub async fn open(config: &Config) -> Result<Started, String> {
         let sibling = d.join("../pkg");
         (!own.is_dir() && sibling.is_dir()).then_some(sibling)
     });
+    let metrics = Arc::new(crate::metrics::Metrics::new(
+        store.backend(),
+        std::time::Duration::from_secs(config.metrics_blob_refresh),
+    ));
     Ok(Started {
         state: AppState {
             store,
@@ -168,6 +174,8 @@ pub async fn open(config: &Config) -> Result<Started, String> {
                         .unwrap_or(config.rate_limit.saturating_mul(2)),
                 ))
             }),
+            metrics,
+            trust_forwarded_for: config.trust_forwarded_for,
         },
         generated_bootstrap: (new_ledger && generated).then_some(secret),
         new_ledger,
@@ -247,13 +255,17 @@ pub fn router(state: AppState, cors_origins: &[String]) -> Router {
         ])
         .max_age(std::time::Duration::from_secs(600));
 
-    let mut app = crate::routes::api();
+    let mut app = crate::routes::api()
+        .route("/metrics", axum::routing::get(crate::metrics::handler))
+        .route("/livez", axum::routing::get(crate::metrics::livez))
+        .route("/readyz", axum::routing::get(crate::metrics::readyz));
     if let Some(pkg) = &state.pkg_dir {
         app = app.nest_service("/pkg", ServeDir::new(pkg));
     }
     app.fallback(fallback)
         .layer(middleware::from_fn_with_state(state.clone(), crate::idempotency::middleware))
         .layer(middleware::from_fn_with_state(state.clone(), crate::rate_limit::middleware))
+        .layer(middleware::from_fn(crate::metrics::note_principal))
         .layer(middleware::from_fn_with_state(state.clone(), crate::auth::authenticate))
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(|_| {
             ApiError::internal("handler panicked").into_response()
@@ -268,6 +280,7 @@ pub fn router(state: AppState, cors_origins: &[String]) -> Router {
             let id = req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("");
             tracing::info_span!("request", request_id = %id, method = %req.method(), path = %req.uri().path())
         }))
+        .layer(middleware::from_fn_with_state(state.clone(), crate::metrics::observe))
         .layer(middleware::from_fn(request_context))
         .with_state(state)
 }
@@ -278,7 +291,7 @@ async fn limit_in_flight(State(st): State<AppState>, req: Request, next: Next) -
     let path = req.uri().path();
     // Health answers from its own budget: a load balancer must see the server alive while
     // uploads or a burst of calls hold every slot.
-    if path == "/v1/health" {
+    if path == "/v1/health" || path == "/livez" || path == "/readyz" || path == "/metrics" {
         return next.run(req).await;
     }
     // Uploads stream for as long as the client sends: their own slots, so slow uploads

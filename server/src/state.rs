@@ -32,6 +32,11 @@ pub struct AppState {
     pub uploads: crate::routes::artifacts::Uploads,
     /// The per-principal rate limit (`--rate-limit`), if set.
     pub rate_limiter: Option<Arc<crate::rate_limit::RateLimiter>>,
+    /// Prometheus metrics (`/metrics`).
+    pub metrics: Arc<crate::metrics::Metrics>,
+    /// `--trust-forwarded-for`: the access log takes the client address from the proxy's
+    /// `X-Forwarded-For` entry (see `forwarded`).
+    pub trust_forwarded_for: bool,
 }
 
 impl std::fmt::Debug for AppState {

@@ -200,6 +200,19 @@ pub struct RegistrationProgress {
     pub files: u64,
 }
 
+impl RegistrationProgress {
+    /// The report of a registration sent in one request.
+    pub fn one_request(files: usize) -> Self {
+        Self {
+            upload_id: None,
+            parts_done: 1,
+            parts: 1,
+            files_sent: files as u64,
+            files: files as u64,
+        }
+    }
+}
+
 /// The source of a parted registration's files, a part at a time, so a runtime that holds
 /// them elsewhere (a JS array in the wasm layer) converts only one part at once.
 pub trait PartSource {
@@ -326,6 +339,26 @@ pub async fn register_in_parts(
     }
     let parts = u32::try_from(total.div_ceil(per))
         .map_err(|_| Error::build("too many files for one manifest upload"))?;
+    if resume.is_none() {
+        // Registered before: nothing to send (what the one-request form answers with 200).
+        match client.get_dataset_version(dataset_id, digest).send().await {
+            Ok(version) => {
+                report(&RegistrationProgress {
+                    upload_id: None,
+                    parts_done: parts,
+                    parts,
+                    files_sent: total as u64,
+                    files: total as u64,
+                });
+                return Ok(Registration {
+                    version,
+                    created: false,
+                });
+            }
+            Err(e) if e.status() == Some(404) => {}
+            Err(e) => return Err(e),
+        }
+    }
     let upload = match resume {
         Some(id) => {
             let u = client.get_manifest_upload(dataset_id, id).send().await?;

@@ -327,31 +327,138 @@ impl DataPilot {
 
     /// `registerDatasetVersion`: `{ digest, files, note? }` (e.g. from `hashFiles`). Resolves
     /// to `{ version, created }`; `created` is `false` when the digest was already registered.
+    /// A manifest of more than `options.partFiles` files (default 50 000) is sent as a
+    /// manifest upload in parts, converted into wasm memory one part at a time;
+    /// `options.onProgress` sees `{ phase: "registering", uploadId, partsDone, parts,
+    /// filesSent, files }` and `options.resumeUploadId` continues an upload an earlier process
+    /// started (parts the server holds are not sent again).
     #[wasm_bindgen(js_name = registerDatasetVersion, unchecked_return_type = "Promise<Registration>")]
     pub fn register_dataset_version(
         &self,
         #[wasm_bindgen(js_name = datasetId)] dataset_id: String,
         #[wasm_bindgen(unchecked_param_type = "RegisterDatasetVersionRequest")] request: JsValue,
-        #[wasm_bindgen(unchecked_optional_param_type = "WriteOptions")] options: JsValue,
+        #[wasm_bindgen(unchecked_optional_param_type = "RegisterOptions")] options: JsValue,
     ) -> Result<Promise, JsValue> {
         rejecting((|| {
-            let req: RegisterDatasetVersionRequest =
-                from_js(request, "registerDatasetVersion request")?;
+            let files = js_sys::Reflect::get(&request, &"files".into())?;
+            if !js_sys::Array::is_array(&files) {
+                return Err(invalid_argument(
+                    "registerDatasetVersion request: files must be an array",
+                ));
+            }
+            let files = JsFileParts(files.unchecked_into());
+            let digest = js_sys::Reflect::get(&request, &"digest".into())?
+                .as_string()
+                .ok_or_else(|| invalid_argument("registerDatasetVersion request: digest must be a string"))?;
+            let note = js_sys::Reflect::get(&request, &"note".into())?;
+            let note = if note.is_undefined() || note.is_null() {
+                None
+            } else {
+                Some(note.as_string().ok_or_else(|| {
+                    invalid_argument("registerDatasetVersion request: note must be a string")
+                })?)
+            };
+            let part_files = match opt(&options, "partFiles").as_f64() {
+                None => crate::api::DEFAULT_PART_FILES,
+                Some(n) if (1.0..=100_000.0).contains(&n) && n.fract() == 0.0 => n as usize,
+                Some(_) => return Err(invalid_argument("partFiles must be an integer from 1 to 100000")),
+            };
+            let resume = opt(&options, "resumeUploadId").as_string();
+            let on_progress = opt(&options, "onProgress");
+            let on_progress = if on_progress.is_function() {
+                Some(js_sys::Function::from(on_progress))
+            } else if on_progress.is_undefined() || on_progress.is_null() {
+                None
+            } else {
+                return Err(invalid_argument("onProgress must be a function"));
+            };
+            // A manifest sent in one request is converted now, so a malformed file rejects
+            // with `invalid_argument` before anything is sent.
+            let one_request = if (files.0.length() as usize) <= part_files && resume.is_none() {
+                Some(from_js::<Vec<crate::model::datasets::FileEntry>>(
+                    files.0.clone().into(),
+                    "registerDatasetVersion request: files",
+                )?)
+            } else {
+                None
+            };
             let p = prepare(&self.client, &options)?;
             let (c, o) = (p.client, p.opts);
             Ok(spawn_js(p.signal, async move {
-                let r = c
-                    .register_dataset_version(&dataset_id, &req)
-                    .options(o.clone())
-                    .send()
+                let report = |pr: &crate::api::RegistrationProgress| {
+                    if let Some(f) = &on_progress {
+                        let ev = js_sys::Object::new();
+                        let set = |k: &str, v: JsValue| {
+                            let _ = js_sys::Reflect::set(&ev, &k.into(), &v);
+                        };
+                        set("phase", "registering".into());
+                        set("uploadId", pr.upload_id.clone().map_or(JsValue::NULL, Into::into));
+                        set("partsDone", pr.parts_done.into());
+                        set("parts", pr.parts.into());
+                        set("filesSent", (pr.files_sent as f64).into());
+                        set("files", (pr.files as f64).into());
+                        let _ = f.call1(&JsValue::NULL, &ev);
+                    }
+                };
+                // Per-call options (an Idempotency-Key) apply to the one-request form.
+                let r = if let Some(files) = one_request {
+                    let req = RegisterDatasetVersionRequest {
+                        digest,
+                        files,
+                        note,
+                    };
+                    let r = c
+                        .register_dataset_version(&dataset_id, &req)
+                        .options(o.clone())
+                        .send()
+                        .await
+                        .map_err(core)?;
+                    report(&crate::api::RegistrationProgress::one_request(req.files.len()));
+                    r
+                } else {
+                    crate::api::register_in_parts(
+                        &c,
+                        &dataset_id,
+                        &digest,
+                        note.as_deref(),
+                        &files,
+                        part_files,
+                        resume.as_deref(),
+                        &report,
+                    )
                     .await
-                    .map_err(core)?;
+                    .map_err(core)?
+                };
                 let out = js_sys::Object::new();
                 js_sys::Reflect::set(&out, &"version".into(), &to_js(&r.version)?)?;
                 js_sys::Reflect::set(&out, &"created".into(), &r.created.into())?;
                 Ok(out.into())
             }))
         })())
+    }
+
+    /// `listDatasetVersionFiles`: the manifest of a version of any size, page by page
+    /// (`limit` up to 10 000, default 1 000), as an async iterator of files in path byte order.
+    #[wasm_bindgen(js_name = listDatasetVersionFiles, unchecked_return_type = "ListIterator<FileEntry>")]
+    pub fn list_dataset_version_files(
+        &self,
+        #[wasm_bindgen(js_name = datasetId)] dataset_id: &str,
+        digest: &str,
+        #[wasm_bindgen(unchecked_optional_param_type = "ListOptions")] options: JsValue,
+    ) -> Result<JsValue, JsValue> {
+        let p = prepare(&self.client, &options)?;
+        let mut pager = p.client.list_dataset_version_files(dataset_id, digest);
+        match opt(&options, "limit").as_f64() {
+            Some(l) if (1.0..=f64::from(crate::api::MAX_FILES_PAGE)).contains(&l) && l.fract() == 0.0 => {
+                pager = pager.limit(l as u32)
+            }
+            Some(_) => return Err(invalid_argument("limit must be an integer from 1 to 10000")),
+            None => {}
+        }
+        if let Some(c) = opt(&options, "cursor").as_string() {
+            pager = pager.starting_at(c);
+        }
+        Ok(super::pager::list_iterator(pager, signal_from(&opt(&options, "signal"))?))
     }
 
     /// `listDatasetVersions`.
@@ -931,5 +1038,27 @@ fn fill_random(buf: &mut [u8]) {
         for (i, b) in buf.iter_mut().enumerate() {
             *b = (t >> ((i % 8) * 8)) as u8;
         }
+    }
+}
+
+/// The files of a `registerDatasetVersion` request as the JS array they are, converted into
+/// wasm memory one part at a time ([`crate::api::PartSource`]).
+struct JsFileParts(js_sys::Array);
+
+impl crate::api::PartSource for JsFileParts {
+    fn len(&self) -> usize {
+        self.0.length() as usize
+    }
+    fn slice(
+        &self,
+        start: usize,
+        end: usize,
+    ) -> crate::Result<Vec<crate::model::datasets::FileEntry>> {
+        let part = self.0.slice(start as u32, end as u32);
+        serde_wasm_bindgen::from_value(part.into()).map_err(|e| {
+            crate::Error::build(format!(
+                "registerDatasetVersion request: files[{start}..{end}]: {e}"
+            ))
+        })
     }
 }

@@ -192,4 +192,21 @@ pub trait Repo: Send + Sync + std::fmt::Debug {
     async fn write(&self) -> StoreResult<Box<dyn RepoTx>>;
     /// `sqlite` or `postgres`, for logs and metrics.
     fn backend(&self) -> &'static str;
+    /// The connection pool's state now, for `/metrics`.
+    fn pool_state(&self) -> Option<PoolState> {
+        None
+    }
+}
+
+/// A connection pool's state (`/metrics`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolState {
+    /// Connections the pool may open.
+    pub max_size: usize,
+    /// Connections open now.
+    pub size: usize,
+    /// Open connections not in use.
+    pub idle: usize,
+    /// Tasks waiting for a connection.
+    pub waiting: usize,
 }
