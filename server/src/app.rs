@@ -29,7 +29,6 @@ use tower_http::trace::TraceLayer;
 
 use crate::config::Config;
 use crate::error::{ApiError, REQUEST_ID};
-use crate::keys::LedgerKey;
 pub use crate::state::AppState;
 use crate::store::repo::Repo;
 use crate::store::{InitParams, Store};
@@ -99,7 +98,9 @@ pub async fn open(config: &Config) -> Result<Started, String> {
         open_repo(config).await?,
         std::time::Duration::from_secs(config.db_timeout.max(1)),
     );
-    let key = ledger_key(&dir.join("ledger.key"), &config.origin, &store).await?;
+    let key =
+        crate::keys::open_ledger_key(&dir.join("ledger.key"), config.origin.as_deref(), &store)
+            .await?;
     let blobs = crate::blob::open_blob_store(config.blobs.as_deref(), dir)
         .map_err(|e| format!("blob store: {e}"))?;
 
@@ -120,12 +121,14 @@ pub async fn open(config: &Config) -> Result<Started, String> {
     };
     let new_ledger = store
         .init(&InitParams {
-            origin: config.origin.clone(),
+            origin: key.name().to_string(),
             verifier: key.verifier(),
             bootstrap_secret_hash: hash_secret(&secret),
         })
         .await
         .map_err(|e| format!("initialising the ledger: {e}"))?;
+    // Never sign over a checkpoint already published (issue 12): the ledger must reach it.
+    crate::checkpoint::check_published(&key, &store).await?;
 
     let gateway_key = match &config.gateway_hmac_key_file {
         None => None,
@@ -180,53 +183,6 @@ pub async fn open(config: &Config) -> Result<Started, String> {
         generated_bootstrap: (new_ledger && generated).then_some(secret),
         new_ledger,
     })
-}
-
-/// The ledger key. A new ledger gets a new key (unless one is already there); an existing
-/// ledger needs exactly the key it was created with: a missing key file or another key is a
-/// refusal to start, never a silent replacement (checkpoints signed by a new key would not
-/// verify against the key clients pinned, and old ones could no longer be extended).
-async fn ledger_key(
-    path: &std::path::Path,
-    origin: &str,
-    store: &Store,
-) -> Result<LedgerKey, String> {
-    let recorded = store
-        .ledger_verifier()
-        .await
-        .map_err(|e| format!("database: {e}"))?;
-    let Some(recorded) = recorded else {
-        return if path.exists() {
-            LedgerKey::load(path, origin)
-        } else {
-            LedgerKey::create(path, origin)
-        }
-        .map_err(|e| format!("ledger key: {e}"));
-    };
-    let recorded_origin = recorded.split('+').next().unwrap_or("");
-    if recorded_origin != origin {
-        return Err(format!(
-            "this ledger's origin is {recorded_origin:?}, not {origin:?}; the origin cannot change"
-        ));
-    }
-    if !path.exists() {
-        return Err(format!(
-            "{} is missing, but this data directory holds a ledger signed by {recorded}; \
-             restore ledger.key from a backup (the server never creates a new key for an \
-             existing ledger)",
-            path.display()
-        ));
-    }
-    let key = LedgerKey::load(path, origin).map_err(|e| format!("ledger key: {e}"))?;
-    if key.verifier() != recorded {
-        return Err(format!(
-            "{} holds the key {}, but this ledger is signed by {recorded}; restore the \
-             original ledger.key from a backup",
-            path.display(),
-            key.verifier()
-        ));
-    }
-    Ok(key)
 }
 
 /// The whole HTTP application.
@@ -411,7 +367,7 @@ pub async fn run(config: Config) -> Result<(), String> {
     let addr: SocketAddr = listener.local_addr().map_err(|e| e.to_string())?;
     let started = open(&config).await?;
     let verifier = started.state.key.verifier();
-    tracing::info!(origin = %config.origin, verifier = %verifier, "ledger key");
+    tracing::info!(origin = %started.state.key.name(), verifier = %verifier, "ledger key");
     let app = router(started.state, &config.cors_origins);
     tracing::info!("listening on {addr}");
     // On stdout too, for scripts and tests that start the server on port 0.

@@ -52,13 +52,12 @@ pub struct Config {
     #[arg(long, env = "DATAPILOT_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
 
-    /// Ledger origin: the first line of every checkpoint and the name of the signing key.
-    #[arg(
-        long,
-        env = "DATAPILOT_ORIGIN",
-        default_value = "datapilot.local/ledger"
-    )]
-    pub origin: String,
+    /// Ledger origin: the first line of every checkpoint and the name of the signing key, one
+    /// name per log (e.g. `ml.corp.example/datapilot`). Fixed when the ledger is created; unset:
+    /// the recorded one, or for a new ledger `datapilot.local/ledger/<16 hex>` derived from its
+    /// key.
+    #[arg(long, env = "DATAPILOT_ORIGIN")]
+    pub origin: Option<String>,
 
     /// Exact browser origins allowed by CORS (comma separated, e.g. `https://ml.corp`).
     /// Empty: no cross-origin access (the bundled demo page is same-origin).

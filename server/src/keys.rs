@@ -13,32 +13,21 @@ use std::path::Path;
 
 use datapilot::checkpoint::{Checkpoint, Signer};
 
+use crate::checkpoint::Published;
 use crate::util::random_bytes;
 
 /// The server's ledger key, as the SDK's C2SP note signer (the same code verifies it).
 #[derive(Debug)]
 pub struct LedgerKey {
     signer: Signer,
+    /// The largest checkpoint this key has published, kept beside it (see `crate::checkpoint`).
+    published: Published,
 }
 
 impl LedgerKey {
     /// Load the key at `path`, which must exist (mode 0600 or stricter).
     pub fn load(path: &Path, name: &str) -> std::io::Result<Self> {
-        let mode = std::fs::metadata(path)?.permissions().mode();
-        if mode & 0o077 != 0 {
-            return Err(std::io::Error::other(format!(
-                "{} is readable by group or others (mode {:o}); chmod 600 it",
-                path.display(),
-                mode & 0o777
-            )));
-        }
-        let text = std::fs::read_to_string(path)?;
-        let raw = hex::decode(text.trim())
-            .map_err(|e| std::io::Error::other(format!("{} is not hex: {e}", path.display())))?;
-        let seed: [u8; 32] = raw.try_into().map_err(|_| {
-            std::io::Error::other(format!("{} must hold 32 bytes of hex", path.display()))
-        })?;
-        Self::from_seed(name, &seed)
+        Self::from_seed(path, name, &read_seed(path)?)
     }
 
     /// Create a new random key at `path`, which must not exist. The seed is written to a
@@ -46,45 +35,22 @@ impl LedgerKey {
     /// fsynced, renamed into place, and the directory fsynced: a crash leaves either no key or
     /// the whole key, never a partial one.
     pub fn create(path: &Path, name: &str) -> std::io::Result<Self> {
-        let dir = path
-            .parent()
-            .ok_or_else(|| std::io::Error::other("the key path has no directory"))?;
-        if path.exists() {
-            return Err(std::io::Error::new(
-                std::io::ErrorKind::AlreadyExists,
-                format!("{} exists", path.display()),
-            ));
-        }
-        let seed = random_bytes::<32>();
-        let key = Self::from_seed(name, &seed)?;
-        let tmp = dir.join(format!(
-            ".ledger.key.{}.tmp",
-            hex::encode(random_bytes::<8>())
-        ));
-        let written = (|| {
-            let mut f = std::fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(0o600)
-                .open(&tmp)?;
-            f.write_all(hex::encode(seed).as_bytes())?;
-            f.write_all(b"\n")?;
-            f.sync_all()?;
-            drop(f);
-            std::fs::rename(&tmp, path)?;
-            std::fs::File::open(dir)?.sync_all()
-        })();
-        if let Err(e) = written {
-            let _ = std::fs::remove_file(&tmp);
-            return Err(e);
-        }
-        Ok(key)
+        Self::from_seed(path, name, &create_seed(path)?)
     }
 
-    fn from_seed(name: &str, seed: &[u8; 32]) -> std::io::Result<Self> {
+    fn from_seed(path: &Path, name: &str, seed: &[u8; 32]) -> std::io::Result<Self> {
         let signer = Signer::from_seed(name, seed)
             .map_err(|e| std::io::Error::other(format!("invalid origin as a key name: {e}")))?;
-        Ok(LedgerKey { signer })
+        let dir = path.parent().unwrap_or(Path::new("."));
+        Ok(LedgerKey {
+            signer,
+            published: Published::in_dir(dir),
+        })
+    }
+
+    /// The record of the largest checkpoint this key has published.
+    pub fn published(&self) -> &Published {
+        &self.published
     }
 
     pub fn name(&self) -> &str {
@@ -121,4 +87,143 @@ impl LedgerKey {
         .sign(&self.signer)
         .expect("the origin was validated as a key name at start-up")
     }
+}
+
+/// The seed in the key file at `path` (which must be mode 0600 or stricter).
+fn read_seed(path: &Path) -> std::io::Result<[u8; 32]> {
+    let mode = std::fs::metadata(path)?.permissions().mode();
+    if mode & 0o077 != 0 {
+        return Err(std::io::Error::other(format!(
+            "{} is readable by group or others (mode {:o}); chmod 600 it",
+            path.display(),
+            mode & 0o777
+        )));
+    }
+    let text = std::fs::read_to_string(path)?;
+    let raw = hex::decode(text.trim())
+        .map_err(|e| std::io::Error::other(format!("{} is not hex: {e}", path.display())))?;
+    raw.try_into()
+        .map_err(|_| std::io::Error::other(format!("{} must hold 32 bytes of hex", path.display())))
+}
+
+/// A new random seed written to `path`, which must not exist. The seed is written to a
+/// temporary file created with mode 0600 (never readable by others, not even briefly),
+/// fsynced, renamed into place, and the directory fsynced: a crash leaves either no key or
+/// the whole key, never a partial one.
+fn create_seed(path: &Path) -> std::io::Result<[u8; 32]> {
+    let dir = path
+        .parent()
+        .ok_or_else(|| std::io::Error::other("the key path has no directory"))?;
+    if path.exists() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::AlreadyExists,
+            format!("{} exists", path.display()),
+        ));
+    }
+    let seed = random_bytes::<32>();
+    let tmp = dir.join(format!(
+        ".ledger.key.{}.tmp",
+        hex::encode(random_bytes::<8>())
+    ));
+    let written = (|| {
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&tmp)?;
+        f.write_all(hex::encode(seed).as_bytes())?;
+        f.write_all(b"\n")?;
+        f.sync_all()?;
+        drop(f);
+        std::fs::rename(&tmp, path)?;
+        std::fs::File::open(dir)?.sync_all()
+    })();
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(e);
+    }
+    Ok(seed)
+}
+
+/// The origin every install of earlier releases defaulted to: it names no one log, so a new
+/// ledger may not take it (existing ledgers that use it keep it).
+pub const LEGACY_SHARED_ORIGIN: &str = "datapilot.local/ledger";
+
+/// The origin of a new ledger whose operator named none: unique to its key, since it carries
+/// the first 8 bytes of SHA-256 over the public key (the key id itself is computed over the
+/// name, so it cannot be part of the name).
+pub fn derived_origin(public_key: &[u8; 32]) -> String {
+    use sha2::Digest;
+    let fp = sha2::Sha256::digest(public_key);
+    format!("datapilot.local/ledger/{}", hex::encode(&fp[..8]))
+}
+
+/// The ledger key and origin for the data directory's `ledger.key`.
+///
+/// An existing ledger keeps the origin and key it recorded at its creation: `--origin`, if
+/// given, must be that origin, and a missing key file or another key is a refusal to start,
+/// never a silent replacement (checkpoints signed by a new key would not verify against the
+/// key clients pinned, and old ones could no longer be extended). A new ledger gets a new key
+/// (unless one is already there) and the origin given, else one derived from the key.
+pub async fn open_ledger_key(
+    path: &Path,
+    origin: Option<&str>,
+    store: &crate::store::Store,
+) -> Result<LedgerKey, String> {
+    let origin = origin.map(str::trim).filter(|o| !o.is_empty());
+    let recorded = store
+        .ledger_verifier()
+        .await
+        .map_err(|e| format!("database: {e}"))?;
+    let Some(recorded) = recorded else {
+        let seed = if path.exists() {
+            read_seed(path)
+        } else {
+            create_seed(path)
+        }
+        .map_err(|e| format!("ledger key: {e}"))?;
+        let origin = match origin {
+            Some(LEGACY_SHARED_ORIGIN) => {
+                return Err(format!(
+                    "--origin {LEGACY_SHARED_ORIGIN:?} was every earlier install's default and \
+                     names no one log; give this ledger its own origin (e.g. \
+                     ml.corp.example/datapilot) or leave --origin unset to derive one from its key"
+                ))
+            }
+            Some(o) => o.to_string(),
+            None => {
+                let public = Signer::from_seed("origin", &seed)
+                    .map_err(|e| format!("ledger key: {e}"))?
+                    .verifier()
+                    .public_key();
+                derived_origin(&public)
+            }
+        };
+        return LedgerKey::from_seed(path, &origin, &seed).map_err(|e| format!("ledger key: {e}"));
+    };
+    let recorded_origin = recorded.split('+').next().unwrap_or("");
+    if let Some(o) = origin.filter(|o| *o != recorded_origin) {
+        return Err(format!(
+            "this ledger's origin is {recorded_origin:?}, not {o:?}; the origin cannot change \
+             (leave --origin unset to use the recorded one)"
+        ));
+    }
+    if !path.exists() {
+        return Err(format!(
+            "{} is missing, but this data directory holds a ledger signed by {recorded}; \
+             restore ledger.key from a backup (the server never creates a new key for an \
+             existing ledger)",
+            path.display()
+        ));
+    }
+    let key = LedgerKey::load(path, recorded_origin).map_err(|e| format!("ledger key: {e}"))?;
+    if key.verifier() != recorded {
+        return Err(format!(
+            "{} holds the key {}, but this ledger is signed by {recorded}; restore the \
+             original ledger.key from a backup",
+            path.display(),
+            key.verifier()
+        ));
+    }
+    Ok(key)
 }

@@ -34,7 +34,11 @@ async fn every_operation_end_to_end() {
         "ledger.init + bootstrap token.create"
     );
     let keys = anon.get("/v1/keys").await.json();
-    assert_eq!(keys["origin"], "datapilot.local/ledger");
+    // No --origin: one derived from the key (issue 12), never the old shared default.
+    assert!(keys["origin"]
+        .as_str()
+        .unwrap()
+        .starts_with("datapilot.local/ledger/"));
     assert_eq!(keys["keys"][0]["algorithm"], "ed25519");
     let who = admin.get("/v1/whoami").await.json();
     assert_eq!(
