@@ -56,7 +56,7 @@ pub mod transport;
 pub use api::{Operation, WriteOperation};
 pub use client::{Client, ClientBuilder, RequestOptions};
 pub use error::{ApiError, Error, Result, Sent};
-pub use pagination::{Pager, PagerStream};
+pub use pagination::{Order, Pager, PagerStream};
 pub use secret::Secret;
 
 #[cfg(target_arch = "wasm32")]

@@ -29,6 +29,27 @@ use crate::transport::{BoxFuture, MaybeSend};
 /// Largest page size the contract allows.
 pub const MAX_PAGE_LIMIT: u32 = 500;
 
+/// The order of a list (the `order` query parameter): by creation, oldest first (the
+/// server's default) or newest first. A cursor stays bound to the order it was made with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Order {
+    /// Oldest first.
+    #[default]
+    Asc,
+    /// Newest first: the latest N runs are the first page.
+    Desc,
+}
+
+impl Order {
+    /// The query parameter's value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Order::Asc => "asc",
+            Order::Desc => "desc",
+        }
+    }
+}
+
 /// Iterates the pages of one list operation. Created by the client's `list_*` methods.
 pub struct Pager<T> {
     client: Client,
@@ -41,6 +62,7 @@ pub struct Pager<T> {
     limit: Option<u32>,
     /// Largest `limit` this list takes ([`MAX_PAGE_LIMIT`], or more for manifest files).
     max_limit: u32,
+    order: Option<Order>,
     cursor: Option<String>,
     seen: HashSet<String>,
     done: bool,
@@ -53,6 +75,7 @@ impl<T> fmt::Debug for Pager<T> {
             .field("path", &self.path)
             .field("query", &self.query)
             .field("limit", &self.limit)
+            .field("order", &self.order)
             .field("cursor", &self.cursor)
             .field("done", &self.done)
             .finish()
@@ -73,6 +96,7 @@ impl<T: DeserializeOwned> Pager<T> {
             first_query: Vec::new(),
             limit: None,
             max_limit: MAX_PAGE_LIMIT,
+            order: None,
             cursor: None,
             seen: HashSet::new(),
             done: false,
@@ -98,6 +122,12 @@ impl<T: DeserializeOwned> Pager<T> {
     /// maximum of `list_dataset_version_files`).
     pub fn limit(mut self, limit: u32) -> Self {
         self.limit = Some(limit.clamp(1, self.max_limit));
+        self
+    }
+
+    /// Lists in `order` (sent with every page: the server binds cursors to it).
+    pub fn order(mut self, order: Order) -> Self {
+        self.order = Some(order);
         self
     }
 
@@ -153,6 +183,7 @@ impl<T: DeserializeOwned> Pager<T> {
         }
         let call = call
             .query_opt("limit", self.limit)
+            .query_opt("order", self.order.map(Order::as_str))
             .query_opt("cursor", self.cursor.as_deref());
         let page: Page<T> = self.client.json(call).await?;
         match &page.next_cursor {

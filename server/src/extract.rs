@@ -391,30 +391,93 @@ fn check_path_param(name: &str, value: &str) -> Result<(), ApiError> {
 pub struct PageQuery {
     pub limit: Option<u32>,
     pub cursor: Option<String>,
+    pub order: Option<String>,
 }
 
 impl PageQuery {
-    pub fn to_req(&self) -> Result<crate::store::PageReq, ApiError> {
-        page_req(self.limit, self.cursor.as_deref())
+    pub fn to_req(&self, scope: &ListScope) -> Result<crate::store::PageReq, ApiError> {
+        page_req(
+            self.limit,
+            self.cursor.as_deref(),
+            self.order.as_deref(),
+            scope,
+        )
     }
 }
 
-/// Validate `limit` (1–500, default 50) and decode `cursor`.
+/// What a list's cursor is bound to: the request path and every query parameter except
+/// `limit` and `cursor` (so the order and the filters), hashed. A cursor handed to another
+/// list, another parent resource or other filters is a 400 instead of a wrong page.
+#[derive(Debug, Clone, Copy)]
+pub struct ListScope(pub u32);
+
+impl<S: Send + Sync> FromRequestParts<S> for ListScope {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
+        use sha2::{Digest, Sha256};
+        // The raw (still percent-encoded) pairs: a client repeats its own query text, so
+        // another spelling of the same value may count as other filters.
+        let mut pairs: Vec<(&str, &str)> = parts
+            .uri
+            .query()
+            .unwrap_or("")
+            .split('&')
+            .filter(|p| !p.is_empty())
+            .map(|p| p.split_once('=').unwrap_or((p, "")))
+            .filter(|(k, _)| *k != "limit" && *k != "cursor")
+            .collect();
+        pairs.sort();
+        let mut h = Sha256::new();
+        h.update(parts.uri.path().as_bytes());
+        for (k, v) in &pairs {
+            // Length-prefixed, so no two parameter lists hash the same text.
+            for part in [k, v] {
+                h.update((part.len() as u64).to_be_bytes());
+                h.update(part.as_bytes());
+            }
+        }
+        let d = h.finalize();
+        Ok(ListScope(u32::from_be_bytes([d[0], d[1], d[2], d[3]])))
+    }
+}
+
+/// Validate `limit` (1–500, default 50) and `order` (`asc`, the default, or `desc`), and
+/// decode `cursor`, which must come from the same list with the same filters (`scope`).
 pub fn page_req(
     limit: Option<u32>,
     cursor: Option<&str>,
+    order: Option<&str>,
+    scope: &ListScope,
 ) -> Result<crate::store::PageReq, ApiError> {
-    {
-        let limit = limit.unwrap_or(50);
-        if !(1..=500).contains(&limit) {
-            return Err(ApiError::validation("limit", "must be between 1 and 500"));
-        }
-        let after = match cursor {
-            None => None,
-            Some(c) => Some(crate::util::decode_cursor(c).ok_or_else(|| {
-                ApiError::bad_request("invalid cursor: pass back a next_cursor unchanged")
-            })?),
-        };
-        Ok(crate::store::PageReq { limit, after })
+    let limit = limit.unwrap_or(50);
+    if !(1..=500).contains(&limit) {
+        return Err(ApiError::validation("limit", "must be between 1 and 500"));
     }
+    let desc = match order {
+        None | Some("asc") => false,
+        Some("desc") => true,
+        Some(_) => return Err(ApiError::validation("order", "must be asc or desc")),
+    };
+    let after = match cursor {
+        None => None,
+        Some(c) => {
+            let (key, bound) = crate::util::decode_cursor(c).ok_or_else(|| {
+                ApiError::bad_request("invalid cursor: pass back a next_cursor unchanged")
+            })?;
+            if bound != scope.0 {
+                return Err(ApiError::bad_request(
+                    "cursor from another list: a next_cursor works only with the operation, \
+                     path, order and filters of the request that returned it",
+                ));
+            }
+            Some(key)
+        }
+    };
+    Ok(crate::store::PageReq {
+        limit,
+        after,
+        desc,
+        scope: scope.0,
+    })
 }

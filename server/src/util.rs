@@ -90,16 +90,23 @@ pub fn parse_time(s: &str) -> Option<String> {
 
 /// Opaque pagination cursor: base64url of the last row key seen. Opaque so that clients do not
 /// build them and the server may change the key later.
-pub fn encode_cursor(key: i64) -> String {
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("k{key}"))
+/// A list cursor: the last row key of the page and the list scope it is bound to
+/// (crate::extract::ListScope), as base64url of `k<key>.<scope hex>`.
+pub fn encode_cursor(key: i64, scope: u32) -> String {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("k{key}.{scope:08x}"))
 }
 
-pub fn decode_cursor(c: &str) -> Option<i64> {
+/// `(key, scope)` of a cursor made by [`encode_cursor`].
+pub fn decode_cursor(c: &str) -> Option<(i64, u32)> {
     let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
         .decode(c)
         .ok()?;
     let s = std::str::from_utf8(&raw).ok()?;
-    s.strip_prefix('k')?.parse().ok()
+    let (key, scope) = s.strip_prefix('k')?.split_once('.')?;
+    if scope.len() != 8 {
+        return None;
+    }
+    Some((key.parse().ok()?, u32::from_str_radix(scope, 16).ok()?))
 }
 
 pub fn b64(data: &[u8]) -> String {

@@ -145,6 +145,13 @@ where
         Some(_) => return Err(invalid_argument("limit must be an integer from 1 to 500")),
         None => {}
     }
+    let order = opt(options, "order");
+    match order.as_string().as_deref() {
+        Some("asc") => pager = pager.order(crate::pagination::Order::Asc),
+        Some("desc") => pager = pager.order(crate::pagination::Order::Desc),
+        _ if order.is_undefined() || order.is_null() => {}
+        _ => return Err(invalid_argument("order must be \"asc\" or \"desc\"")),
+    }
     if let Some(c) = opt(options, "cursor").as_string() {
         pager = pager.starting_at(c);
     }

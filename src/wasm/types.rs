@@ -101,8 +101,10 @@ export interface RegistrationProgress {
 export interface ListOptions extends CallOptions {
   /** Page size, 1-500 (server default 50). */
   limit?: number;
-  /** Resume from a saved `cursor`. */
+  /** Resume from a saved `cursor` (made by the same list with the same options). */
   cursor?: string;
+  /** `"asc"` (oldest first, the default) or `"desc"` (newest first). */
+  order?: "asc" | "desc";
 }
 
 /** Options of calls that read the ledger at a tree size (default: the current size). */

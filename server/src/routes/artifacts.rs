@@ -13,7 +13,9 @@ use crate::app::AppState;
 use crate::auth::Principal;
 use crate::blob::BlobError;
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{check_content_length, content_type_is, too_large, PageQuery, P, Q};
+use crate::extract::{
+    check_content_length, content_type_is, too_large, ListScope, PageQuery, P, Q,
+};
 use crate::model::{Artifact, Page};
 use crate::validate;
 
@@ -186,11 +188,12 @@ pub async fn list(
     State(st): State<AppState>,
     p: Principal,
     P(run_id): P<String>,
+    scope: ListScope,
     Q(q): Q<PageQuery>,
 ) -> ApiResult<Json<Page<Artifact>>> {
     p.read_run(&run_id)?;
-    let pr = q.to_req()?;
-    Ok(Json(page(st.store.list_artifacts(&run_id, pr).await?)))
+    let pr = q.to_req(&scope)?;
+    Ok(Json(page(pr, st.store.list_artifacts(&run_id, pr).await?)))
 }
 
 pub async fn get(

@@ -8,7 +8,7 @@ use super::page;
 use crate::app::AppState;
 use crate::auth::Principal;
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{page_req, P, Q};
+use crate::extract::{page_req, ListScope, P, Q};
 use crate::model::{AuditEvent, Page};
 
 /// The audit actions of the contract (`AuditAction`).
@@ -33,15 +33,17 @@ pub struct AuditQuery {
     action: Option<String>,
     limit: Option<u32>,
     cursor: Option<String>,
+    order: Option<String>,
 }
 
 pub async fn list(
     State(st): State<AppState>,
     p: Principal,
+    scope: ListScope,
     Q(q): Q<AuditQuery>,
 ) -> ApiResult<Json<Page<AuditEvent>>> {
     p.audit()?;
-    let pr = page_req(q.limit, q.cursor.as_deref())?;
+    let pr = page_req(q.limit, q.cursor.as_deref(), q.order.as_deref(), &scope)?;
     if let Some(s) = &q.subject {
         const KINDS: [&str; 6] = [
             "dataset",
@@ -68,6 +70,7 @@ pub async fn list(
         }
     }
     Ok(Json(page(
+        pr,
         st.store
             .list_audit(q.subject.as_deref(), q.action.as_deref(), pr)
             .await?,

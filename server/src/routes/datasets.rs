@@ -10,7 +10,7 @@ use super::page;
 use crate::app::AppState;
 use crate::auth::Principal;
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{JsonBody, PageQuery, MANIFEST_LIMIT, P, Q};
+use crate::extract::{JsonBody, ListScope, PageQuery, MANIFEST_LIMIT, P, Q};
 use crate::model::*;
 use crate::validate;
 
@@ -36,11 +36,12 @@ pub async fn create(
 pub async fn list(
     State(st): State<AppState>,
     p: Principal,
+    scope: ListScope,
     Q(q): Q<PageQuery>,
 ) -> ApiResult<Json<Page<Dataset>>> {
     p.read_catalog()?;
-    let pr = q.to_req()?;
-    Ok(Json(page(st.store.list_datasets(pr).await?)))
+    let pr = q.to_req(&scope)?;
+    Ok(Json(page(pr, st.store.list_datasets(pr).await?)))
 }
 
 pub async fn get(
@@ -105,11 +106,15 @@ pub async fn list_versions(
     State(st): State<AppState>,
     p: Principal,
     P(dataset_id): P<String>,
+    scope: ListScope,
     Q(q): Q<PageQuery>,
 ) -> ApiResult<Json<Page<DatasetVersion>>> {
     p.read_catalog()?;
-    let pr = q.to_req()?;
-    Ok(Json(page(st.store.list_versions(&dataset_id, pr).await?)))
+    let pr = q.to_req(&scope)?;
+    Ok(Json(page(
+        pr,
+        st.store.list_versions(&dataset_id, pr).await?,
+    )))
 }
 
 pub async fn get_version(
@@ -153,11 +158,13 @@ pub async fn list_gates(
     State(st): State<AppState>,
     p: Principal,
     P((dataset_id, digest)): P<(String, String)>,
+    scope: ListScope,
     Q(q): Q<PageQuery>,
 ) -> ApiResult<Json<Page<GateResult>>> {
     p.read_catalog()?;
-    let pr = q.to_req()?;
+    let pr = q.to_req(&scope)?;
     Ok(Json(page(
+        pr,
         st.store.list_gates(&dataset_id, &digest, pr).await?,
     )))
 }

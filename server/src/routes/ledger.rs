@@ -25,6 +25,10 @@ pub async fn checkpoint(State(st): State<AppState>, p: Principal) -> ApiResult<R
     Ok(resp)
 }
 
+/// The scope `listLedgerEntries` cursors are bound to (crate::extract::ListScope): a constant,
+/// as the list has no filters and `start` only positions the first page (a cursor then wins).
+const LEDGER_SCOPE: u32 = 0x1ed9_e700;
+
 #[derive(Debug, Deserialize)]
 pub struct EntriesQuery {
     start: Option<u64>,
@@ -47,7 +51,8 @@ pub async fn entries(
     // The contract: `cursor` (a later page) wins over `start` (the first page's position).
     let start = match (&q.cursor, q.start) {
         (Some(c), _) => decode_cursor(c)
-            .and_then(|v| u64::try_from(v).ok())
+            .filter(|&(_, scope)| scope == LEDGER_SCOPE)
+            .and_then(|(v, _)| u64::try_from(v).ok())
             .ok_or_else(|| {
                 ApiError::bad_request("invalid cursor: pass back a next_cursor unchanged")
             })?,
@@ -61,7 +66,9 @@ pub async fn entries(
     let mut items = st.store.ledger_entries(start, limit + 1).await?;
     let next = if items.len() > limit as usize {
         items.truncate(limit as usize);
-        items.last().map(|e| encode_cursor(e.seq as i64 + 1))
+        items
+            .last()
+            .map(|e| encode_cursor(e.seq as i64 + 1, LEDGER_SCOPE))
     } else {
         None
     };

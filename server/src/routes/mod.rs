@@ -20,10 +20,11 @@ use crate::model::Page;
 use crate::util::encode_cursor;
 
 /// Build a page from store output.
-pub fn page<T>((items, next): (Vec<T>, Option<i64>)) -> Page<T> {
+/// A page of a list; its cursor is bound to the request's list scope (`req.scope`).
+pub fn page<T>(req: crate::store::PageReq, (items, next): (Vec<T>, Option<i64>)) -> Page<T> {
     Page {
         items,
-        next_cursor: next.map(encode_cursor),
+        next_cursor: next.map(|k| encode_cursor(k, req.scope)),
     }
 }
 

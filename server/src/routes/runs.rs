@@ -12,7 +12,7 @@ use super::page;
 use crate::app::AppState;
 use crate::auth::Principal;
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{page_req, JsonBody, PageQuery, METRICS_LIMIT, P, Q};
+use crate::extract::{page_req, JsonBody, ListScope, PageQuery, METRICS_LIMIT, P, Q};
 use crate::model::*;
 use crate::store::NewRun;
 use crate::util::{hash_secret, new_secret};
@@ -76,11 +76,12 @@ pub async fn create(
 pub async fn list(
     State(st): State<AppState>,
     p: Principal,
+    scope: ListScope,
     Q(q): Q<PageQuery>,
 ) -> ApiResult<Json<Page<Run>>> {
     p.read_catalog()?;
-    let pr = q.to_req()?;
-    Ok(Json(page(st.store.list_runs(pr).await?)))
+    let pr = q.to_req(&scope)?;
+    Ok(Json(page(pr, st.store.list_runs(pr).await?)))
 }
 
 pub async fn get(
@@ -177,20 +178,23 @@ pub struct MetricsQuery {
     name: Option<String>,
     limit: Option<u32>,
     cursor: Option<String>,
+    order: Option<String>,
 }
 
 pub async fn list_metrics(
     State(st): State<AppState>,
     p: Principal,
     P(run_id): P<String>,
+    scope: ListScope,
     Q(q): Q<MetricsQuery>,
 ) -> ApiResult<Json<Page<MetricValue>>> {
     p.read_run(&run_id)?;
-    let pr = page_req(q.limit, q.cursor.as_deref())?;
+    let pr = page_req(q.limit, q.cursor.as_deref(), q.order.as_deref(), &scope)?;
     if let Some(n) = &q.name {
         validate::metric_name("name", n)?;
     }
     Ok(Json(page(
+        pr,
         st.store
             .list_metrics(&run_id, q.name.as_deref(), pr)
             .await?,

@@ -9,7 +9,7 @@ use super::page;
 use crate::app::AppState;
 use crate::auth::Principal;
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{JsonBody, PageQuery, P, Q};
+use crate::extract::{JsonBody, ListScope, PageQuery, P, Q};
 use crate::model::{ApiToken, CreateTokenRequest, CreatedToken, Page};
 use crate::util::{fmt_time, hash_secret, new_secret, now};
 use crate::validate;
@@ -47,11 +47,12 @@ pub async fn create(
 pub async fn list(
     State(st): State<AppState>,
     p: Principal,
+    scope: ListScope,
     Q(q): Q<PageQuery>,
 ) -> ApiResult<Json<Page<ApiToken>>> {
     p.admin()?;
-    let pr = q.to_req()?;
-    Ok(Json(page(st.store.list_tokens(pr).await?)))
+    let pr = q.to_req(&scope)?;
+    Ok(Json(page(pr, st.store.list_tokens(pr).await?)))
 }
 
 /// Takes no body; one that is sent is ignored.

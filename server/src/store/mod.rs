@@ -127,11 +127,15 @@ impl Writer {
     }
 }
 
-/// Keyset pagination: items after row key `after`, at most `limit`.
+/// Keyset pagination: items after row key `after` in the list's order (ascending keys, or
+/// descending with `desc`), at most `limit`. `scope` identifies the list operation and filters
+/// the page's cursor is bound to (crate::extract::ListScope).
 #[derive(Debug, Clone, Copy)]
 pub struct PageReq {
     pub limit: u32,
     pub after: Option<i64>,
+    pub desc: bool,
+    pub scope: u32,
 }
 
 /// First-start parameters.

@@ -344,8 +344,20 @@ pub(crate) async fn ledger_verifier_in(tx: &mut dyn RepoTx) -> StoreResult<Optio
     })
 }
 
+/// The key to continue after: the cursor's, else before the first row (`first` ascending,
+/// past every key descending).
 fn after(page: PageReq, first: i64) -> i64 {
-    page.after.unwrap_or(first)
+    page.after
+        .unwrap_or(if page.desc { i64::MAX } else { first })
+}
+
+/// `col > $param ORDER BY col` in the page's order (`<` and `DESC` descending).
+fn keyset(page: PageReq, col: &str, param: usize) -> String {
+    if page.desc {
+        format!("{col} < ${param} ORDER BY {col} DESC")
+    } else {
+        format!("{col} > ${param} ORDER BY {col}")
+    }
 }
 
 impl Store {
@@ -423,7 +435,8 @@ impl Store {
                 let rows = tx
                     .query(
                         &format!(
-                            "SELECT {DATASET_COLS} FROM datasets WHERE n > $1 ORDER BY n LIMIT $2"
+                            "SELECT {DATASET_COLS} FROM datasets WHERE {} LIMIT $2",
+                            keyset(page, "n", 1)
                         ),
                         params![after(page, 0), page.limit + 1],
                     )
@@ -463,7 +476,7 @@ impl Store {
                 let policy = current_policy(tx).await?;
                 let rows = tx
                     .query(
-                        &format!("SELECT {VERSION_COLS} FROM dataset_versions WHERE dataset_id = $1 AND n > $2 ORDER BY n LIMIT $3"),
+                        &format!("SELECT {VERSION_COLS} FROM dataset_versions WHERE dataset_id = $1 AND {} LIMIT $3", keyset(page, "n", 2)),
                         params![&ds, after(page, 0), page.limit + 1],
                     )
                     .await?;
@@ -547,7 +560,7 @@ impl Store {
                 require_version(tx, &ds, &digest).await?;
                 let rows = tx
                     .query(
-                        &format!("SELECT {GATE_COLS} FROM gate_results WHERE dataset_id = $1 AND digest = $2 AND n > $3 ORDER BY n LIMIT $4"),
+                        &format!("SELECT {GATE_COLS} FROM gate_results WHERE dataset_id = $1 AND digest = $2 AND {} LIMIT $4", keyset(page, "n", 3)),
                         params![&ds, &digest, after(page, 0), page.limit + 1],
                     )
                     .await?;
@@ -582,7 +595,10 @@ impl Store {
             Box::pin(async move {
                 let rows = tx
                     .query(
-                        &format!("SELECT {RUN_COLS} FROM runs WHERE n > $1 ORDER BY n LIMIT $2"),
+                        &format!(
+                            "SELECT {RUN_COLS} FROM runs WHERE {} LIMIT $2",
+                            keyset(page, "n", 1)
+                        ),
                         params![after(page, 0), page.limit + 1],
                     )
                     .await?;
@@ -611,10 +627,10 @@ impl Store {
                 let cols = "n, name, step, value, time, batch";
                 let rows = match &name {
                     Some(n) => tx.query(
-                        &format!("SELECT {cols} FROM metric_points WHERE run_id = $1 AND name = $2 AND n > $3 ORDER BY n LIMIT $4"),
+                        &format!("SELECT {cols} FROM metric_points WHERE run_id = $1 AND name = $2 AND {} LIMIT $4", keyset(page, "n", 3)),
                         params![&run_id, n, after(page, 0), page.limit + 1]).await?,
                     None => tx.query(
-                        &format!("SELECT {cols} FROM metric_points WHERE run_id = $1 AND n > $2 ORDER BY n LIMIT $3"),
+                        &format!("SELECT {cols} FROM metric_points WHERE run_id = $1 AND {} LIMIT $3", keyset(page, "n", 2)),
                         params![&run_id, after(page, 0), page.limit + 1]).await?,
                 };
                 paged(
@@ -678,7 +694,7 @@ impl Store {
                 find_run(tx, &run_id).await?;
                 let rows = tx
                     .query(
-                        &format!("SELECT {ARTIFACT_COLS} FROM artifacts WHERE run_id = $1 AND n > $2 ORDER BY n LIMIT $3"),
+                        &format!("SELECT {ARTIFACT_COLS} FROM artifacts WHERE run_id = $1 AND {} LIMIT $3", keyset(page, "n", 2)),
                         params![&run_id, after(page, 0), page.limit + 1],
                     )
                     .await?;
@@ -718,7 +734,10 @@ impl Store {
             Box::pin(async move {
                 // One statement shape per filter combination: `$2 IS NULL` tricks leave
                 // PostgreSQL unable to infer the parameter's type.
-                let mut sql = format!("SELECT {AUDIT_COLS} FROM audit_events WHERE seq > $1");
+                let mut sql = format!(
+                    "SELECT {AUDIT_COLS} FROM audit_events WHERE seq {} $1",
+                    if page.desc { "<" } else { ">" }
+                );
                 let mut p = vec![Val::Int(after(page, -1))];
                 if let Some(s) = &subject {
                     p.push(s.into());
@@ -729,7 +748,11 @@ impl Store {
                     sql.push_str(&format!(" AND action = ${}", p.len()));
                 }
                 p.push((page.limit + 1).into());
-                sql.push_str(&format!(" ORDER BY seq LIMIT ${}", p.len()));
+                sql.push_str(&format!(
+                    " ORDER BY seq{} LIMIT ${}",
+                    if page.desc { " DESC" } else { "" },
+                    p.len()
+                ));
                 let rows = tx.query(&sql, &p).await?;
                 paged(rows, row_audit, page.limit)
             })
@@ -818,7 +841,8 @@ impl Store {
                 let rows = tx
                     .query(
                         &format!(
-                            "SELECT {TOKEN_COLS} FROM tokens WHERE n > $1 ORDER BY n LIMIT $2"
+                            "SELECT {TOKEN_COLS} FROM tokens WHERE {} LIMIT $2",
+                            keyset(page, "n", 1)
                         ),
                         params![after(page, 0), page.limit + 1],
                     )
