@@ -4,7 +4,9 @@
 //! 1. request context: assign/echo the request id, make it available to error bodies, and on
 //!    the way out turn any error that is not problem+json yet (router 404/405, a layer's 413)
 //!    into one, and add `X-Request-Id` and `Cache-Control: no-store` to every response;
-//! 2. tower-http tracing: one span per request carrying the request id;
+//! 2. metrics and the access log (`metrics::observe`): every answer counted and timed once,
+//!    with its final status; then tower-http tracing: one span per request carrying the
+//!    request id;
 //! 3. CORS: exact origin allowlist, answered before authentication (preflights carry no token);
 //! 4. the global in-flight request limit (`--max-concurrent-requests`): requests beyond it wait
 //!    for a slot, so many concurrent large bodies cannot exhaust memory;

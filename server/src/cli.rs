@@ -30,6 +30,42 @@ pub enum Command {
         #[arg(long, default_value = "admin-recovery")]
         name: String,
     },
+    /// Copy a SQLite data directory consistently while the server runs: database snapshot
+    /// (VACUUM INTO), the blobs it refers to (hash-checked), the ledger key, BACKUP.json.
+    Backup {
+        #[command(flatten)]
+        storage: StorageArgs,
+        /// New (or empty) directory to write the backup to.
+        dest: PathBuf,
+    },
+    /// Restore a backup into a new data directory, then verify it.
+    Restore {
+        #[command(flatten)]
+        storage: StorageArgs,
+        /// A directory written by `backup`.
+        src: PathBuf,
+        /// Skip the verification after restoring.
+        #[arg(long)]
+        no_verify: bool,
+    },
+    /// Re-check everything stored: every ledger entry against its row and leaf, every Merkle
+    /// node, every signed checkpoint (signature, root, consistency) and every blob against its
+    /// digest. Exit status 0: all verified; 1: problems found (listed); 2: could not run.
+    Verify {
+        #[command(flatten)]
+        storage: StorageArgs,
+        /// Do not read the blobs (the ledger checks only).
+        #[arg(long)]
+        skip_blobs: bool,
+    },
+    /// Apply pending schema migrations (the server also applies them at start).
+    Migrate {
+        #[command(flatten)]
+        storage: StorageArgs,
+        /// Only say which migrations would be applied; change nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
 }
 
 /// Where the data is: the same flags and variables as the server's.
@@ -97,6 +133,20 @@ pub fn is_command(arg: &str) -> bool {
 pub async fn run(cli: OpsCli) -> i32 {
     let r = match cli.command {
         Command::AdminToken { storage, name } => crate::admin::admin_token(&storage, &name).await,
+        Command::Backup { storage, dest } => crate::backup::backup(&storage, &dest).await,
+        Command::Restore {
+            storage,
+            src,
+            no_verify,
+        } => match crate::backup::restore(&storage, &src).await {
+            Ok(()) if !no_verify => return crate::verify::run(&storage, false).await,
+            other => other,
+        },
+        Command::Verify {
+            storage,
+            skip_blobs,
+        } => return crate::verify::run(&storage, skip_blobs).await,
+        Command::Migrate { storage, dry_run } => crate::upgrade::migrate(&storage, dry_run).await,
     };
     match r {
         Ok(()) => 0,

@@ -133,6 +133,48 @@ pub struct Config {
     /// Log filter in `tracing` syntax (RUST_LOG is honoured too).
     #[arg(long, env = "DATAPILOT_LOG", default_value = "info")]
     pub log: String,
+
+    /// Log lines as human-readable `text` or one JSON object per line (`json`, for log
+    /// shippers). At `info`, every request is logged once (target `datapilot_server::access`)
+    /// with its request id, principal id (never a secret), operation, status and duration.
+    #[arg(long, env = "DATAPILOT_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+
+    /// Seconds `/metrics` reuses the blob-store totals (`datapilot_blob_bytes`,
+    /// `datapilot_blobs`, an aggregate over all artifacts) between scrapes.
+    #[arg(long, env = "DATAPILOT_METRICS_BLOB_REFRESH", default_value_t = 30)]
+    pub metrics_blob_refresh: u64,
+
+    /// Behind a reverse proxy: take the client address for the access log from the last
+    /// `X-Forwarded-For` entry (the one the proxy appended). Off: the header is ignored.
+    #[arg(long, env = "DATAPILOT_TRUST_FORWARDED_FOR")]
+    pub trust_forwarded_for: bool,
+}
+
+/// `--log-format`.
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// Install the global `tracing` subscriber on stderr: `filter` unless `RUST_LOG` is set.
+pub fn init_logging(filter: &str, format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(filter));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        // Fields flattened to the top level, so a shipper sees `request_id`, `status`, … as keys.
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .with_span_list(false)
+            .init(),
+    }
 }
 
 impl Config {

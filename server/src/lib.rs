@@ -6,9 +6,12 @@
 //! signed C2SP checkpoints and deterministic evidence bundles. See `docs/server.md`.
 //!
 //! Module map:
-//! - [`cli`] operator subcommands ([`admin`] token recovery and the start-up banner);
+//! - [`cli`] operator subcommands: [`admin`] token recovery and the start-up banner,
+//!   [`backup`] backup/restore, [`verify`] re-checking everything stored, [`upgrade`] schema
+//!   versions and `migrate`;
 //!   [`config`] flags and environment; [`app`] wiring, middleware, start-up, shutdown;
-//!   [`serve`] connections: caps, header timeout, graceful shutdown
+//!   [`serve`] connections: caps, header timeout, graceful shutdown; [`metrics`] Prometheus
+//!   metrics, probes and the access log ([`forwarded`]: the client address)
 //! - [`routes`] one file per OpenAPI tag; [`extract`] strict body/query/path extractors
 //! - [`error`] RFC 9457 problems; [`auth`] tokens, run tokens, gateway mode, per-object rules
 //! - [`idempotency`] `Idempotency-Key` replay
@@ -23,6 +26,7 @@
 pub mod admin;
 pub mod app;
 pub mod auth;
+pub mod backup;
 pub mod blob;
 pub mod canon;
 pub mod checkpoint;
@@ -31,9 +35,11 @@ pub mod config;
 pub mod error;
 pub mod evidence;
 pub mod extract;
+pub mod forwarded;
 pub mod idempotency;
 pub mod keys;
 pub mod ledger;
+pub mod metrics;
 pub mod model;
 pub mod protocol_errors;
 pub mod rate_limit;
@@ -44,5 +50,7 @@ pub mod serve;
 pub mod stall;
 pub mod state;
 pub mod store;
+pub mod upgrade;
 pub mod util;
 pub mod validate;
+pub mod verify;

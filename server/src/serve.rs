@@ -108,7 +108,14 @@ pub async fn serve(
             continue;
         };
         let _ = stream.set_nodelay(true);
-        let svc = TowerToHyperService::new(app.clone().into_service::<hyper::body::Incoming>());
+        // The peer address rides along with each request (the access log's client address).
+        let svc = TowerToHyperService::new(tower::ServiceExt::map_request(
+            app.clone().into_service::<hyper::body::Incoming>(),
+            move |mut r: axum::http::Request<hyper::body::Incoming>| {
+                r.extensions_mut().insert(axum::extract::ConnectInfo(peer));
+                r
+            },
+        ));
         let io = TokioIo::new(crate::protocol_errors::ProblemIo::new(stream));
         let conn = builder.serve_connection_with_upgrades(io, svc);
         let conn = graceful.watch(conn.into_owned());

@@ -38,7 +38,7 @@ impl Drop for Started {
 
 fn start(dir: &Path) -> Started {
     let log = dir.with_extension("stderr");
-    let mut child = bin()
+    let child = bin()
         .arg("--data-dir")
         .arg(dir)
         .args(["--listen", "127.0.0.1:0"])
@@ -46,11 +46,17 @@ fn start(dir: &Path) -> Started {
         .stderr(Stdio::from(std::fs::File::create(&log).unwrap()))
         .spawn()
         .unwrap();
+    // Owned at once, so the process is killed and reaped whatever happens below.
+    let mut s = Started {
+        child,
+        base: String::new(),
+        stderr: String::new(),
+    };
     let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
+    BufReader::new(s.child.stdout.take().unwrap())
         .read_line(&mut line)
         .unwrap();
-    let base = line
+    s.base = line
         .trim()
         .strip_prefix("listening on ")
         .unwrap_or_else(|| panic!("first line {line:?}"))
@@ -60,11 +66,8 @@ fn start(dir: &Path) -> Started {
     loop {
         let text = std::fs::read_to_string(&log).unwrap();
         if text.contains("admin token") && text.trim_end().ends_with("=====") {
-            return Started {
-                child,
-                base,
-                stderr: text,
-            };
+            s.stderr = text;
+            return s;
         }
         assert!(Instant::now() < deadline, "no start-up banner: {text}");
         std::thread::sleep(Duration::from_millis(20));

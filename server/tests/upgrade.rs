@@ -1,7 +1,8 @@
 //! Upgrades: a data directory written by an earlier release still opens, keeps its ledger and
 //! verifies. `fixtures/sqlite-v0.1/` was written by the server at commit 60dcb5f (schema
 //! version 3, before the storage layer was split into a domain layer over SQLite/PostgreSQL
-//! repositories) with `make_fixture` below.
+//! repositories) with `make_fixture` below. The upgrade follows docs/operations.md: `migrate
+//! --dry-run`, `migrate`, `verify`, start; `verify` again after new writes.
 
 mod common;
 
@@ -103,6 +104,27 @@ async fn a_data_directory_of_the_previous_release_opens_and_verifies() {
     let s = |k: &str| ids[k].as_str().unwrap().to_string();
     let old_size = ids["tree_size"].as_u64().unwrap();
 
+    // The documented procedure (docs/operations.md): dry run, migrate, verify, start.
+    let (code, out, err) = ops(&["migrate", "--dry-run"], &dir);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        out.contains("schema is at version 3; this build would apply migration(s) 4, "),
+        "{out}"
+    );
+    let (code, _, err) = ops(&["verify"], &dir);
+    assert_eq!(code, 2, "verify never migrates: {err}");
+    assert!(
+        err.contains("run `datapilot-server migrate` first"),
+        "{err}"
+    );
+    let (code, out, err) = ops(&["migrate"], &dir);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("went from version 3 to"), "{out}");
+    let (code, out, err) = ops(&["verify"], &dir);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("all verified"), "{out}");
+    assert!(out.contains(&format!("{old_size} ledger entries")), "{out}");
+
     let srv = Server::start_in(&dir, &["--origin", "fixture.example/ledger"]);
     let admin = srv.client(ADMIN);
     let v = verifier(&admin).await;
@@ -159,4 +181,25 @@ async fn a_data_directory_of_the_previous_release_opens_and_verifies() {
         .collect();
     datapilot::merkle::verify_consistency(old_size, size, &hashes, &old_cp.root_hash, &root)
         .expect("the upgraded ledger extends the old one");
+    // And the whole data directory still verifies with the new entries.
+    let (code, out, err) = ops(&["verify"], &dir);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("all verified"), "{out}");
+}
+
+/// Run `datapilot-server ARGS… --data-dir DIR`: exit code, stdout, stderr.
+fn ops(args: &[&str], dir: &std::path::Path) -> (i32, String, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_datapilot-server"))
+        .args(args)
+        .arg("--data-dir")
+        .arg(dir)
+        .env_remove("DATAPILOT_DATABASE_URL")
+        .env_remove("DATAPILOT_BLOBS")
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
