@@ -1,4 +1,4 @@
-// Transfers of real size through the npm package (issue 10): a 2 GiB artifact uploaded from a
+// Transfers of real size through the npm package (issue 10). A 2 GiB artifact uploaded from a
 // file-backed Blob and downloaded with downloadArtifactStream, in a child process whose peak
 // RSS (process.resourceUsage().maxRSS) may grow by at most MAX_RSS_GROWTH over it: the upload
 // streams from disk and the download holds one chunk at a time in wasm memory. Then the
@@ -12,8 +12,8 @@ import { closeSync, openSync, readdirSync, rmSync, statSync, writeFileSync, writ
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createHash } from 'node:crypto';
-import { DataPilot, isDataPilotError } from '@animus/datapilot';
-import { ADMIN_TOKEN, startServer } from './support.mjs';
+import { DataPilot, isDataPilotError, openFileBlob } from '@animus/datapilot';
+import { ADMIN_TOKEN, startFaultProxy, startServer } from './support.mjs';
 
 const MIB = 1024 * 1024;
 const GIB = 1024 * MIB;
@@ -126,3 +126,51 @@ function findFile(dir, name) {
   }
   return undefined;
 }
+
+test('a stalled link fails an upload and a download after the stall timeout', { timeout: 120_000 }, async () => {
+  const stallMs = 2_000;
+  const file = join(tmpdir(), `datapilot-64m-${process.pid}.bin`);
+  const fd = openSync(file, 'w');
+  writeSync(fd, 'stall test', 0);
+  closeSync(fd);
+  const { truncateSync } = await import('node:fs');
+  truncateSync(file, 64 * MIB);
+  const isStall = (e) => isDataPilotError(e) && e.kind === 'timeout' && /stalled/.test(e.message);
+  try {
+    // Upload: the link forwards 1 MiB of the request, then nothing (the connection stays open).
+    const deadUp = await startFaultProxy(server.url, ['--link-up-stall-after', String(MIB)]);
+    try {
+      const dp = new DataPilot({ baseUrl: deadUp.url, token: runToken, maxAttempts: 1, stallTimeoutMs: stallMs });
+      const started = Date.now();
+      await assert.rejects(dp.uploadArtifact(runId, 'stalled.bin', await openFileBlob(file), { sha256: 'a'.repeat(64) }), isStall);
+      const took = Date.now() - started;
+      assert.ok(took >= stallMs && took < 10 * stallMs, `gave up after ${took} ms`);
+    } finally {
+      await deadUp.stop();
+    }
+
+    // Download: stored directly, read over a link that passes 1 MiB of the answer.
+    const direct = new DataPilot({ baseUrl: server.url, token: runToken });
+    const artifact = await direct.uploadArtifact(runId, 'stall-64m.bin', await openFileBlob(file));
+    const deadDown = await startFaultProxy(server.url, ['--link-down-stall-after', String(MIB)]);
+    try {
+      const dp = new DataPilot({ baseUrl: deadDown.url, token: runToken, maxAttempts: 1 });
+      const started = Date.now();
+      const { stream } = await dp.downloadArtifactStream(runId, artifact.id, { stallTimeoutMs: stallMs });
+      let received = 0;
+      await assert.rejects(
+        (async () => {
+          for await (const chunk of stream) received += chunk.byteLength;
+        })(),
+        isStall,
+      );
+      const took = Date.now() - started;
+      assert.ok(took >= stallMs && took < 10 * stallMs, `gave up after ${took} ms`);
+      assert.ok(received < artifact.size);
+    } finally {
+      await deadDown.stop();
+    }
+  } finally {
+    rmSync(file, { force: true });
+  }
+});
