@@ -593,8 +593,10 @@ class Run:
         """Uploads the file at ``path`` as an artifact (default name: its file name), hashed
         then streamed so memory stays flat. ``progress(phase, bytes, total_bytes)`` is called
         about every 100 ms with phase ``"hashing"``, ``"uploading"`` then ``"done"``.
-        ``timeout`` (per attempt) and ``deadline`` (whole upload) default to the client's;
-        raise them for large files on slow links."""
+        An upload is a transfer: it has no deadline unless ``deadline`` (seconds, the whole
+        upload) is given, ``timeout`` caps each attempt only if given, and an attempt is given
+        up after 60 s without progress (the SDK's stall timeout), so a large file on a slow
+        link needs no settings."""
         artifact_name = name if name is not None else os.path.basename(os.fspath(path))
         return cast(
             Artifact,
