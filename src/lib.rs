@@ -41,6 +41,7 @@ pub mod api;
 pub mod client;
 pub mod error;
 pub mod evidence;
+pub mod ignore;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod files;
 #[cfg(feature = "native")]
