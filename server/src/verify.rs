@@ -13,7 +13,8 @@
 //! 4. **Checkpoints.** Every checkpoint the server ever signed (`checkpoints`): its signature
 //!    under the key the ledger records (and the key file in the data directory, if present), its
 //!    size and root against the rebuilt tree, and a consistency proof from each signed head to
-//!    the next.
+//!    the next; and the largest checkpoint published (`ledger.checkpoint` beside the key),
+//!    which the ledger must reach with the same root.
 //! 5. **Blobs.** Every blob an artifact refers to is read whole and hashed; absent, corrupt and
 //!    wrong-sized blobs are reported.
 //!
@@ -201,6 +202,12 @@ pub async fn verify(storage: &StorageArgs, skip_blobs: bool) -> Result<Report, S
     check_checkpoints(repo.as_ref(), &mut levels, &verifier, &origin, &mut report)
         .await
         .map_err(e)?;
+    check_published(
+        &storage.data_dir.join(crate::checkpoint::PUBLISHED_FILE),
+        &mut levels,
+        &verifier,
+        &mut report,
+    );
     if skip_blobs {
         eprintln!("verify: blobs skipped (--skip-blobs)");
     } else {
@@ -617,6 +624,49 @@ async fn check_checkpoints(
         prev = Some((cp_size, root));
     }
     Ok(())
+}
+
+/// Step 4b: the largest checkpoint this data directory's key has published
+/// (`ledger.checkpoint`, kept beside the key): the ledger must reach it with the same root, or
+/// the server would refuse to start (a database restored from a backup older than what was
+/// already published).
+fn check_published(
+    path: &std::path::Path,
+    levels: &mut Levels,
+    verifier: &datapilot::checkpoint::Verifier,
+    report: &mut Report,
+) {
+    let note = match std::fs::read_to_string(path) {
+        Ok(n) => n,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return,
+        Err(e) => return report.problem(format!("{}: {e}", path.display())),
+    };
+    let cp = match datapilot::checkpoint::open_checkpoint(&note, std::slice::from_ref(verifier)) {
+        Ok((cp, _)) => cp,
+        Err(e) => {
+            return report.problem(format!(
+                "{}: not a checkpoint signed by the ledger's key: {e}",
+                path.display()
+            ))
+        }
+    };
+    if cp.tree_size > report.entries {
+        report.problem(format!(
+            "{} records a published checkpoint of size {}, but the ledger has only {} entries \
+             (restored from a backup older than what was published; see docs/server.md, \"Backup and restore\")",
+            path.display(),
+            cp.tree_size,
+            report.entries
+        ));
+    } else if cp.tree_size > 0
+        && subtree_hash(levels, 0, cp.tree_size).expect("in range") != cp.root_hash
+    {
+        report.problem(format!(
+            "{}: the published checkpoint of size {} has another root than the ledger",
+            path.display(),
+            cp.tree_size
+        ));
+    }
 }
 
 /// Step 5: every blob an artifact refers to.

@@ -153,6 +153,24 @@ async fn a_backup_during_concurrent_writes_restores_and_verifies() {
         out.contains(&format!("{backed_up} ledger entries")),
         "{out}"
     );
+    // Restoring to replace the live directory keeps its `ledger.checkpoint` (the largest
+    // checkpoint already published, docs/server.md): the backup is older than what the live
+    // server published, and verify says so.
+    let replacing = tmp.path().join("replacing");
+    std::fs::create_dir_all(&replacing).unwrap();
+    std::fs::copy(
+        srv.dir.join("ledger.checkpoint"),
+        replacing.join("ledger.checkpoint"),
+    )
+    .unwrap();
+    let (code, out, _) = ops(&["restore", dest.to_str().unwrap()], &replacing);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains(&format!(
+            "records a published checkpoint of size {live_size}, but the ledger has only {backed_up} entries"
+        )),
+        "{out}"
+    );
     drop(srv);
     let again = Server::start_in(&restored, &[]);
     let admin2 = again.client(ADMIN);
