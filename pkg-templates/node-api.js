@@ -85,9 +85,88 @@ function makeNodeApi({ fs, fsp, path, crypto, DigestBuilder }) {
     }
   }
 
-  /** A file-backed Blob (streamed by fetch, never read whole): for uploadArtifact. */
-  function openFileBlob(file) {
+  /** openFileBlob: from this size on, not fs.openAsBlob (see there). */
+  const LARGE_FILE_BYTES = 2 ** 31;
+  /** Bytes a FileRangeBlob stream reads at a time. */
+  const STREAM_CHUNK_BYTES = 1 << 20;
+
+  /**
+   * A file-backed Blob (streamed by fetch, never read whole): for uploadArtifact. Node's
+   * fs.openAsBlob reports the size of a file of 4 GiB or more modulo 2^32 and returns empty
+   * slices across the 2 GiB mark (nodejs/node#52585, open in Node 20-23), so from 2 GiB up the
+   * Blob is a FileRangeBlob, which reads the file itself.
+   */
+  async function openFileBlob(file) {
+    const st = await fsp.stat(file);
+    if (st.isFile() && st.size >= LARGE_FILE_BYTES) return new FileRangeBlob(file, 0, st.size);
     return fs.openAsBlob(file);
+  }
+
+  /** A Blob over bytes [start, end) of a file: size, slice, arrayBuffer and stream read it. */
+  class FileRangeBlob extends Blob {
+    #file;
+    #start;
+    #end;
+    constructor(file, start, end) {
+      super([]);
+      this.#file = file;
+      this.#start = start;
+      this.#end = end;
+    }
+    get size() {
+      return this.#end - this.#start;
+    }
+    get type() {
+      return '';
+    }
+    slice(start = 0, end = this.size) {
+      const at = (i) => Math.min(Math.max(i < 0 ? this.size + i : i, 0), this.size);
+      const [s, e] = [at(start), at(end)];
+      return new FileRangeBlob(this.#file, this.#start + s, this.#start + Math.max(s, e));
+    }
+    async arrayBuffer() {
+      const buf = new Uint8Array(this.size);
+      const fh = await fsp.open(this.#file);
+      try {
+        let done = 0;
+        while (done < buf.length) {
+          const { bytesRead } = await fh.read(buf, done, buf.length - done, this.#start + done);
+          if (bytesRead === 0) throw new Error(`${this.#file}: file shrank while reading`);
+          done += bytesRead;
+        }
+      } finally {
+        await fh.close();
+      }
+      return buf.buffer;
+    }
+    stream() {
+      const [file, end] = [this.#file, this.#end];
+      let pos = this.#start;
+      let fh;
+      return new ReadableStream({
+        async pull(controller) {
+          fh ??= await fsp.open(file);
+          const n = Math.min(STREAM_CHUNK_BYTES, end - pos);
+          if (n <= 0) {
+            await fh.close();
+            controller.close();
+            return;
+          }
+          const buf = new Uint8Array(n);
+          const { bytesRead } = await fh.read(buf, 0, n, pos);
+          if (bytesRead === 0) {
+            await fh.close();
+            controller.error(new Error(`${file}: file shrank while reading`));
+            return;
+          }
+          pos += bytesRead;
+          controller.enqueue(bytesRead === n ? buf : buf.subarray(0, bytesRead));
+        },
+        async cancel() {
+          await fh?.close();
+        },
+      });
+    }
   }
 
   return { hashDirectory, openFileBlob };
