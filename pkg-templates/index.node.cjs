@@ -11,6 +11,7 @@ const api = makeNodeApi({
   path: require('node:path'),
   crypto: require('node:crypto'),
   DigestBuilder: wasm.DigestBuilder,
+  IgnoreRules: wasm.IgnoreRules,
 });
 
 const verifier = makeVerifierApi(() => require('./dist/verifier-node.cjs'), wasm.DataPilot);
@@ -19,6 +20,7 @@ module.exports = {
   ...wasm,
   hashDirectory: api.hashDirectory,
   openFileBlob: api.openFileBlob,
+  DirectoryError: api.DirectoryError,
   init: () => Promise.resolve(),
   initVerifier: () => verifier.loadVerifier().then(() => undefined),
   verifyEvidenceBundle: verifier.verifyEvidenceBundle,

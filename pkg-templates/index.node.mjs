@@ -4,18 +4,20 @@ import * as fs from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 import * as crypto from 'node:crypto';
-import { DataPilot, DigestBuilder } from './dist/node.mjs';
+import { DataPilot, DigestBuilder, IgnoreRules } from './dist/node.mjs';
 import { makeNodeApi } from './node-api.mjs';
 import { makeVerifierApi } from './verifier-api.js';
 
 export * from './dist/node.mjs';
 
-const api = makeNodeApi({ fs, fsp, path, crypto, DigestBuilder });
+const api = makeNodeApi({ fs, fsp, path, crypto, DigestBuilder, IgnoreRules });
 
 /** Directory digest with node:crypto; see the README. */
 export const hashDirectory = api.hashDirectory;
 /** A file-backed Blob for uploadArtifact. */
 export const openFileBlob = api.openFileBlob;
+/** What hashDirectory rejects with for a directory it will not hash (code, path). */
+export const DirectoryError = api.DirectoryError;
 
 /** Nothing to do in Node (the module is ready at import); kept so code can call it anywhere. */
 export function init() {

@@ -2,84 +2,206 @@
 // appends the module-format trailer). They take Node's modules as arguments so this file has
 // no imports of its own.
 //
-// hashDirectory streams every regular file through node:crypto's SHA-256 (OpenSSL, about 5x
-// the speed of portable wasm sha2 in Node) and feeds the results to the same DPM-1 core the
-// browser path uses (DigestBuilder.addFile), so both give the same id for the same files.
+// hashDirectory walks the directory with the dataset rules every client shares (the wasm
+// core's IgnoreRules: the root .datapilotignore in gitignore syntax, .git/ ignored by default;
+// symbolic links refused unless followed; docs/formats.md), hashes every file with node:crypto
+// (OpenSSL) and assembles the DPM-1 manifest in the wasm core (DigestBuilder.addFile), so it
+// gives the id the browser, the Rust SDK and coreutils give for the same files.
+//
+// Small files dominate real datasets (images, text shards), so they are read with one
+// synchronous open/read/close each into a reused buffer, in batches between which the event
+// loop runs (progress, AbortSignal); only files larger than SMALL_FILE_BYTES are streamed.
 
-function makeNodeApi({ fs, fsp, path, crypto, DigestBuilder }) {
-  /** Lists regular files below root as [relative '/'-path, absolute path] (like `find -type f`). */
-  async function listFiles(root, signal) {
-    const out = [];
-    const stack = [['', root]];
-    while (stack.length > 0) {
-      const [rel, abs] = stack.pop();
-      signal?.throwIfAborted();
-      const entries = await fsp.readdir(abs, { withFileTypes: true });
-      for (const e of entries) {
-        const childRel = rel === '' ? e.name : `${rel}/${e.name}`;
-        const childAbs = path.join(abs, e.name);
-        // Symlinks, sockets and devices are skipped, as `find -type f` does.
-        if (e.isDirectory()) stack.push([childRel, childAbs]);
-        else if (e.isFile()) out.push([childRel, childAbs]);
-      }
+/** Files up to this size are read in one call; larger ones are streamed in chunks. */
+const SMALL_FILE_BYTES = 1 << 20;
+/** Files read between two turns of the event loop. */
+const BATCH_FILES = 512;
+/** Least time between two progress reports, in milliseconds. */
+const PROGRESS_INTERVAL_MS = 100;
+const IGNORE_FILE = '.datapilotignore';
+
+function makeNodeApi({ fs, fsp, path, crypto, DigestBuilder, IgnoreRules }) {
+  class DirectoryError extends Error {
+    constructor(message, code, filePath) {
+      super(message);
+      this.name = 'DirectoryError';
+      this.code = code;
+      this.path = filePath;
     }
-    return out;
   }
 
-  async function hashFile(abs, highWaterMark, onChunk, signal) {
+  function rulesFor(root, ignore) {
+    if (ignore === false) return null;
+    let bytes;
+    try {
+      bytes = fs.readFileSync(path.join(root, IGNORE_FILE));
+    } catch (e) {
+      if (e.code === 'ENOENT' || e.code === 'ENOTDIR') return IgnoreRules.defaults();
+      throw e;
+    }
+    return IgnoreRules.fromFile(bytes);
+  }
+
+  function inside(rootReal, real) {
+    return real === rootReal || real.startsWith(rootReal.endsWith(path.sep) ? rootReal : rootReal + path.sep);
+  }
+
+  /**
+   * The files below root that a dataset version covers, as [relative '/'-path, absolute
+   * path], plus what was left out. Symbolic links: refused (naming the first, in path order)
+   * unless followSymlinks; followed links must stay inside the root unless
+   * symlinksOutsideRoot; a link loop or a dangling link is an error.
+   */
+  function listFiles(root, { rules, followSymlinks, symlinksOutsideRoot }) {
+    const rootReal = fs.realpathSync(root);
+    const out = [];
+    const links = [];
+    let excluded = 0;
+    const ignored = (rel, isDir) => rules !== null && rules.isIgnored(rel, isDir);
+    // [relative path, absolute path, real paths of the directories above (loop check)]
+    const stack = [['', root, [rootReal]]];
+    while (stack.length > 0) {
+      const [rel, abs, above] = stack.pop();
+      for (const e of fs.readdirSync(abs, { withFileTypes: true })) {
+        const name = e.name.normalize('NFC');
+        const childRel = rel === '' ? name : `${rel}/${name}`;
+        const childAbs = path.join(abs, e.name);
+        let isDir = e.isDirectory();
+        let isFile = e.isFile();
+        let real = null;
+        if (e.isSymbolicLink()) {
+          try {
+            real = fs.realpathSync(childAbs);
+            const st = fs.statSync(real);
+            isDir = st.isDirectory();
+            isFile = st.isFile();
+          } catch {
+            if (ignored(childRel, false)) { excluded++; continue; }
+            throw new DirectoryError(`symbolic link ${childRel} points to nothing (a dangling link); remove it or ignore it in ${IGNORE_FILE}`, 'dangling_symlink', childRel);
+          }
+          if (ignored(childRel, isDir)) { excluded++; continue; }
+          if (!followSymlinks) { links.push(childRel); continue; }
+          if (!symlinksOutsideRoot && !inside(rootReal, real)) {
+            throw new DirectoryError(`symbolic link ${childRel} points outside the directory (to ${real}); pass symlinksOutsideRoot (CLI: --symlinks-outside-root) to hash what it points to`, 'symlink_outside_root', childRel);
+          }
+        } else if (ignored(childRel, isDir)) {
+          excluded++;
+          continue;
+        }
+        if (isDir) {
+          const dirReal = real ?? path.join(above[above.length - 1], e.name);
+          if (above.includes(dirReal)) {
+            throw new DirectoryError(`symbolic link ${childRel} makes a loop (it points to a directory above it)`, 'symlink_loop', childRel);
+          }
+          stack.push([childRel, childAbs, [...above, dirReal]]);
+        } else if (isFile) {
+          out.push([childRel, childAbs]);
+        }
+        // Sockets, FIFOs and devices are left out, as `find -type f` does.
+      }
+    }
+    if (links.length > 0) {
+      links.sort((a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b)));
+      throw new DirectoryError(
+        `symbolic link ${links[0]} in the dataset${links.length > 1 ? ` (and ${links.length - 1} more)` : ''}: symlinks are refused by default; pass followSymlinks (CLI: --follow-symlinks) to hash the files they point to, or ignore them in ${IGNORE_FILE}`,
+        'symlink',
+        links[0],
+      );
+    }
+    return { files: out, excluded };
+  }
+
+  async function hashLargeFile(abs, onBytes, signal) {
     const hash = crypto.createHash('sha256');
     let size = 0;
-    const stream = fs.createReadStream(abs, { highWaterMark, signal });
-    for await (const chunk of stream) {
+    for await (const chunk of fs.createReadStream(abs, { highWaterMark: SMALL_FILE_BYTES, signal })) {
       hash.update(chunk);
       size += chunk.length;
-      onChunk(chunk.length);
+      onBytes(chunk.length);
     }
     return [hash.digest('hex'), size];
   }
 
   /**
-   * The DPM-1 digest of a directory: every regular file below `dir`, hashed with node:crypto
-   * (`concurrency` files at a time), assembled by the wasm DPM-1 core.
+   * The DPM-1 digest of a directory. Options: onProgress({ phase: 'hashing', bytesHashed,
+   * filesHashed, totalFiles, path }), signal, ignore (default true: the root .datapilotignore
+   * and .git/), followSymlinks, symlinksOutsideRoot. Resolves to { digest, files, total_bytes,
+   * file_count, excluded }.
    */
   async function hashDirectory(dir, options = {}) {
     const { onProgress, signal } = options;
-    const concurrency = Math.max(1, Math.min(16, options.concurrency ?? 2));
-    const highWaterMark = options.chunkSize ?? 1 << 20;
     if (onProgress !== undefined && typeof onProgress !== 'function') {
       throw new TypeError('onProgress must be a function');
     }
     const root = path.resolve(dir);
-    const files = await listFiles(root, signal);
-    const sizes = await Promise.all(files.map(([, abs]) => fsp.stat(abs).then((s) => s.size)));
-    const progress = {
-      bytesHashed: 0,
-      totalBytes: sizes.reduce((a, b) => a + b, 0),
-      filesHashed: 0,
-      totalFiles: files.length,
-      path: '',
+    const rules = rulesFor(root, options.ignore);
+    let listing;
+    try {
+      listing = listFiles(root, {
+        rules,
+        followSymlinks: options.followSymlinks === true,
+        symlinksOutsideRoot: options.symlinksOutsideRoot === true,
+      });
+    } finally {
+      rules?.free();
+    }
+    const { files, excluded } = listing;
+    if (files.length === 0) {
+      throw new DirectoryError(
+        excluded > 0
+          ? `nothing to hash in ${dir}: every file is excluded by ${IGNORE_FILE} or the default rules (.git/)`
+          : `nothing to hash in ${dir}: it has no files (an empty directory has no DPM-1 id)`,
+        'empty',
+        dir,
+      );
+    }
+    const progress = { phase: 'hashing', bytesHashed: 0, filesHashed: 0, totalFiles: files.length, path: '' };
+    let lastReport = 0;
+    const report = (force) => {
+      if (!onProgress) return;
+      const now = Date.now();
+      if (force || now - lastReport >= PROGRESS_INTERVAL_MS) {
+        lastReport = now;
+        onProgress({ ...progress });
+      }
     };
     const builder = new DigestBuilder();
+    const buf = Buffer.allocUnsafe(SMALL_FILE_BYTES + 1);
     try {
-      const results = new Array(files.length);
-      let next = 0;
-      const worker = async () => {
-        while (next < files.length) {
-          const i = next++;
-          const [rel, abs] = files[i];
-          results[i] = await hashFile(abs, highWaterMark, (n) => {
-            progress.bytesHashed += n;
-            progress.path = rel;
-            onProgress?.({ ...progress });
-          }, signal);
-          progress.filesHashed += 1;
-          progress.path = rel;
-          onProgress?.({ ...progress });
+      for (let i = 0; i < files.length; i++) {
+        if (i % BATCH_FILES === 0) {
+          signal?.throwIfAborted();
+          report(false);
+          await new Promise((r) => setImmediate(r));
         }
-      };
-      await Promise.all(Array.from({ length: Math.min(concurrency, files.length) }, worker));
-      files.forEach(([rel], i) => builder.addFile(rel, results[i][0], results[i][1]));
-      return builder.finish();
+        const [rel, abs] = files[i];
+        let sha;
+        let size;
+        const fd = fs.openSync(abs, 'r');
+        try {
+          const n = fs.readSync(fd, buf, 0, buf.length, 0);
+          if (n <= SMALL_FILE_BYTES) {
+            sha = crypto.createHash('sha256').update(buf.subarray(0, n)).digest('hex');
+            size = n;
+          }
+        } finally {
+          fs.closeSync(fd);
+        }
+        if (sha === undefined) {
+          [sha, size] = await hashLargeFile(abs, (b) => {
+            progress.bytesHashed += b;
+            report(false);
+          }, signal);
+        } else {
+          progress.bytesHashed += size;
+        }
+        builder.addFile(rel, sha, size);
+        progress.filesHashed = i + 1;
+        progress.path = rel;
+      }
+      report(true);
+      const d = builder.finish();
+      return { ...d, file_count: d.files.length, excluded };
     } finally {
       builder.free();
     }
@@ -169,5 +291,5 @@ function makeNodeApi({ fs, fsp, path, crypto, DigestBuilder }) {
     }
   }
 
-  return { hashDirectory, openFileBlob };
+  return { hashDirectory, openFileBlob, DirectoryError };
 }

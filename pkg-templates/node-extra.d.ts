@@ -1,20 +1,51 @@
 /** Options of `hashDirectory`. */
 export interface DirectoryHashOptions {
-  /** Called after every chunk and every file. */
-  onProgress?: (progress: HashProgress) => void;
-  /** Files hashed at the same time (default 2, at most 16). */
-  concurrency?: number;
-  /** Bytes per read (default 1 MiB). */
-  chunkSize?: number;
+  /** Called at most every 100 ms and at the end. */
+  onProgress?: (progress: DirectoryHashProgress) => void;
   /** Stops hashing. */
   signal?: AbortSignal;
+  /** Apply the root `.datapilotignore` (gitignore syntax) and the default rules (`.git/`
+   * ignored); default true. */
+  ignore?: boolean;
+  /** Hash what symbolic links point to (default: a symlink is refused, naming it). */
+  followSymlinks?: boolean;
+  /** With `followSymlinks`: also follow links that leave the directory (Hugging Face
+   * snapshots, DVC caches). */
+  symlinksOutsideRoot?: boolean;
+}
+
+/** Progress of `hashDirectory`. */
+export interface DirectoryHashProgress {
+  phase: "hashing";
+  bytesHashed: number;
+  filesHashed: number;
+  totalFiles: number;
+  /** The file hashed last. */
+  path: string;
+}
+
+/** The result of `hashDirectory`. */
+export interface DirectoryDigest extends DatasetDigest {
+  file_count: number;
+  /** Files and directories left out by the ignore rules. */
+  excluded: number;
+}
+
+/** Why `hashDirectory` refused a directory. */
+export declare class DirectoryError extends Error {
+  readonly name: "DirectoryError";
+  /** `symlink`, `symlink_outside_root`, `symlink_loop`, `dangling_symlink` or `empty`. */
+  readonly code: string;
+  /** The path (relative to the directory) it is about. */
+  readonly path: string;
 }
 
 /**
- * The DPM-1 digest of a directory: every regular file below `dir` (symlinks are skipped, as
- * `find -type f` does), hashed with node:crypto and assembled by the same core as the browser.
+ * The DPM-1 digest of a directory: every regular file below `dir` that the dataset rules keep
+ * (the root `.datapilotignore`, `.git/` ignored; symlinks refused unless followed), hashed
+ * with node:crypto and assembled by the same core as the browser and the Rust SDK.
  */
-export function hashDirectory(dir: string, options?: DirectoryHashOptions): Promise<DatasetDigest>;
+export function hashDirectory(dir: string, options?: DirectoryHashOptions): Promise<DirectoryDigest>;
 
 /** A file-backed `Blob` (`fs.openAsBlob`), streamed by `uploadArtifact` instead of read whole. */
 export function openFileBlob(path: string): Promise<Blob>;

@@ -13,7 +13,7 @@
 // - Settings come from flags, then the environment, then an optional JSON config file.
 import { appendFile, chmod, mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
-import { basename, dirname, join } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import process from 'node:process';
 import {
@@ -172,50 +172,110 @@ const size = (n) => (n >= MIB ? `${(n / MIB).toFixed(1)} MiB` : `${n} B`);
  * every DATAPILOT_PROGRESS_INTERVAL_MS (default 10 s), so CI logs show long transfers moving
  * without a line per chunk. `update(label, done, total)`; `stop()`.
  */
+/** `n` as a count (`1,234,567`) or, for unit 'bytes', a size. */
+const amount = (n, unit) => (unit === 'bytes' ? size(n) : `${Math.round(n).toLocaleString('en-US')} ${unit}`);
+
+/** `1m 05s` */
+const duration = (s) => (!Number.isFinite(s) ? '?' : s >= 60 ? `${Math.floor(s / 60)}m ${String(Math.round(s % 60)).padStart(2, '0')}s` : `${Math.round(s)}s`);
+
+/**
+ * Progress on stderr: a bar on a terminal, a plain line every DATAPILOT_PROGRESS_INTERVAL_MS
+ * (10 s) otherwise, nothing with --no-progress. update(label, done, total, { unit, detail }):
+ * `done`/`total` in `unit` ('bytes' or a word such as 'files'), with the rate and the time
+ * left computed from the start of the phase; `detail` is shown as is (e.g. bytes hashed).
+ */
 async function progress(ctx) {
   if (!ctx.progress) return { update() {}, stop() {} };
+  let phase = null;
+  let t0 = 0;
+  const measure = (label, done, total, unit) => {
+    if (label !== phase) {
+      phase = label;
+      t0 = Date.now();
+    }
+    const secs = (Date.now() - t0) / 1000;
+    const rate = secs > 0 ? done / secs : 0;
+    const rateText = unit === 'bytes' ? `${size(rate)}/s` : `${Math.round(rate).toLocaleString('en-US')} ${unit}/s`;
+    return { rateText, eta: rate > 0 ? duration((total - done) / rate) : '?' };
+  };
   if (process.stderr.isTTY && process.env.TERM !== 'dumb') {
     // Loaded only for terminals: CI runs never pay for it.
     const { default: cliProgress } = await import('cli-progress');
     const bar = new cliProgress.SingleBar(
       {
         stream: process.stderr,
-        format: '{label} [{bar}] {percentage}% {done}/{all}',
+        format: '{label} [{bar}] {percentage}% {done}/{all}{detail} | {rate} | ETA {eta}',
         hideCursor: true,
         barsize: 30,
         fps: 10,
       },
       cliProgress.Presets.shades_classic,
     );
-    let started = false;
+    let started = null;
     return {
-      update(label, done, total) {
-        const payload = { label, done: size(done), all: size(total) };
-        if (!started) {
+      update(label, done, total, { unit = 'bytes', detail } = {}) {
+        const { rateText, eta } = measure(label, done, total, unit);
+        const payload = { label, done: amount(done, unit), all: amount(total, unit), detail: detail ? ` (${detail})` : '', rate: rateText, eta };
+        if (started !== label) {
+          if (started !== null) bar.stop();
           bar.start(Math.max(total, 1), done, payload);
-          started = true;
+          started = label;
         } else {
           bar.setTotal(Math.max(total, 1));
           bar.update(done, payload);
         }
       },
       stop() {
-        if (started) bar.stop();
+        if (started !== null) bar.stop();
+        started = null;
       },
     };
   }
   const every = number(process.env.DATAPILOT_PROGRESS_INTERVAL_MS, 'DATAPILOT_PROGRESS_INTERVAL_MS') ?? 10_000;
   let last = Date.now();
   return {
-    update(label, done, total) {
+    update(label, done, total, { unit = 'bytes', detail } = {}) {
       const now = Date.now();
       if (now - last < every) return;
       last = now;
+      const { rateText, eta } = measure(label, done, total, unit);
       const pct = total > 0 ? ` (${Math.floor((100 * done) / total)}%)` : '';
-      process.stderr.write(`datapilot: ${label}: ${size(done)} of ${size(total)}${pct}\n`);
+      process.stderr.write(`datapilot: ${label}: ${amount(done, unit)} of ${amount(total, unit)}${pct}${detail ? `, ${detail}` : ''}, ${rateText}, ${eta} left\n`);
     },
     stop() {},
   };
+}
+
+/** hashDirectory's options from the digest/register flags. */
+function treeOptions(ctx, bar) {
+  return {
+    ignore: !ctx.values['no-ignore'],
+    followSymlinks: ctx.values['follow-symlinks'] === true || ctx.values['symlinks-outside-root'] === true,
+    symlinksOutsideRoot: ctx.values['symlinks-outside-root'] === true,
+    onProgress: (p) => bar.update('hashing', p.filesHashed, p.totalFiles, { unit: 'files', detail: size(p.bytesHashed) }),
+  };
+}
+
+const TREE_OPTIONS = {
+  'follow-symlinks': { type: 'boolean', help: 'hash the files symbolic links point to (default: a symlink is an error naming it); links must stay inside DIR' },
+  'symlinks-outside-root': { type: 'boolean', help: 'with --follow-symlinks: also follow links that leave DIR (Hugging Face snapshots, DVC caches)' },
+  'no-ignore': { type: 'boolean', help: 'hash every file: no .datapilotignore, .git/ included' },
+  'list-files': { type: 'string', arg: 'FILE', help: 'write the hashed paths to FILE (one per line, DPM-1 order), for the coreutils re-check' },
+};
+
+/** Writes the file list, and says on stderr how coreutils re-checks the id. */
+async function recheck(ctx, dir, d) {
+  const list = ctx.values['list-files'];
+  if (list) await writeFile(list, d.files.map((f) => `${f.path}\n`).join(''));
+  if (ctx.json || ctx.field !== undefined || !ctx.progress) return;
+  const q = (s) => `'${String(s).replace(/'/g, `'\\''`)}'`;
+  const plain = d.excluded === 0 && !ctx.values['follow-symlinks'] && !ctx.values['symlinks-outside-root'];
+  const line = plain
+    ? `cd ${q(dir)} && find . -type f -printf '%P\\n' | LC_ALL=C sort | xargs -d '\\n' sha256sum | sha256sum`
+    : list
+      ? `cd ${q(dir)} && xargs -d '\\n' -a ${q(resolve(list))} sha256sum | sha256sum`
+      : `(rerun with --list-files FILE, then) cd ${q(dir)} && xargs -d '\\n' -a FILE sha256sum | sha256sum`;
+  process.stderr.write(`datapilot: re-check with coreutils: ${line}\n`);
 }
 
 // ---- secrets --------------------------------------------------------------------------------
@@ -441,35 +501,46 @@ function cpJson(cp) {
 const COMMANDS = {
   digest: {
     summary: 'DPM-1 dataset id of a directory',
-    usage: 'digest DIR',
-    options: {},
-    json: '{ digest, file_count, total_bytes }',
+    usage: 'digest DIR [--follow-symlinks] [--symlinks-outside-root] [--no-ignore] [--list-files FILE]',
+    options: TREE_OPTIONS,
+    json: '{ digest, file_count, total_bytes, excluded }',
     async run(ctx, pos) {
       const dir = one(pos, 'directory');
       const bar = await progress(ctx);
-      const d = await hashDirectory(dir, { onProgress: (p) => bar.update('hashing', p.bytesHashed, p.totalBytes) }).finally(() => bar.stop());
-      out(ctx, { digest: d.digest, file_count: d.files.length, total_bytes: d.total_bytes }, d.digest);
+      const d = await hashDirectory(dir, treeOptions(ctx, bar)).finally(() => bar.stop());
+      out(ctx, { digest: d.digest, file_count: d.file_count, total_bytes: d.total_bytes, excluded: d.excluded }, d.digest);
+      await recheck(ctx, dir, d);
     },
   },
 
   register: {
     summary: 'hash DIR and register it as a version of dataset NAME (created if missing)',
-    usage: 'register DIR --dataset NAME [--note TEXT]',
-    options: { dataset: { type: 'string', arg: 'NAME', help: 'dataset name' }, note: { type: 'string', arg: 'TEXT', help: 'version note' } },
+    usage: 'register DIR --dataset NAME [--note TEXT] [--follow-symlinks] [--symlinks-outside-root] [--no-ignore]',
+    options: { dataset: { type: 'string', arg: 'NAME', help: 'dataset name' }, note: { type: 'string', arg: 'TEXT', help: 'version note' }, ...TREE_OPTIONS },
     json: '{ dataset_id, created, version: DatasetVersion }',
     async run(ctx, pos) {
       const dir = one(pos, 'directory');
       if (!ctx.values.dataset) throw new UsageError('--dataset NAME is required');
       const dp = client(ctx);
       const bar = await progress(ctx);
-      const d = await hashDirectory(dir, { onProgress: (p) => bar.update('hashing', p.bytesHashed, p.totalBytes) }).finally(() => bar.stop());
-      const ds = await findOrCreateDataset(dp, ctx.values.dataset);
-      const reg = await dp.registerDatasetVersion(ds.id, { digest: d.digest, files: d.files, note: ctx.values.note });
+      let d;
+      let reg;
+      try {
+        d = await hashDirectory(dir, treeOptions(ctx, bar));
+        const ds = await findOrCreateDataset(dp, ctx.values.dataset);
+        reg = await dp.registerDatasetVersion(ds.id, { digest: d.digest, files: d.files, note: ctx.values.note }, {
+          onProgress: (p) => bar.update('registering', p.filesSent, p.files, { unit: 'files', detail: `part ${p.partsDone}/${p.parts}` }),
+        });
+        reg.dataset = ds;
+      } finally {
+        bar.stop();
+      }
       out(
         ctx,
-        { dataset_id: ds.id, created: reg.created, version: reg.version },
-        `${reg.created ? 'registered' : 'already registered'} ${ds.name}@${reg.version.digest} (${reg.version.file_count} files, gates ${reg.version.gate_status})`,
+        { dataset_id: reg.dataset.id, created: reg.created, version: reg.version },
+        `${reg.created ? 'registered' : 'already registered'} ${reg.dataset.name}@${reg.version.digest} (${reg.version.file_count} files, gates ${reg.version.gate_status})`,
       );
+      await recheck(ctx, dir, d);
     },
   },
 

@@ -297,7 +297,27 @@ pub async fn hash_files(
     files: JsValue,
     #[wasm_bindgen(unchecked_optional_param_type = "HashOptions")] options: JsValue,
 ) -> Result<JsValue, JsValue> {
-    let inputs = collect_inputs(&files)?;
+    let mut inputs = collect_inputs(&files)?;
+    // The dataset's ignore file (at the root of the pick) and `.git/`, as every client applies
+    // them (`crate::ignore`), unless `ignore: false`.
+    let excluded = if opt(&options, "ignore").as_bool() != Some(false) {
+        let rules = picked_ignore_rules(&inputs).await?;
+        let before = inputs.len();
+        inputs.retain(|(path, _)| {
+            let nfc = normalize_path(path).unwrap_or_else(|_| path.clone());
+            !rules.excludes(&nfc)
+        });
+        before - inputs.len()
+    } else {
+        0
+    };
+    if inputs.is_empty() {
+        return Err(invalid_argument(if excluded > 0 {
+            "nothing to hash: every file is excluded by .datapilotignore or the default rules (.git/)"
+        } else {
+            "nothing to hash: no files were given (an empty folder has no DPM-1 id)"
+        }));
+    }
     let mut p = Progress::from_options(&options)?;
     p.total_files = inputs.len() as u32;
     p.total_bytes = inputs.iter().map(|(_, b)| b.size()).sum();
@@ -316,6 +336,61 @@ pub async fn hash_files(
         p.report(&path)?;
     }
     manifest_out(builder)
+}
+
+/// The rules of the root `.datapilotignore` among the picked files, or the defaults.
+async fn picked_ignore_rules(
+    inputs: &[(String, web_sys::Blob)],
+) -> Result<crate::ignore::IgnoreRules, JsValue> {
+    let Some((_, blob)) = inputs
+        .iter()
+        .find(|(path, _)| path == crate::ignore::IGNORE_FILE)
+    else {
+        return Ok(crate::ignore::IgnoreRules::defaults());
+    };
+    if blob.size() > crate::ignore::MAX_IGNORE_FILE_BYTES as f64 {
+        return Err(invalid_argument(&crate::ignore::IgnoreError::TooLarge.to_string()));
+    }
+    let buf = JsFuture::from(blob.array_buffer()).await?;
+    let bytes = Uint8Array::new(&buf).to_vec();
+    crate::ignore::IgnoreRules::with_file(&bytes).map_err(|e| invalid_argument(&e.to_string()))
+}
+
+// ---- IgnoreRules -----------------------------------------------------------------------------
+
+/// A dataset's ignore rules (`.datapilotignore`, gitignore syntax, `.git/` ignored by
+/// default): what the Node `hashDirectory` walk and `hashFiles` leave out. See
+/// `docs/formats.md`.
+#[wasm_bindgen(js_name = IgnoreRules)]
+#[derive(Debug)]
+pub struct JsIgnoreRules(crate::ignore::IgnoreRules);
+
+#[wasm_bindgen(js_class = IgnoreRules)]
+impl JsIgnoreRules {
+    /// The default rules only (a directory without an ignore file).
+    pub fn defaults() -> JsIgnoreRules {
+        JsIgnoreRules(crate::ignore::IgnoreRules::defaults())
+    }
+
+    /// The defaults followed by the lines of an ignore file's bytes.
+    #[wasm_bindgen(js_name = fromFile)]
+    pub fn from_file(bytes: &[u8]) -> Result<JsIgnoreRules, JsValue> {
+        crate::ignore::IgnoreRules::with_file(bytes)
+            .map(JsIgnoreRules)
+            .map_err(|e| invalid_argument(&e.to_string()))
+    }
+
+    /// Whether `path` (relative, `/`-separated, NFC) is ignored on its own: what a walk asks
+    /// before entering a directory or hashing a file.
+    #[wasm_bindgen(js_name = isIgnored)]
+    pub fn is_ignored(&self, path: &str, is_dir: bool) -> bool {
+        self.0.is_ignored(path, is_dir)
+    }
+
+    /// Whether `path` or a directory above it is ignored (for a flat list of files).
+    pub fn excludes(&self, path: &str) -> bool {
+        self.0.excludes(path)
+    }
 }
 
 // ---- dropped directories ----------------------------------------------------------------------

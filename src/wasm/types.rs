@@ -156,6 +156,8 @@ export interface HashOptions {
   chunkSize?: number;
   /** Stops hashing between chunks. */
   signal?: AbortSignal;
+  /** Apply the root `.datapilotignore` and the default rules (`.git/` ignored); default true. */
+  ignore?: boolean;
 }
 
 /** A file of a dataset with its manifest path. */

@@ -26,7 +26,7 @@ try {
   );
   execFileSync('npm', ['install', '--no-audit', '--no-fund', '--loglevel=error', '--offline'], { cwd: project, stdio: 'inherit' });
   for (const f of readdirSync(here)) {
-    if (f.endsWith('.test.mjs') || f === 'support.mjs' || f === 'consumer.ts' || f === 'consumer.cjs') {
+    if (f.endsWith('.test.mjs') || f.endsWith('-fixture.mjs') || f === 'support.mjs' || f === 'consumer.ts' || f === 'consumer.cjs') {
       copyFileSync(join(here, f), join(project, f));
     }
   }
