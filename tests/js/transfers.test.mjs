@@ -1,4 +1,4 @@
-// Transfers of real size through the npm package (issue 10). A 2 GiB artifact uploaded from a
+// Transfers of real size through the npm package (issue 10). A 2 GiB (and 3 MiB) artifact uploaded from a
 // file-backed Blob and downloaded with downloadArtifactStream, in a child process whose peak
 // RSS (process.resourceUsage().maxRSS) may grow by at most MAX_RSS_GROWTH over it: the upload
 // streams from disk and the download holds one chunk at a time in wasm memory. Then the
@@ -8,7 +8,7 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { closeSync, openSync, readdirSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, mkdtempSync, openSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createHash } from 'node:crypto';
@@ -17,7 +17,9 @@ import { ADMIN_TOKEN, startFaultProxy, startServer } from './support.mjs';
 
 const MIB = 1024 * 1024;
 const GIB = 1024 * MIB;
-const SIZE = 2 * GIB;
+/** A little over 2 GiB: past the 2 GiB mark where Node's fs.openAsBlob breaks (slices across it
+ * come back empty; openFileBlob works around it). */
+const SIZE = 2 * GIB + 3 * MIB + 7;
 /** Peak RSS growth allowed for moving 2 GiB up and down (measured: see the test's output). */
 const MAX_RSS_GROWTH = 256 * MIB;
 
@@ -172,5 +174,38 @@ test('a stalled link fails an upload and a download after the stall timeout', { 
     }
   } finally {
     rmSync(file, { force: true });
+  }
+});
+
+test('the CLI downloads into a file only once verified; a damaged blob leaves nothing behind', { timeout: 120_000 }, async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'dp-cli-dl-'));
+  try {
+    // 32 MiB: above the size the server checks whole before sending, so it streams and cuts.
+    const bytes = new Uint8Array(32 * MIB);
+    for (let i = 0; i < bytes.length; i += 4096) bytes[i] = (i / 4096) % 251;
+    const dp = new DataPilot({ baseUrl: server.url, token: runToken });
+    const artifact = await dp.uploadArtifact(runId, 'cli-32m.bin', bytes);
+    const cli = (args) => {
+      const r = spawnSync(join('node_modules', '.bin', 'datapilot'), args, {
+        encoding: 'utf8',
+        env: { PATH: process.env.PATH, DATAPILOT_URL: server.url, DATAPILOT_RUN_TOKEN: runToken, DATAPILOT_RUN_ID: runId },
+      });
+      return { code: r.status, out: r.stdout, err: r.stderr };
+    };
+    const ok = cli(['download', '--artifact', 'cli-32m.bin', '-o', join(dir, 'ok.bin'), '--json']);
+    assert.equal(ok.code, 0, ok.err);
+    assert.equal(createHash('sha256').update(readFileSync(join(dir, 'ok.bin'))).digest('hex'), artifact.sha256);
+    assert.equal(JSON.parse(ok.out).sha256, artifact.sha256);
+
+    const blob = findFile(server.dataDir, artifact.sha256);
+    const fd = openSync(blob, 'r+');
+    writeSync(fd, 'bit rot', 20 * MIB);
+    closeSync(fd);
+    const bad = cli(['download', '--artifact', 'cli-32m.bin', '-o', join(dir, 'bad.bin')]);
+    assert.notEqual(bad.code, 0);
+    assert.equal(bad.err.split('\n').filter(Boolean).length, 1, `one line: ${bad.err}`);
+    assert.deepEqual(readdirSync(dir), ['ok.bin'], 'no file and no part file after a failed download');
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
   }
 });
