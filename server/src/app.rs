@@ -363,6 +363,13 @@ async fn request_context(mut req: Request, next: Next) -> Response {
 /// with nothing written to the data directory, so a retry on a free port is still a first
 /// start and prints the bootstrap token (issue 15).
 pub async fn run(config: Config) -> Result<(), String> {
+    // The TLS files are read first too: a bad certificate is a configuration error, found
+    // before anything is bound or created.
+    let tls = match (&config.tls_cert, &config.tls_key) {
+        (Some(cert), Some(key)) => Some(crate::tls::acceptor(cert, key)?),
+        _ => None,
+    };
+    let scheme = if tls.is_some() { "https" } else { "http" };
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .map_err(|e| format!("listening on {}: {e}", config.listen))?;
@@ -373,18 +380,18 @@ pub async fn run(config: Config) -> Result<(), String> {
     let app = router(started.state, &config.cors_origins);
     tracing::info!("listening on {addr}");
     // On stdout too, for scripts and tests that start the server on port 0.
-    println!("listening on http://{addr}");
+    println!("listening on {scheme}://{addr}");
     eprint!(
         "{}",
         crate::admin::startup_banner(
-            &format!("http://{addr}"),
+            &format!("{scheme}://{addr}"),
             &verifier,
             started.generated_bootstrap.as_deref(),
             started.new_ledger,
             &config.data_dir,
         )
     );
-    crate::serve::serve(listener, app, config.conn_limits(), shutdown_signal()).await;
+    crate::serve::serve(listener, app, config.conn_limits(), tls, shutdown_signal()).await;
     tracing::info!("shut down");
     Ok(())
 }

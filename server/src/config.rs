@@ -145,6 +145,15 @@ pub struct Config {
     #[arg(long, env = "DATAPILOT_METRICS_BLOB_REFRESH", default_value_t = 30)]
     pub metrics_blob_refresh: u64,
 
+    /// Serve HTTPS: PEM certificate chain (leaf first). Needs `--tls-key`. Read at start;
+    /// replace the files and restart to rotate.
+    #[arg(long, env = "DATAPILOT_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// The PEM private key (PKCS#8, PKCS#1 or SEC1) of `--tls-cert`; keep it mode 0600.
+    #[arg(long, env = "DATAPILOT_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+
     /// Behind a reverse proxy: take the client address for the access log from the last
     /// `X-Forwarded-For` entry (the one the proxy appended). Off: the header is ignored.
     #[arg(long, env = "DATAPILOT_TRUST_FORWARDED_FOR")]

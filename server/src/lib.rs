@@ -11,7 +11,7 @@
 //!   versions and `migrate`;
 //!   [`config`] flags and environment; [`app`] wiring, middleware, start-up, shutdown;
 //!   [`serve`] connections: caps, header timeout, graceful shutdown; [`metrics`] Prometheus
-//!   metrics, probes and the access log ([`forwarded`]: the client address)
+//!   metrics, probes and the access log ([`forwarded`]: the client address); [`tls`] HTTPS
 //! - [`routes`] one file per OpenAPI tag; [`extract`] strict body/query/path extractors
 //! - [`error`] RFC 9457 problems; [`auth`] tokens, run tokens, gateway mode, per-object rules
 //! - [`idempotency`] `Idempotency-Key` replay
@@ -50,6 +50,7 @@ pub mod serve;
 pub mod stall;
 pub mod state;
 pub mod store;
+pub mod tls;
 pub mod upgrade;
 pub mod util;
 pub mod validate;

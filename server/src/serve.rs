@@ -6,7 +6,8 @@
 //! server stops accepting. Here every connection is one permit of `--max-connections` and of
 //! `--max-connections-per-ip` (refused ones are closed at once), request headers must arrive
 //! within `--header-timeout`, idle keep-alive connections are closed, accept errors (`EMFILE`)
-//! back off instead of spinning, and shutdown is graceful with a bound.
+//! back off instead of spinning, and shutdown is graceful with a bound. With `--tls-cert` the
+//! same applies over TLS ([`crate::tls`]); the handshake shares the header timeout.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -61,11 +62,16 @@ impl Drop for IpSlot {
     }
 }
 
-/// Serve `app` on `listener` until `shutdown` completes.
+/// A connection's byte stream: plain TCP or TLS over it.
+trait Io: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send {}
+impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send> Io for T {}
+
+/// Serve `app` on `listener` until `shutdown` completes; over TLS when `tls` is set.
 pub async fn serve(
     listener: TcpListener,
     app: Router,
     limits: ConnLimits,
+    tls: Option<tokio_rustls::TlsAcceptor>,
     shutdown: impl std::future::Future<Output = ()>,
 ) {
     let conns = Arc::new(Semaphore::new(limits.max_connections.max(1)));
@@ -116,11 +122,38 @@ pub async fn serve(
                 r
             },
         ));
-        let io = TokioIo::new(crate::protocol_errors::ProblemIo::new(stream));
-        let conn = builder.serve_connection_with_upgrades(io, svc);
-        let conn = graceful.watch(conn.into_owned());
+        let Some(acceptor) = tls.clone() else {
+            let io = TokioIo::new(crate::protocol_errors::ProblemIo::new(stream));
+            let conn = builder.serve_connection_with_upgrades(io, svc);
+            let conn = graceful.watch(conn.into_owned());
+            tokio::spawn(async move {
+                if let Err(e) = conn.await {
+                    tracing::debug!(%peer, error = %e, "connection ended with an error");
+                }
+                drop((conn_slot, ip_slot));
+            });
+            continue;
+        };
+        // TLS: the handshake runs in the connection's task (a slow client must not hold up
+        // the accept loop) and must finish within the header timeout, like the headers.
+        let (watcher, builder) = (graceful.watcher(), builder.clone());
+        let handshake_timeout = limits.header_timeout;
         tokio::spawn(async move {
-            if let Err(e) = conn.await {
+            let stream: Box<dyn Io> =
+                match tokio::time::timeout(handshake_timeout, acceptor.accept(stream)).await {
+                    Ok(Ok(s)) => Box::new(s),
+                    Ok(Err(e)) => {
+                        tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                        return;
+                    }
+                    Err(_) => {
+                        tracing::debug!(%peer, "TLS handshake timed out");
+                        return;
+                    }
+                };
+            let io = TokioIo::new(crate::protocol_errors::ProblemIo::new(stream));
+            let conn = builder.serve_connection_with_upgrades(io, svc).into_owned();
+            if let Err(e) = watcher.watch(conn).await {
                 tracing::debug!(%peer, error = %e, "connection ended with an error");
             }
             drop((conn_slot, ip_slot));
