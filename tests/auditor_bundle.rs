@@ -226,6 +226,11 @@ async fn python_auditor_verifies_real_bundles_and_names_the_failed_check() {
         // Every edge the events imply is listed (lineage.edges says how many it checked).
         let lineage = &report.check(checks::LINEAGE_EDGES).unwrap().reason;
         assert!(lineage.contains("are listed"), "{name}: {lineage}");
+        // The statement links the artifacts and dataset versions by digest (issue 12).
+        assert!(
+            lineage.contains("artifact and dataset version subjects match the ledger"),
+            "{name}: {lineage}"
+        );
         let path = dir.join(name);
         std::fs::write(&path, bytes).unwrap();
         for pure in [false, true] {

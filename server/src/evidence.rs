@@ -9,14 +9,14 @@
 //!
 //! Members, in order (shared names from `datapilot::model::evidence::members`):
 //! `evidence.dsse.json` (DSSE envelope over the in-toto statement that lists every other member
-//! with its SHA-256), `ledger/checkpoint.txt`, `ledger/proofs.jsonl`, `audit.jsonl`,
+//! with its SHA-256, and the lineage's artifacts and dataset versions with their digests), `ledger/checkpoint.txt`, `ledger/proofs.jsonl`, `audit.jsonl`,
 //! `lineage.json`, `policy.json`, `report.html`.
 
 use std::io::{Cursor, Write};
 
 use datapilot::model::evidence::{
-    members, Predicate, ProofLine, Scope, ScopeKind, Statement, Subject, PAYLOAD_TYPE,
-    PREDICATE_TYPE, STATEMENT_TYPE,
+    members, Predicate, ProofLine, Scope, ScopeKind, Statement, Subject, ARTIFACT_SUBJECT_PREFIX,
+    PAYLOAD_TYPE, PREDICATE_TYPE, STATEMENT_TYPE,
 };
 use datapilot::model::lineage::NodeKind;
 
@@ -141,6 +141,7 @@ pub async fn build(
         .iter()
         .map(|(name, bytes)| Subject::sha256(*name, sha256_hex(bytes)))
         .collect();
+    subject.extend(linked_subjects(&lineage, &events)?);
     subject.sort_by(|a, b| a.name.cmp(&b.name));
     let statement = Statement {
         type_: STATEMENT_TYPE.into(),
@@ -158,6 +159,56 @@ pub async fn build(
         tree_size: size,
         file_name: format!("evidence-{file_stem}-{size}.zip"),
     })
+}
+
+/// The statement subjects that link the bundle to what it is about, so that tools matching
+/// attestations by digest (cosign, in-toto, Kyverno) find it: every artifact node with the
+/// `sha256` its `artifact.upload` event records, every dataset version node with its DPM-1
+/// digest as in-toto `dirHash` (Go's dirhash `Hash1` in hex, which DPM-1 is).
+fn linked_subjects(
+    lineage: &datapilot::model::lineage::Lineage,
+    events: &[(u64, Vec<u8>)],
+) -> StoreResult<Vec<Subject>> {
+    let mut uploads = std::collections::HashMap::new();
+    for (_, leaf) in events {
+        let event: serde_json::Value = serde_json::from_slice(leaf)
+            .map_err(|e| StoreError::Internal(format!("audit leaf: {e}")))?;
+        if event["action"] == datapilot::model::audit::actions::ARTIFACT_UPLOAD {
+            if let (Some(id), Some(sha)) = (
+                event["data"]["artifact_id"].as_str(),
+                event["data"]["sha256"].as_str(),
+            ) {
+                uploads.insert(id.to_string(), sha.to_string());
+            }
+        }
+    }
+    let mut out = Vec::new();
+    for node in &lineage.nodes {
+        match node.kind {
+            NodeKind::Artifact => {
+                let id = node.id.trim_start_matches(ARTIFACT_SUBJECT_PREFIX);
+                let sha = uploads.get(id).ok_or_else(|| {
+                    StoreError::Internal(format!("no artifact.upload event for {}", node.id))
+                })?;
+                out.push(Subject::sha256(&node.id, sha));
+            }
+            NodeKind::DatasetVersion => {
+                let hex = node
+                    .id
+                    .rsplit_once("@sha256:")
+                    .map(|(_, h)| h)
+                    .ok_or_else(|| {
+                        StoreError::Internal(format!(
+                            "dataset version node {} has no digest",
+                            node.id
+                        ))
+                    })?;
+                out.push(Subject::dir_hash(&node.id, hex));
+            }
+            _ => {}
+        }
+    }
+    Ok(out)
 }
 
 /// Deterministic zip: deflate, 1980-01-01 00:00:00, mode 0644, no extra fields, no comment.

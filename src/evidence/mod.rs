@@ -10,14 +10,18 @@
 //! ([`checks`]):
 //!
 //! 1. `archive.safe`: the zip is read with limits and path rules ([`archive`]).
-//! 2. `archive.members`: exactly the seven bundle members are present, in the format's order
-//!    ([`crate::model::evidence::members::ALL`]; the signature does not cover the order).
+//! 2. `archive.members`: the seven bundle members are present, in the format's order
+//!    ([`crate::model::evidence::members::ALL`]; the signature does not cover the order), then
+//!    only members reserved for later versions (`ext/…`, in name order).
 //! 3. `dsse.signature`: `evidence.dsse.json` is the canonical JSON (JCS) of a DSSE envelope of
 //!    type `application/vnd.in-toto+json` signed by a pinned key.
 //! 4. `statement.format`: the signed payload is a canonical in-toto Statement v1 with the
 //!    DataPilot predicate.
-//! 5. `statement.subjects`: every other member is listed with its SHA-256, and nothing else is
-//!    listed or present. After this check every byte of the bundle is covered by the signature.
+//! 5. `statement.subjects`: every other member is listed with its SHA-256, and every other
+//!    subject is a well-formed `artifact:` (`sha256`) or `dataset_version:` (`dirHash`) one.
+//!    After this check the content of every member is covered by the signature; the envelope's
+//!    `signatures` (a `keyid`, signatures by unpinned keys) and the zip's compression are not
+//!    (docs/formats.md, "What the signature covers").
 //! 6. `checkpoint.signature`: `ledger/checkpoint.txt` is a checkpoint signed by a pinned key
 //!    named like its origin.
 //! 7. `checkpoint.matches_predicate`: its origin, size and root equal the predicate's.
@@ -27,12 +31,15 @@
 //!    action, subject and data create exactly that edge; the scope is a node; and the lineage
 //!    is complete: every edge a proven event about one of its runs implies is listed with that
 //!    event's seq (`input` edges only with the scope at one end: a dataset version bundle
-//!    leaves out its runs' other inputs).
+//!    leaves out its runs' other inputs). If the statement links any artifact or dataset version
+//!    by digest, it links exactly the lineage's, with the digests the proven events record.
 //! 10. `policy.snapshot`: `policy.json` is a canonical policy; for versions after the first the
 //!     proven slice holds its `policy.update` event with the same content (and no other
 //!     update). Version 1 is compared with the initial policy `ledger.init` records when that
-//!     event is in the slice; otherwise (the server's bundles: `ledger.init` is in no slice)
-//!     the check passes with a reason saying its content was **not** verified.
+//!     event is in the slice (the server puts `ledger.init` in every slice whose policy is
+//!     version 1, so its bundles are always compared); otherwise (a bundle from another
+//!     exporter, or one whose `ledger.init` records no policy) the check passes with a reason
+//!     saying its content was **not** verified.
 //! 11. `consistency` (only with [`VerifyOptions::consistency`]): the bundle's checkpoint is an
 //!     append-only extension of one the caller trusted before (see [`verify_consistency_from`]).
 //!

@@ -17,7 +17,8 @@ use crate::jcs::is_canonical;
 use crate::merkle::{self, Hash};
 use crate::model::audit::{actions, LeafEvent};
 use crate::model::evidence::{
-    members, ProofLine, Statement, PAYLOAD_TYPE, PREDICATE_TYPE, STATEMENT_TYPE,
+    members, ProofLine, Statement, Subject, ARTIFACT_SUBJECT_PREFIX,
+    DATASET_VERSION_SUBJECT_PREFIX, DIR_HASH, PAYLOAD_TYPE, PREDICATE_TYPE, STATEMENT_TYPE,
 };
 use crate::model::lineage::{EdgeKind, Lineage, LineageEdge};
 use crate::model::policy::Policy;
@@ -204,9 +205,11 @@ fn member<'a>(archive: &'a Archive, name: &str) -> Result<&'a [u8], String> {
         .ok_or_else(|| format!("member {name} is missing"))
 }
 
-/// The seven members, in the order the format fixes (`members::ALL`). The order is not covered
-/// by the signature (the statement lists members by name), so it is checked here: a bundle
-/// whose container differs from the one the exporter wrote is refused, not silently accepted.
+/// The seven members, in the order the format fixes (`members::ALL`), then any members reserved
+/// for later versions (`ext/…`, in name order; they are signed through the statement but not
+/// interpreted). The order is not covered by the signature (the statement lists members by
+/// name), so it is checked here: a bundle whose container differs from the one the exporter
+/// wrote is refused, not silently accepted.
 fn check_members(archive: &Archive) -> Outcome<()> {
     let missing: Vec<&str> = members::ALL
         .iter()
@@ -215,7 +218,7 @@ fn check_members(archive: &Archive) -> Outcome<()> {
         .collect();
     let extra: Vec<&str> = archive
         .names()
-        .filter(|n| !members::ALL.contains(n))
+        .filter(|n| !members::ALL.contains(n) && !n.starts_with(members::EXT_PREFIX))
         .collect();
     if !missing.is_empty() || !extra.is_empty() {
         let mut why = Vec::new();
@@ -227,24 +230,32 @@ fn check_members(archive: &Archive) -> Outcome<()> {
         }
         return Err(why.join("; "));
     }
-    if !archive.names().eq(members::ALL) {
-        let found: Vec<&str> = archive.names().collect();
+    let names: Vec<&str> = archive.names().collect();
+    let (known, ext) = names.split_at(names.len().min(members::ALL.len()));
+    if !known.iter().copied().eq(members::ALL) || ext.windows(2).any(|w| w[0] >= w[1]) {
         return Err(format!(
-            "members are out of order: {}; the format's order is {}",
-            found.join(", "),
+            "members are out of order: {}; the format's order is {}, then ext/ members by name",
+            names.join(", "),
             members::ALL.join(", ")
         ));
     }
-    Ok((
-        (),
-        format!("the {} bundle members, in order", members::ALL.len()),
-    ))
+    let summary = if ext.is_empty() {
+        format!("the {} bundle members, in order", members::ALL.len())
+    } else {
+        format!(
+            "the {} bundle members, in order, and {} ext/ member(s), signed but not interpreted \
+             by this verifier",
+            members::ALL.len(),
+            ext.len()
+        )
+    };
+    Ok(((), summary))
 }
 
 fn check_dsse(archive: &Archive, verifiers: &[Verifier]) -> Outcome<Vec<u8>> {
     let bytes = member(archive, members::ENVELOPE)?;
-    // Not hashed or signed itself, but written as JCS like every JSON member: its bytes are
-    // fixed, so that no byte of a bundle can change unnoticed.
+    // Not hashed or signed itself, but written as JCS like every JSON member, so its layout is
+    // fixed (its `signatures` array is not: see docs/formats.md, "What the signature covers").
     if !is_canonical(bytes) {
         return Err("evidence.dsse.json is not canonical (RFC 8785) JSON".into());
     }
@@ -287,6 +298,10 @@ fn check_subjects(s: &Statement, archive: &Archive) -> Outcome<()> {
         if subject.name == members::ENVELOPE {
             return Err("the envelope lists itself".into());
         }
+        if subject.is_linked() {
+            linked_subject_digest(subject)?;
+            continue;
+        }
         let bytes = archive
             .get(&subject.name)
             .ok_or_else(|| format!("listed member {} is missing", subject.name))?;
@@ -307,10 +322,43 @@ fn check_subjects(s: &Statement, archive: &Archive) -> Outcome<()> {
     {
         return Err(format!("member {unlisted} is not listed in the statement"));
     }
+    let linked = s.subject.iter().filter(|sub| sub.is_linked()).count();
     Ok((
         (),
-        format!("{} members match their signed digests", s.subject.len()),
+        format!(
+            "{} members match their signed digests; {linked} artifact and dataset version \
+             subject(s) well formed",
+            s.subject.len() - linked
+        ),
     ))
+}
+
+/// The digest of a subject naming a lineage node: `artifact:…` with exactly a `sha256`,
+/// `dataset_version:…` with exactly a `dirHash`, each 64 lowercase hex digits.
+fn linked_subject_digest(subject: &Subject) -> Result<&str, String> {
+    let algorithm = if subject.name.starts_with(ARTIFACT_SUBJECT_PREFIX) {
+        "sha256"
+    } else if subject.name.starts_with(DATASET_VERSION_SUBJECT_PREFIX) {
+        DIR_HASH
+    } else {
+        return Err(format!(
+            "subject {} is neither a member nor an artifact or dataset version",
+            subject.name
+        ));
+    };
+    match subject.digest.get(algorithm) {
+        Some(hex)
+            if subject.digest.len() == 1
+                && hex.len() == 64
+                && hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) =>
+        {
+            Ok(hex)
+        }
+        _ => Err(format!(
+            "subject {} must have exactly a {algorithm} digest of 64 lowercase hex digits",
+            subject.name
+        )),
+    }
 }
 
 fn check_checkpoint(archive: &Archive, verifiers: &[Verifier]) -> Outcome<Checkpoint> {
@@ -521,14 +569,85 @@ fn check_lineage(archive: &Archive, events: &[LeafEvent], s: &Statement) -> Outc
             }
         }
     }
+    let links = check_linked_subjects(&lineage, events, s)?;
     Ok((
         (),
         format!(
             "{} nodes, {} edges each backed by its event; all {implied} edges implied by \
-             {implying} proven events of the lineage's runs are listed",
+             {implying} proven events of the lineage's runs are listed; {links}",
             lineage.nodes.len(),
             lineage.edges.len()
         ),
+    ))
+}
+
+/// The statement's artifact and dataset version subjects are exactly the lineage's artifact
+/// and dataset version nodes, with the digests the proven events record: an artifact's
+/// `sha256` is the one of its `artifact.upload` event, a version's `dirHash` the hex of the
+/// DPM-1 digest in its id. A statement with none of them (bundles of earlier releases) passes
+/// with a reason saying nothing is linked; one with some must list all.
+fn check_linked_subjects(
+    lineage: &Lineage,
+    events: &[LeafEvent],
+    s: &Statement,
+) -> Result<String, String> {
+    let linked: HashMap<&str, &Subject> = s
+        .subject
+        .iter()
+        .filter(|sub| sub.is_linked())
+        .map(|sub| (sub.name.as_str(), sub))
+        .collect();
+    let nodes: Vec<&str> = lineage
+        .nodes
+        .iter()
+        .map(|n| n.id.as_str())
+        .filter(|id| {
+            id.starts_with(ARTIFACT_SUBJECT_PREFIX)
+                || id.starts_with(DATASET_VERSION_SUBJECT_PREFIX)
+        })
+        .collect();
+    if linked.is_empty() {
+        return Ok(format!(
+            "the statement links none of the {} artifact and dataset version nodes by digest \
+             (a bundle of an earlier release)",
+            nodes.len()
+        ));
+    }
+    for name in linked.keys() {
+        if !nodes.contains(name) {
+            return Err(format!("subject {name} is not a lineage node"));
+        }
+    }
+    for id in &nodes {
+        let subject = linked
+            .get(id)
+            .ok_or_else(|| format!("lineage node {id} is not a statement subject"))?;
+        let got = linked_subject_digest(subject)?;
+        let want = if let Some(artifact) = id.strip_prefix(ARTIFACT_SUBJECT_PREFIX) {
+            events
+                .iter()
+                .find(|e| {
+                    e.action == actions::ARTIFACT_UPLOAD
+                        && e.data.get("artifact_id").and_then(Value::as_str) == Some(artifact)
+                })
+                .and_then(|e| e.data.get("sha256").and_then(Value::as_str))
+                .ok_or_else(|| {
+                    format!("no proven artifact.upload event records the sha256 of {id}")
+                })?
+        } else {
+            id.rsplit_once("@sha256:")
+                .map(|(_, hex)| hex)
+                .ok_or_else(|| format!("dataset version node {id} has no sha256 digest"))?
+        };
+        if got != want {
+            return Err(format!(
+                "subject {id} has digest {got}, but the proven ledger records {want}"
+            ));
+        }
+    }
+    Ok(format!(
+        "{} artifact and dataset version subjects match the ledger",
+        nodes.len()
     ))
 }
 
@@ -674,8 +793,8 @@ fn edge_backed_by(edge: &LineageEdge, event: &LeafEvent) -> Result<(), String> {
 
 /// `policy.json` against the proven slice. The slice carries the `policy.update` event of the
 /// policy in force (`docs/formats.md` §7), and nothing else about policies; version 1 is made
-/// by `ledger.init`, which records it in `data.policy`, but which the server leaves out of
-/// every slice (its subject is the ledger, not a lineage node). So:
+/// by `ledger.init`, which records it in `data.policy` and which the server puts in every slice
+/// whose policy is version 1 (other exporters may not). So:
 ///
 /// - version > 1: its `policy.update` event must be in the slice with the same content;
 /// - version 1 with the `ledger.init` event in the slice: compared with the policy it records;

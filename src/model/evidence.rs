@@ -3,8 +3,10 @@
 //!
 //! An evidence bundle is one deterministic `.zip` (members in [`members::ALL`] order). Its
 //! `evidence.dsse.json` is a DSSE envelope whose payload is a [`Statement`]: the statement lists
-//! every other member with its SHA-256 (so the signature covers every byte of the bundle) and
-//! its [`Predicate`] names the ledger state (origin, tree size, root hash) the proofs are
+//! every other member with its SHA-256 (so the signature covers the content of every member;
+//! see docs/formats.md for what is not signed), the run's artifacts and dataset versions with
+//! their digests (so attestation tools can match the bundle to the files it is about), and its
+//! [`Predicate`] names the ledger state (origin, tree size, root hash) the proofs are
 //! against. These types are shared by the reference server, which writes bundles, and by
 //! [`crate::evidence`], which verifies them; both sides serialize with JCS.
 //!
@@ -42,7 +44,18 @@ pub mod members {
     pub const REPORT: &str = "report.html";
     /// Every member, in the order they appear in the zip.
     pub const ALL: [&str; 7] = [ENVELOPE, CHECKPOINT, PROOFS, AUDIT, LINEAGE, POLICY, REPORT];
+    /// Prefix of members reserved for later versions: after the seven, in name order, listed
+    /// in the statement (so signed) and otherwise ignored by a v1 verifier.
+    pub const EXT_PREFIX: &str = "ext/";
 }
+
+/// Prefix of the subject naming a run artifact (its lineage node id), digest `sha256`.
+pub const ARTIFACT_SUBJECT_PREFIX: &str = "artifact:";
+/// Prefix of the subject naming a dataset version (its lineage node id), digest `dirHash`
+/// (in-toto's name for Go's dirhash `Hash1` in hex, which is the DPM-1 digest's hex).
+pub const DATASET_VERSION_SUBJECT_PREFIX: &str = "dataset_version:";
+/// The in-toto digest algorithm name of a DPM-1 digest.
+pub const DIR_HASH: &str = "dirHash";
 
 /// An in-toto Statement v1 about the members of an evidence bundle.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -50,7 +63,9 @@ pub struct Statement {
     /// Always [`STATEMENT_TYPE`].
     #[serde(rename = "_type")]
     pub type_: String,
-    /// Every bundle member except the envelope, sorted by name.
+    /// Every bundle member except the envelope, and every artifact and dataset version node of
+    /// the lineage (named by node id, which no member name can be: members have no `:`), sorted
+    /// by name.
     pub subject: Vec<Subject>,
     /// Always [`PREDICATE_TYPE`].
     #[serde(rename = "predicateType")]
@@ -59,7 +74,7 @@ pub struct Statement {
     pub predicate: Predicate,
 }
 
-/// One statement subject: a member name and its digests.
+/// One statement subject: a member name, or a lineage node id, and its digests.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Subject {
     /// Member path inside the zip.
@@ -77,9 +92,23 @@ impl Subject {
         }
     }
 
+    /// A subject with a single `dirHash` digest (a dataset version).
+    pub fn dir_hash(name: impl Into<String>, hex: impl Into<String>) -> Self {
+        Self {
+            name: name.into(),
+            digest: BTreeMap::from([(DIR_HASH.to_owned(), hex.into())]),
+        }
+    }
+
     /// The `sha256` digest, if present.
     pub fn sha256_hex(&self) -> Option<&str> {
         self.digest.get("sha256").map(String::as_str)
+    }
+
+    /// Whether this subject names a lineage node (an artifact or a dataset version) rather
+    /// than a bundle member: member names never contain `:`.
+    pub fn is_linked(&self) -> bool {
+        self.name.contains(':')
     }
 }
 

@@ -172,11 +172,16 @@ def archive_safe(zb):
     return members, f"{len(members)} members within limits, canonical zip layout"
 
 def archive_members(m):
-    """Exactly the seven members, in the format's order (the order is not signed: checked here)."""
-    missing, extra = [n for n in MEMBERS if n not in m], [n for n in m if n not in MEMBERS]
+    """The seven members in the format's order, then ext/ members by name (signed through the
+    statement, not interpreted). The order is not signed: checked here."""
+    missing = [n for n in MEMBERS if n not in m]
+    extra = [n for n in m if n not in MEMBERS and not n.startswith("ext/")]
     need(not missing and not extra, f"missing {missing}, unexpected {extra}")
-    need(list(m) == MEMBERS, f"members are out of order: {list(m)}; the format's order is {MEMBERS}")
-    return None, f"the {len(MEMBERS)} bundle members, in order"
+    names, n = list(m), len(MEMBERS)
+    need(names[:n] == MEMBERS and names[n:] == sorted(names[n:], key=str.encode),
+         f"members are out of order: {names}; the format's order is {MEMBERS}, then ext/ by name")
+    ext = f", and {len(names) - n} ext/ member(s), signed but not interpreted" if names[n:] else ""
+    return None, f"the {n} bundle members, in order{ext}"
 
 def dsse_signature(m, keys):
     need("evidence.dsse.json" in m, "member evidence.dsse.json is missing")
@@ -214,16 +219,31 @@ def statement_format(payload):
                  ["digest"].values()), "subject digests must be strings")
     return st, f"in-toto Statement v1 for {scope['kind']}:{scope['id']}"
 
+def linked_digest(s):
+    """A subject naming a lineage node (members have no ':'): artifact:… with exactly a sha256,
+    dataset_version:… with exactly a dirHash, 64 lowercase hex each."""
+    alg = ("sha256" if s["name"].startswith("artifact:") else
+           "dirHash" if s["name"].startswith("dataset_version:") else None)
+    need(alg, f"subject {s['name']} is neither a member nor an artifact or dataset version")
+    h = s["digest"].get(alg, "")
+    need(len(s["digest"]) == 1 and len(h) == 64 and all(c in "0123456789abcdef" for c in h),
+         f"subject {s['name']} must have exactly a {alg} digest of 64 lowercase hex digits")
+    return h
+
 def statement_subjects(m, st):
     names = [s["name"] for s in st["subject"]]
-    need(names == sorted(set(names)), "subjects are not sorted and unique")
+    need(names == sorted(set(names), key=str.encode), "subjects are not sorted and unique")
     for s in st["subject"]:
+        if ":" in s["name"]:
+            linked_digest(s); continue
         need(s["name"] != "evidence.dsse.json" and s["name"] in m, f"{s['name']} is missing")
         need(s["digest"].get("sha256") == hashlib.sha256(m[s["name"]]).hexdigest(),
              f"{s['name']} does not match its signed sha256")
     unlisted = [n for n in m if n != "evidence.dsse.json" and n not in names]
     need(not unlisted, f"member {unlisted} is not listed in the statement")
-    return None, f"{len(names)} members match their signed digests"
+    linked = sum(":" in n for n in names)
+    return None, (f"{len(names) - linked} members match their signed digests; {linked} artifact "
+                  f"and dataset version subject(s) well formed")
 
 def checkpoint_signature(m, keys):
     need("ledger/checkpoint.txt" in m, "member ledger/checkpoint.txt is missing")
@@ -346,7 +366,34 @@ def lineage_edges(m, events, st):
             need(listed[(frm, to, kind)] == ev["seq"],
                  f"{what} lists with seq {listed[(frm, to, kind)]}")
     return None, (f"{len(ids)} nodes, {len(keys)} edges each backed by its event; all {implied} "
-                  f"edges implied by {implying} proven events of the lineage's runs are listed")
+                  f"edges implied by {implying} proven events of the lineage's runs are listed; "
+                  + linked_subjects(ids, events, st))
+
+def linked_subjects(ids, events, st):
+    """The artifact and dataset version subjects are exactly those lineage nodes, with the
+    sha256 of the artifact's proven artifact.upload event and the hex of the version's DPM-1
+    digest. None at all: a bundle of an earlier release (said so)."""
+    linked = {s["name"]: s for s in st["subject"] if ":" in s["name"]}
+    nodes = [i for i in ids if i.startswith(("artifact:", "dataset_version:"))]
+    if not linked:
+        return (f"the statement links none of the {len(nodes)} artifact and dataset version "
+                f"nodes by digest (a bundle of an earlier release)")
+    for name in linked: need(name in nodes, f"subject {name} is not a lineage node")
+    for node in nodes:
+        need(node in linked, f"lineage node {node} is not a statement subject")
+        if node.startswith("artifact:"):
+            ups = [e["data"].get("sha256") for e in events.values()
+                   if e["action"] == "artifact.upload" and isinstance(e["data"], dict)
+                   and e["data"].get("artifact_id") == node[len("artifact:"):]]
+            need(ups and isinstance(ups[0], str),
+                 f"no proven artifact.upload event records the sha256 of {node}")
+            want = ups[0]
+        else:
+            need("@sha256:" in node, f"dataset version node {node} has no sha256 digest")
+            want = node.rsplit("@sha256:", 1)[1]
+        got = linked_digest(linked[node])
+        need(got == want, f"subject {node} has digest {got}, but the proven ledger records {want}")
+    return f"{len(nodes)} artifact and dataset version subjects match the ledger"
 
 def implied_edges(ev, scope):
     """The (from, to, kind) edges an event about a run creates (the edge table). `input` edges
