@@ -61,6 +61,20 @@ impl LedgerKey {
         self.signer.verifier().public_key()
     }
 
+    /// The public key as an RFC 8410 SubjectPublicKeyInfo in PEM: the fixed DER prefix of an
+    /// Ed25519 key (`SEQUENCE { SEQUENCE { OID 1.3.101.112 } BIT STRING }`), then the key.
+    pub fn public_key_pem(&self) -> String {
+        use base64::Engine;
+        const SPKI_ED25519_PREFIX: [u8; 12] = [
+            0x30, 0x2a, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x03, 0x21, 0x00,
+        ];
+        let der = [&SPKI_ED25519_PREFIX[..], &self.public_key()].concat();
+        format!(
+            "-----BEGIN PUBLIC KEY-----\n{}\n-----END PUBLIC KEY-----\n",
+            base64::engine::general_purpose::STANDARD.encode(der)
+        )
+    }
+
     /// C2SP key id (`SHA-256(name || 0x0A || 0x01 || public key)[:4]`) as 8 hex characters.
     pub fn key_id_hex(&self) -> String {
         self.signer.key_id_hex()

@@ -239,6 +239,8 @@ pub struct VerifierKey {
     pub algorithm: &'static str,
     pub public_key: String,
     pub verifier: String,
+    /// The public key as SPKI PEM (RFC 8410), for tools that take PEM keys (cosign, openssl).
+    pub public_key_pem: String,
 }
 
 #[derive(Debug, Clone, Serialize)]

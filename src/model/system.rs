@@ -65,4 +65,6 @@ pub struct VerifierKey {
     pub public_key: String,
     /// C2SP note verifier string `<name>+<hex key id>+<base64(0x01 || key)>`.
     pub verifier: String,
+    /// The public key as SPKI PEM (RFC 8410), for tools that take PEM keys (cosign, openssl).
+    pub public_key_pem: String,
 }

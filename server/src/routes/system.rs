@@ -43,6 +43,7 @@ pub async fn keys(State(st): State<AppState>) -> Json<VerifierKeys> {
             algorithm: "ed25519",
             public_key: b64(&k.public_key()),
             verifier: k.verifier(),
+            public_key_pem: k.public_key_pem(),
         }],
     })
 }
