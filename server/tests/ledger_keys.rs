@@ -51,7 +51,11 @@ async fn the_pem_key_verifies_checkpoints_and_envelopes_with_openssl() {
         String::from_utf8_lossy(&out.stderr)
     );
     let raw = B64.decode(key["public_key"].as_str().unwrap()).unwrap();
-    assert_eq!(&out.stdout[12..], &raw[..], "the PEM holds the published key");
+    assert_eq!(
+        &out.stdout[12..],
+        &raw[..],
+        "the PEM holds the published key"
+    );
 
     // A checkpoint: the note text, signed (after the 4-byte key id) with Ed25519.
     let (_, _, note) = checkpoint(&admin).await;
@@ -59,7 +63,12 @@ async fn the_pem_key_verifies_checkpoints_and_envelopes_with_openssl() {
     let text = format!("{text}\n");
     let sig_b64 = sigs.trim_end().rsplit(' ').next().unwrap();
     let sig = B64.decode(sig_b64).unwrap();
-    assert!(openssl_verifies(dir.path(), &pem, text.as_bytes(), &sig[4..]));
+    assert!(openssl_verifies(
+        dir.path(),
+        &pem,
+        text.as_bytes(),
+        &sig[4..]
+    ));
     let mut bad = sig[4..].to_vec();
     bad[0] ^= 1;
     assert!(!openssl_verifies(dir.path(), &pem, text.as_bytes(), &bad));
@@ -70,11 +79,9 @@ async fn the_pem_key_verifies_checkpoints_and_envelopes_with_openssl() {
     let (run, _) = admin.run(&[(&ds, &digest)]).await;
     let bundle = admin.get(&format!("/v1/runs/{run}/evidence")).await;
     assert_eq!(bundle.status, 200, "{}", bundle.text());
-    let archive = datapilot::evidence::Archive::read(
-        &bundle.body,
-        &datapilot::evidence::Limits::default(),
-    )
-    .unwrap();
+    let archive =
+        datapilot::evidence::Archive::read(&bundle.body, &datapilot::evidence::Limits::default())
+            .unwrap();
     let env: serde_json::Value =
         serde_json::from_slice(archive.get("evidence.dsse.json").unwrap()).unwrap();
     let payload = B64.decode(env["payload"].as_str().unwrap()).unwrap();
