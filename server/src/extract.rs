@@ -364,8 +364,8 @@ fn server_id(value: &str, prefix: &str) -> bool {
     })
 }
 
-/// A path parameter against the contract's pattern for its name.
-fn check_path_param(name: &str, value: &str) -> Result<(), ApiError> {
+/// A path (or query) parameter against the contract's pattern for its name.
+pub(crate) fn check_path_param(name: &str, value: &str) -> Result<(), ApiError> {
     let ok = match name {
         "dataset_id" => server_id(value, "ds_"),
         "run_id" => server_id(value, "run_"),

@@ -88,10 +88,9 @@ pub fn parse_time(s: &str) -> Option<String> {
     Some(fmt_time(t))
 }
 
-/// Opaque pagination cursor: base64url of the last row key seen. Opaque so that clients do not
-/// build them and the server may change the key later.
 /// A list cursor: the last row key of the page and the list scope it is bound to
-/// (crate::extract::ListScope), as base64url of `k<key>.<scope hex>`.
+/// (crate::extract::ListScope), as base64url of `k<key>.<scope hex>`. Opaque so that clients
+/// do not build them and the server may change the key later.
 pub fn encode_cursor(key: i64, scope: u32) -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("k{key}.{scope:08x}"))
 }

@@ -151,3 +151,437 @@ async fn lists_order_newest_first_and_cursors_stay_with_their_list() {
         .await
         .assert_problem(400, "bad_request");
 }
+
+/// Finishes `run` (with its token) as succeeded, producing `outputs` (`(dataset_id, digest)`).
+async fn finish(api: &Api, token: &str, run: &str, outputs: &[(&str, &str)]) {
+    let outputs: Vec<Value> = outputs
+        .iter()
+        .map(|(d, g)| serde_json::json!({ "dataset_id": d, "digest": g }))
+        .collect();
+    let r = api
+        .with_token(token)
+        .post(
+            &format!("/v1/runs/{run}/finish"),
+            serde_json::json!({ "status": "succeeded", "outputs": outputs }),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+}
+
+/// A run on `inputs` with a commit and image of its own.
+async fn run_with(api: &Api, inputs: &[(&str, &str)], commit: char) -> (String, String) {
+    let inputs: Vec<Value> = inputs
+        .iter()
+        .map(|(d, g)| serde_json::json!({ "dataset_id": d, "digest": g }))
+        .collect();
+    let r = api
+        .post(
+            "/v1/runs",
+            serde_json::json!({ "name": format!("run-{commit}"), "inputs": inputs,
+                "git_commit": commit.to_string().repeat(40),
+                "image_digest": format!("sha256:{}", commit.to_string().repeat(64)) }),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text());
+    let j = r.json();
+    (
+        j["run"]["id"].as_str().unwrap().to_string(),
+        j["run_token"].as_str().unwrap().to_string(),
+    )
+}
+
+fn ids(r: &Resp) -> Vec<String> {
+    names(r, "id")
+}
+
+#[tokio::test]
+async fn run_filters_dataset_by_name_artifacts_by_content() {
+    let srv = Server::start();
+    let admin = srv.client(ADMIN);
+    let eng_secret = admin.token("engineer").await;
+    let eng = srv.client(&eng_secret);
+    let eng_id = eng.get("/v1/whoami").await.json()["token_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let raw = admin.dataset("raw").await;
+    let v1 = admin.version(&raw, "raw-1").await;
+    let v2 = admin.version(&raw, "raw-2").await;
+    let clean = admin.dataset("clean").await;
+    let c1 = admin.version(&clean, "clean-1").await;
+
+    let (a, ta) = run_with(&admin, &[(&raw, &v1)], 'a').await;
+    let (b, _) = run_with(&eng, &[(&raw, &v2)], 'b').await;
+    // created_at has millisecond precision: the next run is created strictly later.
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    let (c, tc) = run_with(&eng, &[(&raw, &v1), (&clean, &c1)], 'c').await;
+    finish(&admin, &ta, &a, &[(&clean, &c1)]).await;
+    finish(&admin, &tc, &c, &[]).await;
+    let created_c = admin.get(&format!("/v1/runs/{c}")).await.json()["created_at"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    let q = |s: String| {
+        let admin = admin.clone();
+        async move { ids(&admin.get(&s).await) }
+    };
+    let enc = |s: &str| s.replace(':', "%3A").replace('@', "%40");
+    assert_eq!(
+        q(format!("/v1/runs?input={}", enc(&format!("{raw}@{v1}")))).await,
+        vec![a.clone(), c.clone()]
+    );
+    assert_eq!(
+        q(format!(
+            "/v1/runs?input={}&order=desc",
+            enc(&format!("{raw}@{v1}"))
+        ))
+        .await,
+        vec![c.clone(), a.clone()]
+    );
+    assert_eq!(
+        q(format!("/v1/runs?output={}", enc(&format!("{clean}@{c1}")))).await,
+        vec![a.clone()]
+    );
+    assert_eq!(q("/v1/runs?status=running".into()).await, vec![b.clone()]);
+    assert_eq!(
+        q("/v1/runs?status=succeeded".into()).await,
+        vec![a.clone(), c.clone()]
+    );
+    assert_eq!(
+        q(format!("/v1/runs?created_by={eng_id}")).await,
+        vec![b.clone(), c.clone()]
+    );
+    assert_eq!(
+        q(format!("/v1/runs?created_by={eng_id}&status=running")).await,
+        vec![b.clone()]
+    );
+    assert_eq!(
+        q(format!("/v1/runs?git_commit={}", "b".repeat(40))).await,
+        vec![b.clone()]
+    );
+    assert_eq!(
+        q(format!("/v1/runs?image_digest=sha256%3A{}", "c".repeat(64))).await,
+        vec![c.clone()]
+    );
+    assert_eq!(
+        q(format!("/v1/runs?created_after={}", enc(&created_c))).await,
+        vec![c.clone()]
+    );
+    assert_eq!(
+        q(format!("/v1/runs?created_before={}", enc(&created_c))).await,
+        vec![a.clone(), b.clone()]
+    );
+    assert!(q("/v1/runs?created_after=2999-01-01T00%3A00%3A00Z".into())
+        .await
+        .is_empty());
+    for bad in [
+        "/v1/runs?status=done",
+        "/v1/runs?input=nope",
+        "/v1/runs?created_after=yesterday",
+        "/v1/runs?git_commit=xyz",
+        "/v1/runs?image_digest=abc",
+    ] {
+        admin
+            .get(bad)
+            .await
+            .assert_problem(400, "validation_failed");
+    }
+    // A filtered page's cursor works with the same filter only.
+    let p1 = admin
+        .get(&format!(
+            "/v1/runs?input={}&limit=1",
+            enc(&format!("{raw}@{v1}"))
+        ))
+        .await;
+    let cur = p1.json()["next_cursor"].as_str().unwrap().to_string();
+    let p2 = admin
+        .get(&format!(
+            "/v1/runs?input={}&limit=1&cursor={cur}",
+            enc(&format!("{raw}@{v1}"))
+        ))
+        .await;
+    assert_eq!(ids(&p2), vec![c.clone()]);
+    admin
+        .get(&format!("/v1/runs?status=running&limit=1&cursor={cur}"))
+        .await
+        .assert_problem(400, "bad_request");
+
+    // A dataset by name: one page of zero or one.
+    let by = admin.get("/v1/datasets?name=clean").await;
+    assert_eq!(ids(&by), vec![clean.clone()]);
+    assert!(by.json()["next_cursor"].is_null());
+    assert!(ids(&admin.get("/v1/datasets?name=nothing").await).is_empty());
+    admin
+        .get("/v1/datasets?name=")
+        .await
+        .assert_problem(400, "validation_failed");
+
+    // Artifacts by content, across runs: which run produced this file?
+    let bytes = b"model weights";
+    let sha = sha256_hex(bytes);
+    let (d, td) = run_with(&admin, &[(&raw, &v1)], 'd').await;
+    for (run, token) in [(&b, None), (&d, Some(&td))] {
+        let api = match token {
+            Some(t) => admin.with_token(t),
+            None => admin.clone(),
+        };
+        let r = api.upload(run, "weights.bin", bytes, &sha).await;
+        assert_eq!(r.status, 201, "{}", r.text());
+    }
+    let found = admin.get(&format!("/v1/artifacts?sha256={sha}")).await;
+    assert_eq!(found.status, 200, "{}", found.text());
+    let runs: Vec<String> = found.json()["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["run_id"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(runs, vec![b.clone(), d.clone()]);
+    let desc = admin
+        .get(&format!("/v1/artifacts?sha256={sha}&order=desc&limit=1"))
+        .await;
+    assert_eq!(desc.json()["items"][0]["run_id"], d.as_str());
+    assert!(ids(&admin
+        .get(&format!("/v1/artifacts?sha256={}", "0".repeat(64)))
+        .await)
+    .is_empty());
+    admin
+        .get("/v1/artifacts?sha256=xyz")
+        .await
+        .assert_problem(400, "validation_failed");
+    admin
+        .get("/v1/artifacts")
+        .await
+        .assert_problem(400, "validation_failed");
+}
+
+fn node_ids(r: &Resp) -> Vec<String> {
+    let mut v: Vec<String> = r.json()["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["id"].as_str().unwrap().to_string())
+        .filter(|id| id.starts_with("run:"))
+        .collect();
+    v.sort();
+    v
+}
+
+#[tokio::test]
+async fn lineage_walks_generations_up_and_down() {
+    let srv = Server::start();
+    let api = srv.client(ADMIN);
+    // raw@v0 -> r1 -> mid@v1 -> r2 -> feat@v2 -> r3 -> model@v3; r_side also uses mid@v1.
+    let mut ds = Vec::new();
+    let mut vs = Vec::new();
+    for name in ["raw", "mid", "feat", "model"] {
+        let d = api.dataset(name).await;
+        vs.push(api.version(&d, name).await);
+        ds.push(d);
+    }
+    let mut runs = Vec::new();
+    for g in 0..3 {
+        let (r, t) = run_with(&api, &[(&ds[g], &vs[g])], (b'a' + g as u8) as char).await;
+        finish(&api, &t, &r, &[(&ds[g + 1], &vs[g + 1])]).await;
+        runs.push(r);
+    }
+    let (side, _) = run_with(&api, &[(&ds[1], &vs[1])], 'f').await;
+    let v = |i: usize| {
+        format!(
+            "dataset_version%3A{}%40{}",
+            ds[i],
+            vs[i].replace(':', "%3A")
+        )
+    };
+    let lin = |q: String| {
+        let api = api.clone();
+        async move {
+            let r = api.get(&format!("/v1/lineage?{q}")).await;
+            assert_eq!(r.status, 200, "{q}: {}", r.text());
+            r
+        }
+    };
+    let sorted = |mut v: Vec<String>| {
+        v.sort();
+        v
+    };
+    let run = |i: usize| format!("run:{}", runs[i]);
+    // Downstream from raw: 1, 2, 3 generations.
+    assert_eq!(
+        node_ids(&lin(format!("node={}&direction=downstream&depth=1", v(0))).await),
+        vec![run(0)]
+    );
+    assert_eq!(
+        node_ids(&lin(format!("node={}&direction=downstream&depth=2", v(0))).await),
+        sorted(vec![run(0), run(1), format!("run:{side}")])
+    );
+    let full = lin(format!("node={}&direction=downstream&depth=3", v(0))).await;
+    assert_eq!(
+        node_ids(&full),
+        sorted(vec![run(0), run(1), run(2), format!("run:{side}")])
+    );
+    // The model version is in the 3-generation graph, with the edge that produced it.
+    let model = format!("dataset_version:{}@{}", ds[3], vs[3]);
+    assert!(full.json()["edges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|e| e["to"] == model.as_str() && e["kind"] == "produced"));
+    // Upstream from the model: r3, r2, r1 by depth, never the side branch.
+    assert_eq!(
+        node_ids(&lin(format!("node={}&direction=upstream&depth=1", v(3))).await),
+        vec![run(2)]
+    );
+    assert_eq!(
+        node_ids(&lin(format!("node={}&direction=upstream&depth=3", v(3))).await),
+        sorted(vec![run(0), run(1), run(2)])
+    );
+    // From the middle run both ways, one generation each side.
+    assert_eq!(
+        node_ids(&lin(format!("node=run:{}&direction=both&depth=2", runs[1])).await),
+        sorted(vec![run(0), run(1), run(2)])
+    );
+    assert_eq!(
+        node_ids(&lin(format!("node=run:{}&depth=1", runs[1])).await),
+        vec![run(1)]
+    );
+    for bad in [
+        "node=run:x&depth=0".to_string(),
+        "node=run:x&depth=11".to_string(),
+        format!("node={}&direction=sideways", v(0)),
+        "node=nope".to_string(),
+        "depth=2".to_string(),
+    ] {
+        api.get(&format!("/v1/lineage?{bad}"))
+            .await
+            .assert_problem(400, "validation_failed");
+    }
+    api.get("/v1/lineage?node=run:run_00000000000000000000000000")
+        .await
+        .assert_problem(404, "not_found");
+}
+
+#[tokio::test]
+async fn metric_summaries_and_comparisons() {
+    let srv = Server::start();
+    let api = srv.client(ADMIN);
+    let d = api.dataset("m").await;
+    let v = api.version(&d, "m").await;
+    let mut runs = Vec::new();
+    for k in 0..3u64 {
+        let (r, t) = api.run(&[(&d, &v)]).await;
+        // loss: 1000 points, 1/(step+1) scaled by the run; acc on run 0 only.
+        let points: Vec<Value> = (0..1000u64)
+            .map(|s| serde_json::json!({ "name": "loss", "step": s, "value": (k + 1) as f64 / (s + 1) as f64 }))
+            .collect();
+        let r2 = api
+            .with_token(&t)
+            .post(
+                &format!("/v1/runs/{r}/metrics"),
+                serde_json::json!({ "points": points }),
+            )
+            .await;
+        assert_eq!(r2.status, 201, "{}", r2.text());
+        if k == 0 {
+            let r3 = api
+                .with_token(&t)
+                .post(
+                    &format!("/v1/runs/{r}/metrics"),
+                    serde_json::json!({ "points": [{ "name": "acc", "step": 7, "value": 0.5 }] }),
+                )
+                .await;
+            assert_eq!(r3.status, 201);
+        }
+        runs.push(r);
+    }
+    let s = api
+        .get(&format!("/v1/runs/{}/metrics/summary?points=100", runs[0]))
+        .await;
+    assert_eq!(s.status, 200, "{}", s.text());
+    let j = s.json();
+    assert_eq!(j["run_id"], runs[0].as_str());
+    let metrics = j["metrics"].as_array().unwrap();
+    assert_eq!(metrics.len(), 2);
+    assert_eq!(metrics[0]["name"], "acc");
+    assert_eq!(metrics[0]["count"], 1);
+    assert_eq!(metrics[0]["series"].as_array().unwrap().len(), 1);
+    let loss = &metrics[1];
+    assert_eq!(loss["count"], 1000);
+    assert_eq!(loss["last_step"], 999);
+    assert_eq!(loss["last"], 1.0 / 1000.0);
+    assert_eq!(loss["max"], 1.0);
+    assert_eq!(loss["min"], 1.0 / 1000.0);
+    let series = loss["series"].as_array().unwrap();
+    assert_eq!(series.len(), 100);
+    // Buckets of ten points: the first holds steps 0..=9.
+    assert_eq!(series[0]["step"], 9);
+    assert_eq!(series[0]["max"], 1.0);
+    assert_eq!(series[0]["min"], 0.1);
+    assert_eq!(series[99]["step"], 999);
+    let mean: f64 = (0..10).map(|s| 1.0 / (s + 1) as f64).sum::<f64>() / 10.0;
+    assert!((series[0]["value"].as_f64().unwrap() - mean).abs() < 1e-12);
+    // Fewer points than buckets: every point.
+    let one = api
+        .get(&format!(
+            "/v1/runs/{}/metrics/summary?name=loss&points=2000",
+            runs[1]
+        ))
+        .await;
+    let one = one.json();
+    assert_eq!(one["metrics"].as_array().unwrap().len(), 1);
+    assert_eq!(one["metrics"][0]["series"].as_array().unwrap().len(), 1000);
+    assert_eq!(one["metrics"][0]["series"][5]["value"], 2.0 / 6.0);
+
+    // Compare: one metric across runs, in the order asked; a run without it has no metrics.
+    let cmp = api
+        .get(&format!(
+            "/v1/metrics/compare?name=loss&points=10&run_ids={},{},{}",
+            runs[2], runs[0], runs[1]
+        ))
+        .await;
+    assert_eq!(cmp.status, 200, "{}", cmp.text());
+    let c = cmp.json();
+    assert_eq!(c["name"], "loss");
+    let order: Vec<&str> = c["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["run_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        order,
+        vec![runs[2].as_str(), runs[0].as_str(), runs[1].as_str()]
+    );
+    assert_eq!(c["runs"][0]["metrics"][0]["max"], 3.0);
+    assert_eq!(
+        c["runs"][0]["metrics"][0]["series"]
+            .as_array()
+            .unwrap()
+            .len(),
+        10
+    );
+    let acc = api
+        .get(&format!(
+            "/v1/metrics/compare?name=acc&run_ids={},{}",
+            runs[0], runs[1]
+        ))
+        .await
+        .json();
+    assert_eq!(acc["runs"][0]["metrics"].as_array().unwrap().len(), 1);
+    assert_eq!(acc["runs"][1]["metrics"].as_array().unwrap().len(), 0);
+    let eleven = vec![runs[0].clone(); 11].join(",");
+    for bad in [
+        format!("/v1/metrics/compare?name=loss&run_ids={eleven}"),
+        format!(
+            "/v1/metrics/compare?name=loss&run_ids={},{}",
+            runs[0], runs[0]
+        ),
+        "/v1/metrics/compare?name=loss".to_string(),
+        format!("/v1/metrics/compare?run_ids={}", runs[0]),
+        format!("/v1/runs/{}/metrics/summary?points=0", runs[0]),
+        format!("/v1/runs/{}/metrics/summary?points=2001", runs[0]),
+    ] {
+        api.get(&bad).await.assert_problem(400, "validation_failed");
+    }
+}

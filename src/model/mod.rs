@@ -30,6 +30,7 @@ pub mod ledger;
 pub mod lineage;
 pub mod metrics;
 pub mod policy;
+pub mod queries;
 pub mod runs;
 pub mod system;
 pub mod tokens;

@@ -33,17 +33,6 @@ pub async fn create(
     Ok((StatusCode::CREATED, Json(ds)))
 }
 
-pub async fn list(
-    State(st): State<AppState>,
-    p: Principal,
-    scope: ListScope,
-    Q(q): Q<PageQuery>,
-) -> ApiResult<Json<Page<Dataset>>> {
-    p.read_catalog()?;
-    let pr = q.to_req(&scope)?;
-    Ok(Json(page(pr, st.store.list_datasets(pr).await?)))
-}
-
 pub async fn get(
     State(st): State<AppState>,
     p: Principal,

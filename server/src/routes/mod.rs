@@ -8,6 +8,7 @@ pub mod evidence;
 pub mod ledger;
 pub mod manifest_uploads;
 pub mod policy;
+pub mod queries;
 pub mod runs;
 pub mod system;
 pub mod tokens;
@@ -34,7 +35,7 @@ pub fn api() -> Router<AppState> {
         .route("/v1/health", get(system::health))
         .route("/v1/whoami", get(system::whoami))
         .route("/v1/keys", get(system::keys))
-        .route("/v1/datasets", post(datasets::create).get(datasets::list))
+        .route("/v1/datasets", post(datasets::create).get(queries::list_datasets))
         .route("/v1/datasets/{dataset_id}", get(datasets::get))
         .route(
             "/v1/datasets/{dataset_id}/versions",
@@ -66,7 +67,7 @@ pub fn api() -> Router<AppState> {
         .route(&format!("{v}/lineage"), get(datasets::lineage))
         .route(&format!("{v}/evidence"), get(evidence::version_bundle))
         .route("/v1/policy", get(policy::get).put(policy::update))
-        .route("/v1/runs", post(runs::create).get(runs::list))
+        .route("/v1/runs", post(runs::create).get(queries::list_runs))
         .route("/v1/runs/{run_id}", get(runs::get))
         .route("/v1/runs/{run_id}/finish", post(runs::finish))
         .route("/v1/runs/{run_id}/token", post(runs::reissue_token))
@@ -87,6 +88,13 @@ pub fn api() -> Router<AppState> {
             get(artifacts::download),
         )
         .route("/v1/runs/{run_id}/lineage", get(runs::lineage))
+        .route(
+            "/v1/runs/{run_id}/metrics/summary",
+            get(queries::metric_summary),
+        )
+        .route("/v1/metrics/compare", get(queries::compare))
+        .route("/v1/artifacts", get(queries::find_artifacts))
+        .route("/v1/lineage", get(queries::lineage))
         .route("/v1/runs/{run_id}/evidence", get(evidence::run_bundle))
         .route("/v1/audit/events", get(audit::list))
         .route("/v1/audit/events/{seq}", get(audit::get))

@@ -12,7 +12,7 @@ use super::page;
 use crate::app::AppState;
 use crate::auth::Principal;
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{page_req, JsonBody, ListScope, PageQuery, METRICS_LIMIT, P, Q};
+use crate::extract::{page_req, JsonBody, ListScope, METRICS_LIMIT, P, Q};
 use crate::model::*;
 use crate::store::NewRun;
 use crate::util::{hash_secret, new_secret};
@@ -71,17 +71,6 @@ pub async fn create(
             run_token_expires_at: expires,
         }),
     ))
-}
-
-pub async fn list(
-    State(st): State<AppState>,
-    p: Principal,
-    scope: ListScope,
-    Q(q): Q<PageQuery>,
-) -> ApiResult<Json<Page<Run>>> {
-    p.read_catalog()?;
-    let pr = q.to_req(&scope)?;
-    Ok(Json(page(pr, st.store.list_runs(pr).await?)))
 }
 
 pub async fn get(

@@ -12,7 +12,7 @@ use super::{version_subject, Store, StoreError, StoreResult};
 
 /// Builds a lineage graph; nodes are collected as keys and labelled at the end.
 #[derive(Default)]
-struct Graph {
+pub(crate) struct Graph {
     versions: BTreeSet<(String, String)>,
     nodes: BTreeMap<String, (NodeKind, String)>,
     edges: BTreeSet<(String, String, String, u64)>,
@@ -23,7 +23,7 @@ impl Graph {
     /// `size`. Its `input` edges: all of them for a run scope (`only_input` = `None`); for a
     /// version scope only the one from that version (`Some((dataset_id, digest))`), whatever
     /// else happens to be in the graph, so the bundle does not depend on the order runs are added.
-    async fn add_run(
+    pub(crate) async fn add_run(
         &mut self,
         tx: &mut dyn RepoTx,
         rr: &RunRow,
@@ -93,7 +93,13 @@ impl Graph {
         Ok(())
     }
 
-    async fn finish(mut self, tx: &mut dyn RepoTx) -> StoreResult<Lineage> {
+    /// A dataset version node (labelled by `finish`), also when no run touches it.
+    pub(crate) fn add_version(&mut self, dataset_id: &str, digest: &str) {
+        self.versions
+            .insert((dataset_id.to_string(), digest.to_string()));
+    }
+
+    pub(crate) async fn finish(mut self, tx: &mut dyn RepoTx) -> StoreResult<Lineage> {
         for (ds, digest) in std::mem::take(&mut self.versions) {
             let name = match tx
                 .query_opt("SELECT name FROM datasets WHERE id = $1", params![&ds])

@@ -24,6 +24,7 @@ pub mod ledger_io;
 pub mod lineage;
 pub mod manifest_uploads;
 pub mod postgres;
+pub mod queries;
 pub mod reads;
 pub mod repo;
 pub mod sqlite;

@@ -264,7 +264,8 @@ END $$;
         super::sqlite::MANIFEST_UPLOADS_SQL
             .replace("path TEXT NOT NULL", "path TEXT COLLATE \"C\" NOT NULL")
     );
-    vec![v1, v2, v3, v4]
+    let v5 = super::sqlite::DASHBOARD_INDEXES_SQL.to_string();
+    vec![v1, v2, v3, v4, v5]
 }
 
 /// The number of migrations this build knows.

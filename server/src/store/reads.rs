@@ -119,7 +119,7 @@ pub(crate) fn row_run(r: &Row) -> StoreResult<(i64, RunRow)> {
 pub(crate) const ARTIFACT_COLS: &str =
     "n, id, run_id, name, sha256, size, created_at, created_by, audit_seq";
 
-fn row_artifact(r: &Row) -> StoreResult<(i64, Artifact)> {
+pub(crate) fn row_artifact(r: &Row) -> StoreResult<(i64, Artifact)> {
     Ok((
         r.i64(0)?,
         Artifact {
@@ -170,7 +170,7 @@ fn row_audit(r: &Row) -> StoreResult<(i64, AuditEvent)> {
 }
 
 /// Map every row, then cut the page.
-fn paged<T>(
+pub(crate) fn paged<T>(
     rows: Vec<Row>,
     f: impl Fn(&Row) -> StoreResult<(i64, T)>,
     limit: u32,
@@ -346,13 +346,13 @@ pub(crate) async fn ledger_verifier_in(tx: &mut dyn RepoTx) -> StoreResult<Optio
 
 /// The key to continue after: the cursor's, else before the first row (`first` ascending,
 /// past every key descending).
-fn after(page: PageReq, first: i64) -> i64 {
+pub(crate) fn after(page: PageReq, first: i64) -> i64 {
     page.after
         .unwrap_or(if page.desc { i64::MAX } else { first })
 }
 
 /// `col > $param ORDER BY col` in the page's order (`<` and `DESC` descending).
-fn keyset(page: PageReq, col: &str, param: usize) -> String {
+pub(crate) fn keyset(page: PageReq, col: &str, param: usize) -> String {
     if page.desc {
         format!("{col} < ${param} ORDER BY {col} DESC")
     } else {

@@ -194,7 +194,19 @@ WHEN NOT (
 BEGIN SELECT RAISE(ABORT, 'immutable: runs (a finished run is sealed)'); END;
 "#,
     MANIFEST_UPLOADS_SQL,
+    DASHBOARD_INDEXES_SQL,
 ];
+
+/// Indexes behind the run list's filters (`listRuns?status=…&created_by=…`; docs/api.md,
+/// "Dashboard queries"), each ending in the list's key so a filtered, ordered page is a range
+/// scan. The same SQL serves both backends.
+pub(crate) const DASHBOARD_INDEXES_SQL: &str = r#"
+CREATE INDEX runs_status ON runs (status, n);
+CREATE INDEX runs_created_by ON runs (created_by, n);
+CREATE INDEX runs_git_commit ON runs (git_commit, n);
+CREATE INDEX runs_image_digest ON runs (image_digest, n);
+CREATE INDEX runs_created_at ON runs (created_at, n);
+"#;
 
 /// Staging for manifests registered in parts (`createManifestUpload`, `putManifestPart`,
 /// `commitManifestUpload`): mutable scratch space, not evidence. Rows are copied into the
