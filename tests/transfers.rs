@@ -6,7 +6,8 @@
 //! - a 256 MiB upload over a loopback link throttled to 3.5 MiB/s (about 73 s, longer than the
 //!   old 60 s call deadline) succeeds with the client's default settings;
 //! - a link that stops moving fails an upload and a download after the stall timeout with
-//!   `Error::Timeout { limit: Stall }`.
+//!   `Error::Timeout { limit: Stall }`; a link that flips one byte fails a download with
+//!   `Error::Verification` and leaves no file.
 //!
 //! Source files are sparse (no disk, no memory); the server's copy and the downloaded copy are
 //! real and removed as soon as they were checked.
@@ -244,6 +245,7 @@ async fn an_upload_slower_than_the_old_call_deadline_succeeds_with_default_setti
             up: Direction {
                 bytes_per_sec: Some(7 * MIB / 2),
                 stall_after: None,
+                corrupt_at: None,
             },
             down: Direction::default(),
         },
@@ -272,7 +274,7 @@ async fn an_upload_slower_than_the_old_call_deadline_succeeds_with_default_setti
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_stalled_link_fails_uploads_and_downloads_after_the_stall_timeout() {
+async fn a_stalled_link_times_out_and_a_corrupting_link_fails_verification() {
     let server = live_server::start_server(ADMIN, "transfers-stall");
     let admin = live_server::client(&server, ADMIN);
     let (run, token) = new_run(&admin).await;
@@ -304,6 +306,7 @@ async fn a_stalled_link_fails_uploads_and_downloads_after_the_stall_timeout() {
             up: Direction {
                 bytes_per_sec: None,
                 stall_after: Some(MIB),
+                corrupt_at: None,
             },
             down: Direction::default(),
         },
@@ -338,6 +341,7 @@ async fn a_stalled_link_fails_uploads_and_downloads_after_the_stall_timeout() {
             down: Direction {
                 bytes_per_sec: None,
                 stall_after: Some(MIB),
+                corrupt_at: None,
             },
         },
     )
@@ -361,4 +365,30 @@ async fn a_stalled_link_fails_uploads_and_downloads_after_the_stall_timeout() {
     assert!(is_stall(&e), "{e:?}");
     assert!(took >= stall && took < stall * 10, "{took:?}");
     assert!(stream.bytes_received() < artifact.size);
+    drop(stream);
+
+    // A link that flips one byte of the answer (length and framing intact): only the client's
+    // own check against the recorded sha256 can see it. The file is never created.
+    let corrupting = SlowLink::start(
+        upstream,
+        LinkConfig {
+            up: Direction::default(),
+            down: Direction {
+                bytes_per_sec: None,
+                stall_after: None,
+                corrupt_at: Some(5 * MIB),
+            },
+        },
+    )
+    .await
+    .unwrap();
+    let client = default_client(&corrupting.url(), &token);
+    let target = server.dir.join("corrupted.bin");
+    let e = client
+        .download_artifact_to_file(&run, &artifact.id, &target)
+        .send()
+        .await
+        .unwrap_err();
+    assert!(matches!(e, Error::Verification(_)), "{e:?}");
+    assert!(!target.exists());
 }

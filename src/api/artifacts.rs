@@ -318,6 +318,19 @@ impl ArtifactStream {
         self.received
     }
 
+    /// The body not read yet (the wasm layer reads a fetch body in JS, see
+    /// `wasm::run::download_artifact_stream`).
+    #[cfg(target_arch = "wasm32")]
+    pub(crate) fn response_body(&self) -> Option<&dyn ResponseBody> {
+        self.body.as_deref()
+    }
+
+    /// The stall timeout the download runs with.
+    #[cfg(target_arch = "wasm32")]
+    pub(crate) fn stall_timeout(&self) -> std::time::Duration {
+        self.stall
+    }
+
     /// The next chunk; `Ok(None)` once every byte arrived and matched the recorded sha256.
     pub async fn next_chunk(&mut self) -> Result<Option<Vec<u8>>> {
         loop {

@@ -34,6 +34,9 @@
 
 #[cfg(feature = "js-client")]
 pub mod client;
+/// Streamed artifact downloads checked in JS (`downloadArtifactStream`).
+#[cfg(feature = "js-client")]
+pub(crate) mod download;
 pub mod error;
 #[cfg(feature = "js-client")]
 pub mod hashing;

@@ -342,9 +342,6 @@ pub(crate) fn download_artifact(
     }))
 }
 
-/// Bytes between two download progress reports (and the last byte, always reported).
-const DOWNLOAD_PROGRESS_STEP: u64 = 1 << 20;
-
 pub(crate) fn download_artifact_stream(
     client: &Client,
     run_id: String,
@@ -358,39 +355,33 @@ pub(crate) fn download_artifact_stream(
         .dyn_into::<js_sys::Function>()
         .ok();
     Ok(spawn_js(p.signal, async move {
-        let mut download = c.download_artifact_stream(&run_id, &artifact_id).options(o);
-        if let Some(f) = on_progress {
-            let reported = Cell::new(None::<u64>);
-            download = download.on_progress(move |bytes: u64, total: u64| {
-                let due = match reported.get() {
-                    None => true,
-                    Some(last) => bytes - last >= DOWNLOAD_PROGRESS_STEP || bytes >= total,
-                };
-                if due {
-                    reported.set(Some(bytes));
-                    let _ = upload_progress(
-                        &f.clone().into(),
-                        "downloading",
-                        bytes as f64,
-                        total as f64,
-                    );
-                }
-            });
-        }
-        let stream = download.send().await.map_err(|e| to_js_error(&e))?;
+        let stream = c
+            .download_artifact_stream(&run_id, &artifact_id)
+            .options(o)
+            .send()
+            .await
+            .map_err(|e| to_js_error(&e))?;
+        let artifact = stream.artifact().clone();
         let out = Object::new();
-        Reflect::set(&out, &"artifact".into(), &to_js(stream.artifact())?)?;
-        Reflect::set(
-            &out,
-            &"sha256".into(),
-            &stream.artifact().sha256.clone().into(),
-        )?;
-        Reflect::set(
-            &out,
-            &"size".into(),
-            &(stream.artifact().size as f64).into(),
-        )?;
-        Reflect::set(&out, &"stream".into(), &readable_stream(stream, signal)?)?;
+        Reflect::set(&out, &"artifact".into(), &to_js(&artifact)?)?;
+        Reflect::set(&out, &"sha256".into(), &artifact.sha256.clone().into())?;
+        Reflect::set(&out, &"size".into(), &(artifact.size as f64).into())?;
+        // A fetch body is read and checked in JS: no copy into wasm, and in Node hashed by
+        // node:crypto. A body fetch gave no stream for (an empty answer) goes through the
+        // core's ArtifactStream (same checks, no progress).
+        let readable = match stream
+            .response_body()
+            .and_then(super::transport::take_js_download)
+        {
+            Some(js) => {
+                let stall = stream.stall_timeout();
+                drop(stream);
+                super::download::JsVerify::new(artifact, js, stall, on_progress)
+                    .into_readable_stream(signal)?
+            }
+            None => readable_stream(stream, signal)?,
+        };
+        Reflect::set(&out, &"stream".into(), &readable)?;
         Ok(out.into())
     }))
 }

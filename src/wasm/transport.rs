@@ -469,18 +469,66 @@ async fn send_streaming(
     cache: &RefCell<HeaderCache>,
 ) -> Result<StreamingResponse, TransportError> {
     let (resp, out_headers, guard) = exchange(&request, node, cache).await?;
-    let reader = match resp.body() {
-        Some(stream) => Some(stream.get_reader().unchecked_into::<StreamReader>()),
-        None => None,
-    };
-    Ok(StreamingResponse::new(
-        resp.status(),
-        out_headers,
-        Box::new(FetchBody {
-            reader,
-            guard: Some(guard),
-        }),
-    ))
+    let download = resp.body().map(|stream| JsDownload {
+        reader: stream.get_reader().unchecked_into::<StreamReader>(),
+        guard,
+    });
+    let slot = Rc::new(RefCell::new(download));
+    let body = Box::new(FetchBody { slot: slot.clone() });
+    let key = &*body as *const FetchBody as *const () as usize;
+    JS_BODIES.with(|b| b.borrow_mut().insert(key, slot));
+    Ok(StreamingResponse::new(resp.status(), out_headers, body))
+}
+
+thread_local! {
+    /// The JS side of live [`FetchBody`]s, by the address of the body: the wasm layer can take
+    /// it ([`take_js_download`]) and read the chunks in JS without copying them into wasm.
+    static JS_BODIES: RefCell<HashMap<usize, Rc<RefCell<Option<JsDownload>>>>> =
+        RefCell::new(HashMap::new());
+}
+
+/// Takes the JS reader (and the attempt's guard: deadline, stall watchdog, abort on drop) out
+/// of a body [`Transport::send_streaming`] returned, if it is a fetch body not read yet. The
+/// body then reads as empty.
+pub(crate) fn take_js_download(body: &dyn ResponseBody) -> Option<JsDownload> {
+    let key = body as *const dyn ResponseBody as *const () as usize;
+    JS_BODIES.with(|b| {
+        b.borrow()
+            .get(&key)
+            .and_then(|slot| slot.borrow_mut().take())
+    })
+}
+
+/// A download's `ReadableStream` reader and the guard of its attempt.
+pub(crate) struct JsDownload {
+    reader: StreamReader,
+    guard: AbortGuard,
+}
+
+impl JsDownload {
+    /// The next chunk as the JS `Uint8Array` it arrived in (never empty), or `None` at the end
+    /// (the attempt is then complete: dropping it aborts nothing).
+    pub(crate) async fn read(&mut self) -> Result<Option<Uint8Array>, TransportError> {
+        loop {
+            let result = JsFuture::from(self.reader.read())
+                .await
+                .map_err(|e| self.guard.fail(&e, true))?;
+            let done = Reflect::get(&result, &"done".into())
+                .map(|d| d.is_truthy())
+                .unwrap_or(true);
+            if done {
+                self.guard.done = true;
+                return Ok(None);
+            }
+            self.guard.touch();
+            let value: Uint8Array = Reflect::get(&result, &"value".into())
+                .map_err(|e| io(js_message(&e)))?
+                .unchecked_into();
+            if value.length() > 0 {
+                return Ok(Some(value));
+            }
+        }
+    }
 }
 
 #[wasm_bindgen]
@@ -497,37 +545,30 @@ extern "C" {
 /// copied into wasm and passed on. The attempt's guard lives as long as the body, so the
 /// deadline and the stall watchdog keep running, and dropping the body aborts the download.
 struct FetchBody {
-    reader: Option<StreamReader>,
-    guard: Option<AbortGuard>,
+    /// `None` at the end, or once the wasm layer took the JS side ([`take_js_download`]).
+    slot: Rc<RefCell<Option<JsDownload>>>,
+}
+
+impl Drop for FetchBody {
+    fn drop(&mut self) {
+        let key = self as *const Self as *const () as usize;
+        JS_BODIES.with(|b| b.borrow_mut().remove(&key));
+    }
 }
 
 impl ResponseBody for FetchBody {
     fn next_chunk(&mut self) -> LocalBoxFuture<'_, Result<Option<Vec<u8>>, TransportError>> {
         Box::pin(async move {
-            loop {
-                let (Some(reader), Some(guard)) = (&self.reader, &self.guard) else {
-                    return Ok(None);
-                };
-                let result = JsFuture::from(reader.read())
-                    .await
-                    .map_err(|e| guard.fail(&e, true))?;
-                let done = Reflect::get(&result, &"done".into())
-                    .map(|d| d.is_truthy())
-                    .unwrap_or(true);
-                if done {
-                    if let Some(mut g) = self.guard.take() {
-                        g.done = true;
-                    }
-                    self.reader = None;
-                    return Ok(None);
+            // Taken out for the wait (nothing else reads it meanwhile), put back after.
+            let Some(mut download) = self.slot.borrow_mut().take() else {
+                return Ok(None);
+            };
+            match download.read().await? {
+                Some(chunk) => {
+                    *self.slot.borrow_mut() = Some(download);
+                    Ok(Some(chunk.to_vec()))
                 }
-                guard.touch();
-                let value: Uint8Array = Reflect::get(&result, &"value".into())
-                    .map_err(|e| io(js_message(&e)))?
-                    .unchecked_into();
-                if value.length() > 0 {
-                    return Ok(Some(value.to_vec()));
-                }
+                None => Ok(None),
             }
         })
     }

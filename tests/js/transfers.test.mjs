@@ -129,7 +129,7 @@ function findFile(dir, name) {
   return undefined;
 }
 
-test('a stalled link fails an upload and a download after the stall timeout', { timeout: 120_000 }, async () => {
+test('a stalled link fails an upload and a download after the stall timeout; a corrupting link fails verification', { timeout: 120_000 }, async () => {
   const stallMs = 2_000;
   const file = join(tmpdir(), `datapilot-64m-${process.pid}.bin`);
   const fd = openSync(file, 'w');
@@ -171,6 +171,24 @@ test('a stalled link fails an upload and a download after the stall timeout', { 
       assert.ok(received < artifact.size);
     } finally {
       await deadDown.stop();
+    }
+
+    // A link that flips one byte of the answer: the stream errors with kind `verification`
+    // and never hands out its last chunk.
+    const corrupting = await startFaultProxy(server.url, ['--link-down-corrupt-at', String(5 * MIB)]);
+    try {
+      const dp = new DataPilot({ baseUrl: corrupting.url, token: runToken });
+      const { stream } = await dp.downloadArtifactStream(runId, artifact.id);
+      let received = 0;
+      await assert.rejects(
+        (async () => {
+          for await (const chunk of stream) received += chunk.byteLength;
+        })(),
+        (e) => isDataPilotError(e) && e.kind === 'verification' && e.message.includes(artifact.sha256),
+      );
+      assert.ok(received < artifact.size, 'the last chunk was held back');
+    } finally {
+      await corrupting.stop();
     }
   } finally {
     rmSync(file, { force: true });

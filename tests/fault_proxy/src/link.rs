@@ -1,7 +1,8 @@
 //! A slow or dead network link for the transfer suites (issue 10): a plain TCP relay on
 //! `127.0.0.1:0` in front of a loopback upstream that limits the bandwidth of each direction
 //! and can stop forwarding a direction after some bytes while keeping the connection open
-//! (a stalled link: no reset, no FIN, nothing moves).
+//! (a stalled link: no reset, no FIN, nothing moves), or flip one byte of it (a corrupting
+//! link: lengths and framing intact, content wrong, what only an end-to-end digest catches).
 //!
 //! Unlike [`crate::FaultProxy`] it does not parse HTTP and holds no message: it copies bytes
 //! in chunks of at most [`CHUNK`], so a 256 MiB upload passes through in constant memory.
@@ -34,6 +35,9 @@ pub struct Direction {
     /// Forward this many bytes of the direction (per connection), then nothing more while
     /// holding the connection open; `None`: never stall.
     pub stall_after: Option<u64>,
+    /// Invert the byte at this offset of the direction (per connection, counted from its first
+    /// byte, HTTP heads included); `None`: pass every byte unchanged.
+    pub corrupt_at: Option<u64>,
 }
 
 /// A link's two directions.
@@ -167,6 +171,11 @@ async fn relay(
             // The bytes forwarded so far plus these are due at (sent + n) / rate.
             let due = start + Duration::from_secs_f64((sent + n as u64) as f64 / rate as f64);
             tokio::time::sleep_until(due).await;
+        }
+        if let Some(at) = rule.corrupt_at {
+            if (sent..sent + n as u64).contains(&at) {
+                buf[(at - sent) as usize] ^= 0xff;
+            }
         }
         to.write_all(&buf[..n]).await?;
         sent += n as u64;

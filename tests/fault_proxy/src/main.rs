@@ -12,7 +12,7 @@
 //! ```text
 //! datapilot-fault-proxy --upstream http://127.0.0.1:PORT [--link-up-rate BYTES_PER_SEC]
 //!     [--link-up-stall-after BYTES] [--link-down-rate BYTES_PER_SEC]
-//!     [--link-down-stall-after BYTES]
+//!     [--link-down-stall-after BYTES] [--link-down-corrupt-at BYTE]
 //! ```
 //!
 //! Prints `seed N` and `listening on http://127.0.0.1:PORT`, then serves until its stdin
@@ -34,7 +34,7 @@ fn usage(msg: &str) -> ! {
          [--rate NAME=PER_MILLE]... [--delay PER_MILLE:MAX_MS] [--retry-after SECS] \
          [--max-faults-per-key N]\n       datapilot-fault-proxy --upstream http://127.0.0.1:PORT \
          [--link-up-rate B/S] [--link-up-stall-after BYTES] [--link-down-rate B/S] \
-         [--link-down-stall-after BYTES]"
+         [--link-down-stall-after BYTES] [--link-down-corrupt-at BYTE]"
     );
     std::process::exit(2)
 }
@@ -97,6 +97,10 @@ fn main() {
                 link.get_or_insert_with(LinkConfig::default)
                     .down
                     .bytes_per_sec = Some(number("--link-down-rate", &value()))
+            }
+            "--link-down-corrupt-at" => {
+                link.get_or_insert_with(LinkConfig::default).down.corrupt_at =
+                    Some(number("--link-down-corrupt-at", &value()))
             }
             "--link-down-stall-after" => {
                 link.get_or_insert_with(LinkConfig::default)
