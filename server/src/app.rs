@@ -350,7 +350,10 @@ async fn request_context(mut req: Request, next: Next) -> Response {
     h.remove(crate::extract::NOT_KEPT_MARKER);
     h.remove(crate::error::KEY_TAKEN_MARKER);
     h.insert("x-request-id", hv);
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    // Nothing is cacheable unless its handler says so (C2SP tiles are immutable).
+    if !h.contains_key(header::CACHE_CONTROL) || status.as_u16() >= 400 {
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
     if status == StatusCode::TOO_MANY_REQUESTS && !h.contains_key(header::RETRY_AFTER) {
         h.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
     }

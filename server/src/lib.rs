@@ -50,6 +50,7 @@ pub mod serve;
 pub mod stall;
 pub mod state;
 pub mod store;
+pub mod tiles;
 pub mod tls;
 pub mod upgrade;
 pub mod util;

@@ -138,3 +138,77 @@ pub async fn consistency(
         hashes: hashes.iter().map(|h| b64(h)).collect(),
     }))
 }
+
+/// C2SP `tlog-tiles` `<prefix>/checkpoint` (the prefix is the server's root): the current signed
+/// checkpoint, as `GET /v1/ledger/checkpoint`.
+pub async fn tlog_checkpoint(st: State<AppState>, p: Principal) -> ApiResult<Response> {
+    checkpoint(st, p).await
+}
+
+/// C2SP `tlog-tiles` `<prefix>/tile/…`: hash tiles (readable like proofs, by every API role)
+/// and entry bundles (the audit events themselves: the roles of `listAuditEvents`).
+pub async fn tile(
+    State(st): State<AppState>,
+    p: Principal,
+    axum::extract::Path(rest): axum::extract::Path<String>,
+) -> ApiResult<Response> {
+    use crate::tiles::{self, TilePath, TILE_HEIGHT, TILE_WIDTH};
+    let path = tiles::parse(&rest).ok_or_else(|| {
+        ApiError::not_found(format!(
+            "no tile at tile/{rest}: tiles are tile/<L>/<N>[.p/<W>] or tile/entries/<N>[.p/<W>] \
+             (C2SP tlog-tiles)"
+        ))
+    })?;
+    let (body, width) = match path {
+        TilePath::Hashes {
+            level,
+            index,
+            width,
+        } => {
+            p.any_role()?;
+            let from = index.checked_mul(TILE_WIDTH);
+            let hashes = match from {
+                Some(from) => {
+                    st.store
+                        .level_hashes(TILE_HEIGHT * level, from, width)
+                        .await?
+                }
+                None => None,
+            };
+            (hashes.map(|h| h.concat()), width)
+        }
+        TilePath::Entries { index, width } => {
+            p.audit()?;
+            let leaves = match index.checked_mul(TILE_WIDTH) {
+                Some(from) => st.store.leaves(from, width).await?,
+                None => None,
+            };
+            let bundle = match leaves {
+                Some(l) => Some(tiles::entry_bundle(&l).ok_or_else(|| {
+                    ApiError::internal("an entry longer than 65535 bytes cannot be bundled")
+                })?),
+                None => None,
+            };
+            (bundle, width)
+        }
+    };
+    let body = body.ok_or_else(|| {
+        ApiError::not_found(format!(
+            "tile/{rest} is not in the ledger yet (a tile of width {width} needs that many \
+             complete entries or subtrees; fetch /checkpoint for the size)"
+        ))
+    })?;
+    let mut resp = body.into_response();
+    let h = resp.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/octet-stream"),
+    );
+    // A tile of a given width never changes (the log is append-only and the server never signs
+    // over a published checkpoint), full or partial.
+    h.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("private, max-age=31536000, immutable"),
+    );
+    Ok(resp)
+}

@@ -102,6 +102,9 @@ pub fn api() -> Router<AppState> {
         .route("/v1/ledger/entries", get(ledger::entries))
         .route("/v1/ledger/proofs/inclusion", get(ledger::inclusion))
         .route("/v1/ledger/proofs/consistency", get(ledger::consistency))
+        // The ledger as C2SP tlog-tiles, with the server root as the log prefix (issue 12).
+        .route("/checkpoint", get(ledger::tlog_checkpoint))
+        .route("/tile/{*rest}", get(ledger::tile))
         .route("/v1/tokens", post(tokens::create).get(tokens::list))
         .route("/v1/tokens/{token_id}/revoke", post(tokens::revoke))
 }

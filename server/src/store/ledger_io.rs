@@ -294,3 +294,84 @@ pub async fn consistency_proof(tx: &mut dyn RepoTx, from: u64, to: u64) -> Store
     })
     .await
 }
+
+impl super::Store {
+    /// The stored hashes of tree level `level` at indices `from .. from + count`, all of which
+    /// must be complete in the committed tree (for a C2SP hash tile). `None` if the committed
+    /// tree does not have them all yet.
+    pub async fn level_hashes(
+        &self,
+        level: u32,
+        from: u64,
+        count: u64,
+    ) -> StoreResult<Option<Vec<Hash>>> {
+        self.read(move |tx| {
+            Box::pin(async move {
+                let size = size(tx).await?;
+                let end = from.checked_add(count).filter(|e| level < 64 && *e <= size >> level);
+                let Some(end) = end else {
+                    return Ok(None);
+                };
+                let rows = tx
+                    .query(
+                        "SELECT idx, hash FROM merkle_nodes WHERE level = $1 AND idx >= $2 AND idx < $3 ORDER BY idx",
+                        params![Val::Int(level.into()), int("from", from)?, int("end", end)?],
+                    )
+                    .await?;
+                let mut out = Vec::with_capacity(count as usize);
+                for (i, r) in rows.iter().enumerate() {
+                    if r.u64(0)? != from + i as u64 {
+                        return Err(StoreError::Internal(format!(
+                            "missing merkle node {level}/{}",
+                            from + i as u64
+                        )));
+                    }
+                    out.push(
+                        r.blob(1)?
+                            .try_into()
+                            .map_err(|_| StoreError::Internal("bad merkle node length".into()))?,
+                    );
+                }
+                if out.len() as u64 != count {
+                    return Err(StoreError::Internal(format!(
+                        "merkle level {level} has {} of {count} nodes from {from}",
+                        out.len()
+                    )));
+                }
+                Ok(Some(out))
+            })
+        })
+        .await
+    }
+
+    /// The leaf bytes of entries `from .. from + count`, all committed (for a C2SP entry
+    /// bundle); `None` if the committed ledger does not have them all yet.
+    pub async fn leaves(&self, from: u64, count: u64) -> StoreResult<Option<Vec<Vec<u8>>>> {
+        self.read(move |tx| {
+            Box::pin(async move {
+                let size = size(tx).await?;
+                let Some(end) = from.checked_add(count).filter(|e| *e <= size) else {
+                    return Ok(None);
+                };
+                let rows = tx
+                    .query(
+                        "SELECT leaf FROM audit_events WHERE seq >= $1 AND seq < $2 ORDER BY seq",
+                        params![int("from", from)?, int("end", end)?],
+                    )
+                    .await?;
+                let leaves = rows
+                    .iter()
+                    .map(|r| r.blob(0))
+                    .collect::<StoreResult<Vec<_>>>()?;
+                if leaves.len() as u64 != count {
+                    return Err(StoreError::Internal(format!(
+                        "the ledger has {} of {count} entries from {from}",
+                        leaves.len()
+                    )));
+                }
+                Ok(Some(leaves))
+            })
+        })
+        .await
+    }
+}
