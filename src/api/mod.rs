@@ -34,6 +34,7 @@ mod ledger;
 mod lineage;
 mod metrics;
 mod policy;
+mod queries;
 mod runs;
 mod system;
 mod tokens;
@@ -41,6 +42,7 @@ mod tokens;
 pub use artifacts::{ArtifactByteStream, ArtifactStream, DownloadArtifactStream, ProgressSink};
 #[cfg(feature = "native")]
 pub use artifacts::{ArtifactReader, DownloadToFile, FileUpload};
+pub use queries::MAX_COMPARE_RUNS;
 pub use datasets::{
     register_in_parts, PartSource, PartedRegistration, RegistrationProgress, DEFAULT_FILES_PAGE,
     DEFAULT_PART_FILES, MAX_FILES_PAGE, MAX_ONE_SHOT_FILES,

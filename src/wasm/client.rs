@@ -306,15 +306,6 @@ impl DataPilot {
         })())
     }
 
-    /// `listDatasets`.
-    #[wasm_bindgen(js_name = listDatasets, unchecked_return_type = "ListIterator<Dataset>")]
-    pub fn list_datasets(
-        &self,
-        #[wasm_bindgen(unchecked_optional_param_type = "ListOptions")] options: JsValue,
-    ) -> Result<JsValue, JsValue> {
-        let p = prepare(&self.client, &options)?;
-        list(p.client.list_datasets(), &options)
-    }
 
     /// `getDataset`.
     #[wasm_bindgen(js_name = getDataset, unchecked_return_type = "Promise<Dataset>")]
@@ -618,15 +609,6 @@ impl DataPilot {
         RunHandle::resume(&self.client, run_id, run_token)
     }
 
-    /// `listRuns`.
-    #[wasm_bindgen(js_name = listRuns, unchecked_return_type = "ListIterator<Run>")]
-    pub fn list_runs(
-        &self,
-        #[wasm_bindgen(unchecked_optional_param_type = "ListOptions")] options: JsValue,
-    ) -> Result<JsValue, JsValue> {
-        let p = prepare(&self.client, &options)?;
-        list(p.client.list_runs(), &options)
-    }
 
     /// `getRun`.
     #[wasm_bindgen(js_name = getRun, unchecked_return_type = "Promise<Run>")]

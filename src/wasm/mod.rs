@@ -34,6 +34,9 @@
 
 #[cfg(feature = "js-client")]
 pub mod client;
+/// The dashboard queries (run filters, lineage walks, metric summaries).
+#[cfg(feature = "js-client")]
+pub mod queries;
 /// Streamed artifact downloads checked in JS (`downloadArtifactStream`).
 #[cfg(feature = "js-client")]
 pub(crate) mod download;

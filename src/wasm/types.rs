@@ -124,6 +124,46 @@ export interface ListMetricsOptions extends ListOptions {
   name?: string;
 }
 
+/** Options of `listRuns`: the list options and filters (a run matches every one given). */
+export interface ListRunsOptions extends ListOptions {
+  /** Runs that consumed this dataset version, `"<datasetId>@<digest>"`. */
+  input?: string;
+  /** Runs that produced this dataset version, `"<datasetId>@<digest>"`. */
+  output?: string;
+  status?: RunStatus;
+  /** Token id of the creator (`tok_...`). */
+  createdBy?: string;
+  /** RFC 3339; inclusive. */
+  createdAfter?: string;
+  /** RFC 3339; exclusive. */
+  createdBefore?: string;
+  gitCommit?: string;
+  /** `sha256:<hex>`. */
+  imageDigest?: string;
+}
+
+/** Options of `listDatasets`. */
+export interface ListDatasetsOptions extends ListOptions {
+  /** Only the dataset with this name (zero or one item). */
+  name?: string;
+}
+
+/** Options of `getLineage`. */
+export interface LineageOptions extends CallOptions {
+  /** Default `"both"`. */
+  direction?: "upstream" | "downstream" | "both";
+  /** Run generations to walk, 1-10 (default 1). */
+  depth?: number;
+}
+
+/** Options of `getMetricSummary` and `compareMetrics`. */
+export interface MetricSummaryOptions extends CallOptions {
+  /** Only this metric (`getMetricSummary`). */
+  name?: string;
+  /** Most buckets per series, 1-2000 (server default 200). */
+  points?: number;
+}
+
 /** Options of `listAuditEvents`. */
 export interface ListAuditEventsOptions extends ListOptions {
   /** Only events with this subject, e.g. `run:run_...`. */
