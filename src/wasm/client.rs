@@ -306,7 +306,6 @@ impl DataPilot {
         })())
     }
 
-
     /// `getDataset`.
     #[wasm_bindgen(js_name = getDataset, unchecked_return_type = "Promise<Dataset>")]
     pub fn get_dataset(
