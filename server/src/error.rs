@@ -56,6 +56,7 @@ pub fn code_info(code: &str) -> (StatusCode, &'static str) {
         "run_sealed" => (StatusCode::CONFLICT, "Run sealed"),
         "idempotency_in_flight" => (StatusCode::CONFLICT, "Idempotent request in flight"),
         "secret_not_replayable" => (StatusCode::CONFLICT, "Secret not replayable"),
+        "precondition_failed" => (StatusCode::PRECONDITION_FAILED, "Precondition failed"),
         "payload_too_large" => (StatusCode::PAYLOAD_TOO_LARGE, "Payload too large"),
         "unsupported_media_type" => (StatusCode::UNSUPPORTED_MEDIA_TYPE, "Unsupported media type"),
         "digest_mismatch" => (StatusCode::UNPROCESSABLE_ENTITY, "Digest mismatch"),

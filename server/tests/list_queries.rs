@@ -585,3 +585,46 @@ async fn metric_summaries_and_comparisons() {
         api.get(&bad).await.assert_problem(400, "validation_failed");
     }
 }
+
+#[tokio::test]
+async fn policy_updates_are_conditional_with_if_match() {
+    let srv = Server::start();
+    let api = srv.client(ADMIN);
+    let cur = api.get("/v1/policy").await;
+    assert_eq!(cur.status, 200);
+    let v = cur.json()["version"].as_u64().unwrap();
+    assert_eq!(cur.header("etag"), Some(format!("\"{v}\"").as_str()));
+    let body = serde_json::to_vec(&serde_json::json!({ "required_gates": ["schema"] })).unwrap();
+    let put = |tag: Option<String>| {
+        let api = api.clone();
+        let body = body.clone();
+        async move {
+            let mut h = vec![("content-type", "application/json")];
+            let tag = tag.unwrap_or_default();
+            if !tag.is_empty() {
+                h.push(("if-match", tag.as_str()));
+            }
+            api.send("PUT", "/v1/policy", &h, Some(body)).await
+        }
+    };
+    // The current tag: updated, with the new tag.
+    let ok = put(Some(format!("\"{v}\""))).await;
+    assert_eq!(ok.status, 200, "{}", ok.text());
+    assert_eq!(ok.json()["version"], v + 1);
+    assert_eq!(ok.header("etag"), Some(format!("\"{}\"", v + 1).as_str()));
+    // The old tag again (a lost update): 412, nothing written.
+    let stale = put(Some(format!("\"{v}\""))).await;
+    stale.assert_problem(412, "precondition_failed");
+    assert!(stale.json()["detail"].as_str().unwrap().contains(&format!("version {}", v + 1)));
+    assert_eq!(api.get("/v1/policy").await.json()["version"], v + 1);
+    for bad in ["W/\"1\"", "\"x\"", "abc"] {
+        put(Some(bad.to_string()))
+            .await
+            .assert_problem(412, "precondition_failed");
+    }
+    // `*` and no header: unconditional, as before.
+    assert_eq!(put(Some("*".into())).await.status, 200);
+    let last = put(None).await;
+    assert_eq!(last.status, 200);
+    assert_eq!(last.json()["version"], v + 3);
+}

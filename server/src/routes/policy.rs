@@ -1,6 +1,8 @@
 //! `policy` tag: the versioned policy (required gates, run token lifetime).
 
 use axum::extract::State;
+use axum::http::{header, HeaderMap, HeaderValue};
+use axum::response::IntoResponse;
 use axum::Json;
 
 use crate::app::AppState;
@@ -13,17 +15,48 @@ use crate::validate;
 /// Default run token lifetime when an update omits it (the update replaces the whole policy).
 const DEFAULT_TTL: u64 = 86_400;
 
-pub async fn get(State(st): State<AppState>, p: Principal) -> ApiResult<Json<Policy>> {
+/// The policy's entity tag: its version, quoted (`"3"`).
+fn etag(policy: &Policy) -> HeaderValue {
+    HeaderValue::from_str(&format!("\"{}\"", policy.version)).expect("digits and quotes")
+}
+
+/// The version an `If-Match` names: `None` without the header or for `*` (any current
+/// policy). A value that names no version (another server's tag, a weak tag) can match
+/// nothing: `precondition_failed`, as RFC 9110 has it.
+fn if_match(headers: &HeaderMap) -> Result<Option<u64>, ApiError> {
+    let Some(v) = headers.get(header::IF_MATCH) else {
+        return Ok(None);
+    };
+    let v = v.to_str().unwrap_or("").trim();
+    if v == "*" {
+        return Ok(None);
+    }
+    v.strip_prefix('"')
+        .and_then(|t| t.strip_suffix('"'))
+        .and_then(|t| t.parse::<u64>().ok())
+        .map(Some)
+        .ok_or_else(|| {
+            ApiError::new(
+                "precondition_failed",
+                format!("If-Match {v:?} names no policy version: send the ETag of getPolicy"),
+            )
+        })
+}
+
+pub async fn get(State(st): State<AppState>, p: Principal) -> ApiResult<impl IntoResponse> {
     p.any_role()?;
-    Ok(Json(st.store.get_policy().await?))
+    let policy = st.store.get_policy().await?;
+    Ok(([(header::ETAG, etag(&policy))], Json(policy)))
 }
 
 pub async fn update(
     State(st): State<AppState>,
     p: Principal,
+    headers: HeaderMap,
     body: JsonBody<UpdatePolicyRequest>,
-) -> ApiResult<Json<Policy>> {
+) -> ApiResult<impl IntoResponse> {
     p.admin()?;
+    let expected = if_match(&headers)?;
     let req = body.parse().await?;
     if req.required_gates.len() > 64 {
         return Err(ApiError::validation("required_gates", "at most 64 gates"));
@@ -46,7 +79,9 @@ pub async fn update(
         ));
     }
     let a = p.writer();
-    Ok(Json(
-        st.store.update_policy(&a, &req.required_gates, ttl).await?,
-    ))
+    let policy = st
+        .store
+        .update_policy_if(&a, &req.required_gates, ttl, expected)
+        .await?;
+    Ok(([(header::ETAG, etag(&policy))], Json(policy)))
 }

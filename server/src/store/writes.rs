@@ -176,9 +176,24 @@ impl Store {
         required_gates: &[String],
         ttl: u64,
     ) -> StoreResult<Policy> {
+        self.update_policy_if(w, required_gates, ttl, None).await
+    }
+
+    /// [`Store::update_policy`] only while the current policy is at version `if_match` (when
+    /// given; `If-Match` of `updatePolicy`), checked in the write's transaction: otherwise
+    /// `precondition_failed` and nothing is written.
+    pub async fn update_policy_if(
+        &self,
+        w: &Writer,
+        required_gates: &[String],
+        ttl: u64,
+        if_match: Option<u64>,
+    ) -> StoreResult<Policy> {
         let (w, gates) = (w.clone(), required_gates.to_vec());
         self.committer
-            .write(move |cx| Box::pin(async move { update_policy(cx, &w, &gates, ttl).await }))
+            .write(move |cx| {
+                Box::pin(async move { update_policy(cx, &w, &gates, ttl, if_match).await })
+            })
             .await
     }
 
@@ -714,10 +729,21 @@ async fn update_policy(
     w: &Writer,
     required_gates: &[String],
     ttl: u64,
+    if_match: Option<u64>,
 ) -> StoreResult<Policy> {
     key_free(cx, w).await?;
     let a = &w.actor;
     let cur = current_policy(&mut *cx.tx).await?;
+    if let Some(v) = if_match.filter(|v| *v != cur.version) {
+        return Err(StoreError::Conflict(
+            "precondition_failed",
+            format!(
+                "If-Match names policy version {v}, but the policy is at version {}: read it \
+                 again and retry with its ETag",
+                cur.version
+            ),
+        ));
+    }
     let version = cur.version + 1;
     let (seq, time) = cx.next_event();
     cx.tx
