@@ -334,13 +334,17 @@ async function hashSelection(files, label) {
   bar.value = 0;
   text.textContent = "";
   let pending = null;
+  const started = performance.now();
   const paint = () => {
     const p = pending;
     pending = null;
     if (!p) return;
     bar.max = Math.max(p.totalBytes, 1);
     bar.value = p.bytesHashed;
-    text.textContent = `${p.filesHashed} / ${p.totalFiles} files · ${fmtBytes(p.bytesHashed)} / ${fmtBytes(p.totalBytes)}${p.path ? ` · ${p.path}` : ""}`;
+    const secs = (performance.now() - started) / 1000;
+    const rate = secs > 0 ? p.bytesHashed / secs : 0;
+    const eta = rate > 0 && p.totalBytes > p.bytesHashed ? ` · ${Math.ceil((p.totalBytes - p.bytesHashed) / rate)} s left` : "";
+    text.textContent = `${p.filesHashed} / ${p.totalFiles} files · ${fmtBytes(p.bytesHashed)} / ${fmtBytes(p.totalBytes)} · ${fmtBytes(rate)}/s${eta}${p.path ? ` · ${p.path}` : ""}`;
   };
   const onProgress = (p) => {
     if (!pending) requestAnimationFrame(paint);
@@ -367,6 +371,7 @@ async function hashSelection(files, label) {
         facts([
           ["DPM-1 id", result.digest, "mono digest"],
           ["Files", String(result.files.length)],
+          ["Left out", result.excluded ? `${result.excluded} (by .datapilotignore or .git/)` : "nothing"],
           ["Total size", `${fmtBytes(result.total_bytes)} (${result.total_bytes} bytes)`],
           ["Hashed in", `${secs.toFixed(2)} s`],
         ]),
@@ -391,7 +396,11 @@ async function register(ev) {
   await act($("register-btn"), out, "register version", async () => {
     const req = { digest: state.hashed.digest, files: state.hashed.files };
     if (note) req.note = note;
-    const { version, created } = await state.client.registerDatasetVersion(datasetId, req);
+    // A manifest over 50,000 files goes up in parts: the phase is shown as it advances.
+    const onProgress = (p) => {
+      if (p.parts > 1) show(out, el("p", { class: "hint", role: "status", text: `Registering: part ${p.partsDone} of ${p.parts} (${p.filesSent.toLocaleString()} of ${p.files.toLocaleString()} files sent)…` }));
+    };
+    const { version, created } = await state.client.registerDatasetVersion(datasetId, req, { onProgress });
     state.version = { dataset_id: datasetId, digest: version.digest };
     await loadVersions(version.digest);
     show(

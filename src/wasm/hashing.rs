@@ -335,7 +335,9 @@ pub async fn hash_files(
         p.files += 1;
         p.report(&path)?;
     }
-    manifest_out(builder)
+    let out = manifest_out(builder)?;
+    Reflect::set(&out, &"excluded".into(), &(excluded as f64).into())?;
+    Ok(out)
 }
 
 /// The rules of the root `.datapilotignore` among the picked files, or the defaults.
