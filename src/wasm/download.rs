@@ -31,17 +31,23 @@ use crate::model::artifacts::Artifact;
 const PROGRESS_STEP: u64 = 1 << 20;
 
 /// SHA-256 of the chunks: `node:crypto` where the runtime has it, the core's sha2 otherwise.
-enum Hasher {
+/// Also hashes Blob uploads in Node (`run::upload_artifact`).
+pub(crate) enum Hasher {
     Node(JsValue),
     Wasm(Sha256),
 }
 
 impl Hasher {
     fn new() -> Self {
-        node_sha256().map_or_else(|| Self::Wasm(Sha256::new()), Self::Node)
+        Self::node().unwrap_or_else(|| Self::Wasm(Sha256::new()))
     }
 
-    fn update(&mut self, chunk: &Uint8Array) -> Result<(), JsValue> {
+    /// `node:crypto`'s, if the runtime has it.
+    pub(crate) fn node() -> Option<Self> {
+        node_sha256().map(Self::Node)
+    }
+
+    pub(crate) fn update(&mut self, chunk: &Uint8Array) -> Result<(), JsValue> {
         match self {
             Self::Node(h) => {
                 let update: js_sys::Function = Reflect::get(h, &"update".into())?.dyn_into()?;
@@ -52,7 +58,7 @@ impl Hasher {
         Ok(())
     }
 
-    fn finish(self) -> Result<String, JsValue> {
+    pub(crate) fn finish(self) -> Result<String, JsValue> {
         match self {
             Self::Node(h) => {
                 let digest: js_sys::Function = Reflect::get(&h, &"digest".into())?.dyn_into()?;
