@@ -36,6 +36,7 @@ pub mod dsse;
 pub mod jcs;
 pub mod manifest;
 pub mod merkle;
+pub mod witness;
 
 pub mod api;
 pub mod client;

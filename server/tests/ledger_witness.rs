@@ -1,0 +1,249 @@
+//! Witnesses (issue 12): the server's checkpoints cosigned under C2SP `tlog-witness` /
+//! `tlog-cosignature`, verified by the SDK under a k-of-n policy, and a split view (one key,
+//! two histories) detected, both by the SDK from two checkpoints and by the witness, which
+//! refuses to cosign the second history.
+//!
+//! No witness installs from the registries this project builds with (tried: PyPI `aics-witness`
+//! 0.1.0, an unvetted 2026 release; Go `filippo.io/torchwood` litewitness, which needs a Go
+//! toolchain and an ssh-agent-held key in `./x`), so `TestWitness` below is a minimal
+//! implementation of the `add-checkpoint` call, for these tests only, on the SDK's own
+//! checkpoint and Merkle code.
+
+mod common;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use base64::Engine;
+use common::*;
+use datapilot::checkpoint::{open_checkpoint, Checkpoint, Verifier};
+use datapilot::witness::{split_view, verify_witnessed, WitnessError, WitnessSigner};
+
+const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
+
+/// A minimal C2SP tlog-witness: `POST /add-checkpoint` for the logs it trusts, keeping the
+/// latest cosigned (size, root) per origin, checked and updated under one lock.
+struct TestWitness {
+    signer: WitnessSigner,
+    logs: Vec<Verifier>,
+    latest: Mutex<HashMap<String, (u64, [u8; 32])>>,
+}
+
+async fn add_checkpoint(State(w): State<Arc<TestWitness>>, body: Bytes) -> Response {
+    let text = match std::str::from_utf8(&body) {
+        Ok(t) => t,
+        Err(_) => return (StatusCode::BAD_REQUEST, "not UTF-8\n").into_response(),
+    };
+    let Some((head, note)) = text.split_once("\n\n") else {
+        return (StatusCode::BAD_REQUEST, "no empty line\n").into_response();
+    };
+    let mut lines = head.split('\n');
+    let Some(old) = lines
+        .next()
+        .and_then(|l| l.strip_prefix("old "))
+        .and_then(|n| n.parse::<u64>().ok())
+    else {
+        return (StatusCode::BAD_REQUEST, "no old size line\n").into_response();
+    };
+    let proof: Option<Vec<[u8; 32]>> = lines
+        .map(|l| B64.decode(l).ok().and_then(|h| h.try_into().ok()))
+        .collect();
+    let Some(proof) = proof.filter(|p| p.len() <= 63) else {
+        return (StatusCode::BAD_REQUEST, "bad proof line\n").into_response();
+    };
+    let body_text = note.split("\n\n").next().unwrap_or("").to_string() + "\n";
+    let Ok(cp) = Checkpoint::parse(&body_text) else {
+        return (StatusCode::BAD_REQUEST, "not a checkpoint\n").into_response();
+    };
+    if !w.logs.iter().any(|k| k.name() == cp.origin) {
+        return (StatusCode::NOT_FOUND, "unknown log\n").into_response();
+    }
+    let Ok((cp, opened)) = open_checkpoint(note, &w.logs) else {
+        return (StatusCode::FORBIDDEN, "no valid log signature\n").into_response();
+    };
+    if old > cp.tree_size {
+        return (StatusCode::BAD_REQUEST, "old size above the checkpoint's\n").into_response();
+    }
+    let mut latest = w.latest.lock().unwrap();
+    let (size, root) = latest.get(&cp.origin).copied().unwrap_or((0, [0; 32]));
+    if old != size {
+        return (
+            StatusCode::CONFLICT,
+            [("content-type", "text/x.tlog.size")],
+            format!("{size}\n"),
+        )
+            .into_response();
+    }
+    if size == cp.tree_size && root != cp.root_hash {
+        return (StatusCode::CONFLICT, "same size, another root\n").into_response();
+    }
+    if size > 0
+        && size < cp.tree_size
+        && datapilot::merkle::verify_consistency(size, cp.tree_size, &proof, &root, &cp.root_hash)
+            .is_err()
+    {
+        return (StatusCode::UNPROCESSABLE_ENTITY, "inconsistent\n").into_response();
+    }
+    latest.insert(cp.origin.clone(), (cp.tree_size, cp.root_hash));
+    drop(latest);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    w.signer.cosign(&opened.text, now).into_response()
+}
+
+/// Start a witness trusting `logs` on 127.0.0.1; its base URL and verifier key.
+async fn start_witness(name: &str, seed: u8, logs: Vec<Verifier>) -> (String, WitnessSigner) {
+    let w = Arc::new(TestWitness {
+        signer: WitnessSigner::from_seed(name, &[seed; 32]).unwrap(),
+        logs,
+        latest: Mutex::new(HashMap::new()),
+    });
+    let app = axum::Router::new()
+        .route("/add-checkpoint", axum::routing::post(add_checkpoint))
+        .with_state(w);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (
+        format!("http://{addr}"),
+        WitnessSigner::from_seed(name, &[seed; 32]).unwrap(),
+    )
+}
+
+/// Submit `note` to the witness as the log would: `old <size>`, the consistency proof from
+/// the server's JSON endpoint, an empty line, the checkpoint. Status and body.
+async fn submit(api: &Api, witness: &str, old: u64, note: &str) -> (u16, String) {
+    let size = open_checkpoint(note, &[verifier(api).await])
+        .unwrap()
+        .0
+        .tree_size;
+    let mut body = format!("old {old}\n");
+    if old > 0 && old < size {
+        let p = api
+            .get(&format!(
+                "/v1/ledger/proofs/consistency?from={old}&to={size}"
+            ))
+            .await
+            .json();
+        for h in p["hashes"].as_array().unwrap() {
+            body.push_str(h.as_str().unwrap());
+            body.push('\n');
+        }
+    }
+    body.push('\n');
+    body.push_str(note);
+    let r = reqwest::Client::new()
+        .post(format!("{witness}/add-checkpoint"))
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    (r.status().as_u16(), r.text().await.unwrap())
+}
+
+#[tokio::test]
+async fn a_witnessed_checkpoint_satisfies_1_of_1_and_a_split_view_is_detected() {
+    if skip_on_remote("copies a SQLite data directory to make a second history") {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("a");
+    let mut srv = Server::start_in(&dir, &[]);
+    let admin = srv.client(ADMIN);
+    let log_key = verifier(&admin).await;
+    let (witness, w1) = start_witness("witness.test/w1", 11, vec![log_key.clone()]).await;
+    let w2 = WitnessSigner::from_seed("witness.test/w2", &[12; 32]).unwrap();
+    let trusted = [w1.verifier().clone()];
+
+    // First checkpoint: the witness has seen nothing of this log (old 0).
+    admin.dataset("one").await;
+    let (n1, _, c1) = checkpoint(&admin).await;
+    let (status, cosig) = submit(&admin, &witness, 0, &c1).await;
+    assert_eq!(status, 200, "{cosig}");
+    assert!(cosig.starts_with("\u{2014} witness.test/w1 "), "{cosig}");
+    let witnessed = verify_witnessed(&(c1.clone() + &cosig), &[log_key.clone()], &trusted, 1)
+        .expect("1 of 1 trusted witnesses cosigned");
+    assert_eq!(witnessed.checkpoint.tree_size, n1);
+    // The bare checkpoint, or a 2-of-2 policy with one cosignature, is refused.
+    assert!(matches!(
+        verify_witnessed(&c1, &[log_key.clone()], &trusted, 1),
+        Err(WitnessError::NotEnoughWitnesses {
+            got: 0,
+            need: 1,
+            ..
+        })
+    ));
+    let two = [w1.verifier().clone(), w2.verifier().clone()];
+    assert!(matches!(
+        verify_witnessed(&(c1.clone() + &cosig), &[log_key.clone()], &two, 2),
+        Err(WitnessError::NotEnoughWitnesses {
+            got: 1,
+            need: 2,
+            ..
+        })
+    ));
+    // A stale old size is answered with the witness's size.
+    admin.dataset("two").await;
+    let (n2, _, c2) = checkpoint(&admin).await;
+    let (status, body) = submit(&admin, &witness, 0, &c2).await;
+    assert_eq!((status, body), (409, format!("{n1}\n")));
+    // The next checkpoint, with a consistency proof from the last cosigned one.
+    let (status, cosig2) = submit(&admin, &witness, n1, &c2).await;
+    assert_eq!(status, 200, "{cosig2}");
+    verify_witnessed(&(c2.clone() + &cosig2), &[log_key.clone()], &trusted, 1).unwrap();
+
+    // A split view: the same data directory (same key) run twice from size n2, each copy
+    // writing something else. Both sign size n2 + 1, with different roots.
+    srv.kill9();
+    let fork_dir = tmp.path().join("b");
+    copy_tree(&dir, &fork_dir);
+    let srv = Server::start_in(&dir, &[]);
+    let fork = Server::start_in(&fork_dir, &[]);
+    let (a, b) = (srv.client(ADMIN), fork.client(ADMIN));
+    a.dataset("history-a").await;
+    b.dataset("history-b").await;
+    let (sa, ra, ca) = checkpoint(&a).await;
+    let (sb, rb, cb) = checkpoint(&b).await;
+    assert_eq!((sa, sb), (n2 + 1, n2 + 1));
+    assert_ne!(ra, rb);
+    // The SDK: two checkpoints, one key, one size, two roots.
+    let split = split_view(&ca, &cb, &[log_key.clone()])
+        .unwrap()
+        .expect("split view");
+    assert_eq!(split.tree_size, n2 + 1);
+    assert_eq!(split_view(&ca, &ca, &[log_key.clone()]).unwrap(), None);
+    // The witness cosigns the first history it is shown and refuses the other one, so a
+    // client requiring its cosignature cannot be shown the second history.
+    let (status, cosig_a) = submit(&a, &witness, n2, &ca).await;
+    assert_eq!(status, 200, "{cosig_a}");
+    let (status, _) = submit(&b, &witness, n2 + 1, &cb).await;
+    assert_eq!(status, 409, "same size, other root");
+    b.dataset("history-b-2").await;
+    let (_, _, cb2) = checkpoint(&b).await;
+    let (status, _) = submit(&b, &witness, n2 + 1, &cb2).await;
+    assert_eq!(
+        status, 422,
+        "the fork's consistency proof does not extend the cosigned root"
+    );
+    assert!(verify_witnessed(&cb2, &[log_key.clone()], &trusted, 1).is_err());
+    verify_witnessed(&(ca + &cosig_a), &[log_key], &trusted, 1).unwrap();
+}
+
+fn copy_tree(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let dest = to.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            copy_tree(&e.path(), &dest);
+        } else {
+            std::fs::copy(e.path(), &dest).unwrap();
+        }
+    }
+}
