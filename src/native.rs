@@ -120,14 +120,21 @@ impl ReqwestTransport {
         let status = resp.status().as_u16();
         let headers = headers_of(&resp);
         let body = match &watchdog {
+            // A transfer read whole (`download_artifact`): every chunk is progress.
             Some(w) => {
-                w.touch();
-                w.guard(resp.bytes()).await?
+                let mut resp = resp;
+                let mut body = Vec::new();
+                loop {
+                    w.touch();
+                    match w.guard(resp.chunk()).await?.map_err(map_error)? {
+                        Some(chunk) => body.extend_from_slice(&chunk),
+                        None => break body,
+                    }
+                }
             }
-            None => resp.bytes().await,
-        }
-        .map_err(map_error)?;
-        Ok(Response::new(status, headers, body.to_vec()))
+            None => resp.bytes().await.map_err(map_error)?.to_vec(),
+        };
+        Ok(Response::new(status, headers, body))
     }
 
     async fn send_streaming_inner(

@@ -391,4 +391,40 @@ async fn a_stalled_link_times_out_and_a_corrupting_link_fails_verification() {
         .unwrap_err();
     assert!(matches!(e, Error::Verification(_)), "{e:?}");
     assert!(!target.exists());
+
+    // Slow is not stalled: a 4 MiB artifact read whole (`download_artifact`) over a 1 MiB/s
+    // link takes ~4 s, four times the stall timeout, and arrives, because every chunk counts.
+    let small: Vec<u8> = (0..4 * MIB as usize).map(|i| (i % 251) as u8).collect();
+    let small_artifact = direct
+        .upload_artifact_bytes(&run, "small.bin", small.clone())
+        .send()
+        .await
+        .unwrap();
+    let slow = SlowLink::start(
+        upstream,
+        LinkConfig {
+            up: Direction::default(),
+            down: Direction {
+                bytes_per_sec: Some(MIB),
+                stall_after: None,
+                corrupt_at: None,
+            },
+        },
+    )
+    .await
+    .unwrap();
+    let started = Instant::now();
+    let content = Client::builder()
+        .base_url(slow.url())
+        .token(token.as_str())
+        .stall_timeout(Duration::from_secs(1))
+        .retry(RetryConfig::disabled())
+        .build()
+        .unwrap()
+        .download_artifact(&run, &small_artifact.id)
+        .send()
+        .await
+        .unwrap();
+    assert!(started.elapsed() > Duration::from_secs(3));
+    assert_eq!(content.bytes, small);
 }
