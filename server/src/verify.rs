@@ -90,6 +90,8 @@ struct Progress {
     tty: bool,
     last: Instant,
     every: Duration,
+    /// The last line shown, so the final one is not repeated.
+    shown: Option<(u64, u64)>,
 }
 
 impl Progress {
@@ -103,13 +105,16 @@ impl Progress {
             } else {
                 Duration::from_secs(5)
             },
+            shown: None,
         }
     }
     fn tick(&mut self, what: &str, done: u64, total: u64) {
-        if self.last.elapsed() < self.every && done != total {
+        if (self.last.elapsed() < self.every && done != total) || self.shown == Some((done, total))
+        {
             return;
         }
         self.last = Instant::now();
+        self.shown = Some((done, total));
         let pct = if total == 0 {
             100.0
         } else {
