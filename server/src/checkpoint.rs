@@ -148,7 +148,22 @@ pub async fn check_published(key: &LedgerKey, store: &Store) -> Result<(), Strin
     Ok(())
 }
 
-/// The signed checkpoint of the ledger at `size` (the current size when `None`), with its head.
+/// The signed checkpoint at `size` (the current size when `None`) as published: with the
+/// cosignatures of witnesses for it, if any (see `crate::witness`).
+pub async fn published(
+    store: &Store,
+    key: &LedgerKey,
+    size: Option<u64>,
+) -> StoreResult<(TreeHead, String)> {
+    let (head, note) = signed(store, key, size).await?;
+    let note = key
+        .witnesses()
+        .with_cosignatures(head.size, &head.root, note);
+    Ok((head, note))
+}
+
+/// The signed checkpoint of the ledger at `size` (the current size when `None`), with its head:
+/// the log's signature only (evidence bundles embed it and must stay deterministic).
 pub async fn signed(
     store: &Store,
     key: &LedgerKey,
@@ -188,6 +203,12 @@ pub async fn signed(
                 StoreError::Internal(format!("writing {}: {e}", published.path().display()))
             })?;
         *largest = Some((head.size, head.root));
+        // Witnesses see each published checkpoint once, in order (still under the lock).
+        if !key.witnesses().is_empty() {
+            key.witnesses()
+                .submit(store, &key.signer().verifier(), head.size, head.root, &note)
+                .await;
+        }
     }
     Ok((head, note))
 }

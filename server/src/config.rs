@@ -59,6 +59,12 @@ pub struct Config {
     #[arg(long, env = "DATAPILOT_ORIGIN")]
     pub origin: Option<String>,
 
+    /// A witness to submit each new checkpoint to, as `URL=VKEY` (C2SP tlog-witness; the vkey
+    /// is `<name>+<key id>+<base64(0x04 || public key)>`); repeat for several. Their
+    /// cosignatures are published on the checkpoint.
+    #[arg(long = "witness", env = "DATAPILOT_WITNESSES", value_delimiter = ',')]
+    pub witness: Vec<String>,
+
     /// Exact browser origins allowed by CORS (comma separated, e.g. `https://ml.corp`).
     /// Empty: no cross-origin access (the bundled demo page is same-origin).
     #[arg(long, env = "DATAPILOT_CORS_ORIGINS", value_delimiter = ',')]

@@ -22,6 +22,8 @@ pub struct LedgerKey {
     signer: Signer,
     /// The largest checkpoint this key has published, kept beside it (see `crate::checkpoint`).
     published: Published,
+    /// The witnesses its checkpoints are submitted to (see `crate::witness`).
+    witnesses: crate::witness::Witnesses,
 }
 
 impl LedgerKey {
@@ -45,7 +47,19 @@ impl LedgerKey {
         Ok(LedgerKey {
             signer,
             published: Published::in_dir(dir),
+            witnesses: Default::default(),
         })
+    }
+
+    /// This key, submitting the checkpoints it publishes to `witnesses`.
+    pub fn with_witnesses(mut self, witnesses: crate::witness::Witnesses) -> Self {
+        self.witnesses = witnesses;
+        self
+    }
+
+    /// The witnesses its checkpoints are submitted to.
+    pub fn witnesses(&self) -> &crate::witness::Witnesses {
+        &self.witnesses
     }
 
     /// The record of the largest checkpoint this key has published.

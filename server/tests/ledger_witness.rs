@@ -247,3 +247,49 @@ fn copy_tree(from: &std::path::Path, to: &std::path::Path) {
         }
     }
 }
+
+/// The server submits each new checkpoint to its `--witness` and publishes the cosignature on
+/// `/checkpoint` and `/v1/ledger/checkpoint`; bundles keep the log's signature only.
+#[tokio::test]
+async fn the_server_gets_its_checkpoints_cosigned_and_publishes_them() {
+    // The witness must trust the log's key before the log exists: start the server once to
+    // create its key, then restart it with the witness configured.
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("data");
+    let first = Server::start_in(&dir, &[]);
+    let log_key = verifier(&first.client(ADMIN)).await;
+    drop(first);
+    let (witness, w) = start_witness("witness.test/w1", 21, vec![log_key.clone()]).await;
+    let spec = format!("{witness}={}", w.verifier().vkey());
+    let srv = Server::start_in(&dir, &["--witness", &spec]);
+    let admin = srv.client(ADMIN);
+    let trusted = [w.verifier().clone()];
+    for round in 0..3 {
+        admin.dataset(&format!("w-{round}")).await;
+        let note = admin.get("/v1/ledger/checkpoint").await.text();
+        let ok = verify_witnessed(&note, &[log_key.clone()], &trusted, 1)
+            .unwrap_or_else(|e| panic!("round {round}: {e}\n{note}"));
+        assert_eq!(ok.cosigned_by[0].0, "witness.test/w1");
+        // The tile-log checkpoint is the same published note.
+        assert_eq!(admin.get("/checkpoint").await.text(), note);
+    }
+    // Bundles stay deterministic: their checkpoint carries the log's signature only.
+    let ds = admin.dataset("bundle").await;
+    let digest = admin.version(&ds, "bundle").await;
+    let (run, _) = admin.run(&[(&ds, &digest)]).await;
+    let b1 = admin.get(&format!("/v1/runs/{run}/evidence")).await;
+    let size = datapilot::evidence::verify_bundle(&b1.body, &[log_key.clone()])
+        .summary
+        .tree_size
+        .unwrap();
+    let b2 = admin
+        .get(&format!("/v1/runs/{run}/evidence?tree_size={size}"))
+        .await;
+    assert_eq!(b1.body, b2.body);
+
+    // A bad --witness value is a refusal to start.
+    drop(srv);
+    let (status, err) = start_fails(&dir, &["--witness", "http://127.0.0.1:9/=nonsense"]);
+    assert_eq!(status.code(), Some(1), "{err}");
+    assert!(err.contains("expected URL=VKEY"), "{err}");
+}

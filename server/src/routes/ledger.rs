@@ -16,7 +16,7 @@ use crate::util::{b64, decode_cursor, encode_cursor};
 
 pub async fn checkpoint(State(st): State<AppState>, p: Principal) -> ApiResult<Response> {
     p.any_role()?;
-    let (_, text) = crate::checkpoint::signed(&st.store, &st.key, None).await?;
+    let (_, text) = crate::checkpoint::published(&st.store, &st.key, None).await?;
     let mut resp = text.into_response();
     resp.headers_mut().insert(
         header::CONTENT_TYPE,
