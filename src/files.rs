@@ -7,19 +7,19 @@
 //!
 //! # What a directory digest covers
 //!
-//! The rules of the CLI and the Node API (`hashDirectory`) today, so the three give one id,
-//! which is also the coreutils recipe of `docs/formats.md`
-//! (`find . -type f -printf '%P\n' | LC_ALL=C sort | xargs -d '\n' sha256sum | sha256sum`):
+//! The rules of every client (the CLI and `hashDirectory` in Node, `hashFiles` in browsers,
+//! this module), pinned in `docs/formats.md` ("Which files of a directory a version covers"):
 //!
-//! - every regular file below the root, at any depth; hidden files and directories (`.env`,
-//!   `.git/`) are files like any other: no ignore file is read (issue 10 specifies one; when
-//!   the CLI gains it, this follows);
-//! - **symbolic links are never followed**, whether they point at a file or a directory, inside
-//!   the root or outside it. [`SymlinkPolicy::Skip`] (the default) leaves them out, exactly as
-//!   `find -type f` and the Node API do, and lists them in [`DirDigest::skipped`];
-//!   [`SymlinkPolicy::Refuse`] fails with [`DirError::Symlink`] naming the first one in path
-//!   order, before any byte is hashed. The root itself may be a symlink to a directory
-//!   (`cd DIR` follows it too);
+//! - every regular file below the root, at any depth, except what the dataset ignore rules
+//!   leave out ([`crate::ignore`]: `.git/` by default, and the root `.datapilotignore` in
+//!   gitignore syntax; [`DirOptions::ignore`] turns them off); the count is
+//!   [`DirDigest::excluded`];
+//! - **symbolic links** are refused by default ([`SymlinkPolicy::Refuse`], the error names the
+//!   first in path order, before any byte is hashed); [`SymlinkPolicy::Follow`] hashes what
+//!   links inside the root point to, [`SymlinkPolicy::FollowOutsideRoot`] also links that
+//!   leave it; a loop or a dangling link to follow is an error naming it.
+//!   [`SymlinkPolicy::Skip`] leaves links out (listed in [`DirDigest::skipped`]), as
+//!   `find -type f` does. The root itself may be a symlink to a directory;
 //! - sockets, FIFOs and devices are skipped (and listed), as `find -type f` does;
 //! - paths are `/`-joined below the root and converted to NFC by the manifest builder; a name
 //!   that is not UTF-8 is refused ([`DirError::NonUtf8Name`]) rather than hashed under a
@@ -58,20 +58,36 @@ pub const PROGRESS_INTERVAL: Duration = Duration::from_millis(100);
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum SymlinkPolicy {
-    /// Leave them out (listed in [`DirDigest::skipped`]): the CLI's and `find -type f`'s rule,
-    /// so the id is the one they give.
+    /// Fail with [`DirError::Symlink`] naming the first one (in path order): the default of
+    /// every client (the CLI, `hashDirectory`), so a link is never hashed by surprise.
     #[default]
-    Skip,
-    /// Fail with [`DirError::Symlink`] naming the first one (in path order).
     Refuse,
+    /// Hash what links point to (a file's content under the link's path, a directory's files
+    /// below it), when the target is inside the root (`--follow-symlinks`).
+    Follow,
+    /// [`SymlinkPolicy::Follow`], also for targets outside the root
+    /// (`--symlinks-outside-root`: Hugging Face snapshots, DVC and git-annex caches).
+    FollowOutsideRoot,
+    /// Leave them out (listed in [`DirDigest::skipped`]), as `find -type f` does. No other
+    /// client has this policy: its ids match the `find` recipe, not the CLI's default.
+    Skip,
+}
+
+impl SymlinkPolicy {
+    fn follows(self) -> bool {
+        matches!(self, Self::Follow | Self::FollowOutsideRoot)
+    }
 }
 
 /// Options of [`hash_directory`].
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct DirOptions {
-    /// Symbolic link policy (default [`SymlinkPolicy::Skip`]).
+    /// Symbolic link policy (default [`SymlinkPolicy::Refuse`]).
     pub symlinks: SymlinkPolicy,
+    /// Apply the dataset ignore rules ([`crate::ignore`]: the root `.datapilotignore`, `.git/`
+    /// ignored); default `true`.
+    pub ignore: bool,
     /// Hashing threads; 0 (the default) means the available parallelism, at most
     /// [`MAX_DEFAULT_THREADS`].
     pub threads: usize,
@@ -80,7 +96,8 @@ pub struct DirOptions {
 impl Default for DirOptions {
     fn default() -> Self {
         Self {
-            symlinks: SymlinkPolicy::Skip,
+            symlinks: SymlinkPolicy::Refuse,
+            ignore: true,
             threads: 0,
         }
     }
@@ -90,6 +107,12 @@ impl DirOptions {
     /// Sets the symbolic link policy.
     pub fn with_symlinks(mut self, policy: SymlinkPolicy) -> Self {
         self.symlinks = policy;
+        self
+    }
+
+    /// Applies the ignore rules (`true`, the default) or hashes every file (`false`).
+    pub fn with_ignore(mut self, ignore: bool) -> Self {
+        self.ignore = ignore;
         self
     }
 
@@ -137,8 +160,11 @@ pub struct Skipped {
 pub struct DirDigest {
     /// The manifest: `digest()`, `files()` (sorted), `total_bytes()`.
     pub manifest: Manifest,
-    /// Entries left out, sorted by path (symlinks and special files).
+    /// Entries left out, sorted by path (symlinks under [`SymlinkPolicy::Skip`], and special
+    /// files).
     pub skipped: Vec<Skipped>,
+    /// Files and directories left out by the ignore rules.
+    pub excluded: u64,
 }
 
 /// Progress of [`hash_directory`], as reported to its callback.
@@ -187,8 +213,9 @@ pub enum DirError {
     },
     /// A symbolic link was found under [`SymlinkPolicy::Refuse`].
     #[error(
-        "symbolic link {path:?} in the dataset{}: symlinks are refused by this policy \
-         (replace it with the file, or use the skip policy, which leaves symlinks out as the CLI does)",
+        "symbolic link {path:?} in the dataset{}: symlinks are refused by default; follow them \
+         (--follow-symlinks, symlinks=\"follow\") to hash what they point to, or ignore them \
+         in .datapilotignore",
         target.as_ref().map(|t| format!(" (-> {})", t.display())).unwrap_or_default()
     )]
     Symlink {
@@ -197,6 +224,33 @@ pub enum DirError {
         /// Where it points, when readable.
         target: Option<PathBuf>,
     },
+    /// A followed link points outside the root under [`SymlinkPolicy::Follow`].
+    #[error(
+        "symbolic link {path:?} points outside the directory (to {}); follow such links \
+         explicitly (--symlinks-outside-root, symlinks=\"follow-outside-root\")",
+        target.display()
+    )]
+    SymlinkOutsideRoot {
+        /// Its path below the root.
+        path: String,
+        /// Its resolved target.
+        target: PathBuf,
+    },
+    /// A followed link points to a directory above it.
+    #[error("symbolic link {path:?} makes a loop (it points to a directory above it)")]
+    SymlinkLoop {
+        /// Its path below the root.
+        path: String,
+    },
+    /// A link to follow points to nothing.
+    #[error("symbolic link {path:?} points to nothing (a dangling link); remove it or ignore it in .datapilotignore")]
+    DanglingSymlink {
+        /// Its path below the root.
+        path: String,
+    },
+    /// The ignore file cannot be used.
+    #[error(transparent)]
+    Ignore(#[from] crate::ignore::IgnoreError),
     /// A file changed size while it was hashed.
     #[error("{path:?}: changed while it was hashed (listed with {listed} bytes, read {read}); hash a dataset that is not being written to")]
     Changed {
@@ -229,16 +283,43 @@ struct Listed {
     size: u64,
 }
 
-/// Regular files to hash, and the entries left out (with their absolute paths).
-type Listing = (Vec<Listed>, Vec<(Skipped, PathBuf)>);
+/// Regular files to hash, the entries left out (with their absolute paths), and how many
+/// the ignore rules removed.
+type Listing = (Vec<Listed>, Vec<(Skipped, PathBuf)>, u64);
+
+/// The root's ignore rules, or `None` when they are off.
+fn ignore_rules(root: &Path, on: bool) -> Result<Option<crate::ignore::IgnoreRules>, DirError> {
+    if !on {
+        return Ok(None);
+    }
+    let file = root.join(crate::ignore::IGNORE_FILE);
+    match fs::read(&file) {
+        Ok(bytes) => Ok(Some(crate::ignore::IgnoreRules::with_file(&bytes)?)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            Ok(Some(crate::ignore::IgnoreRules::defaults()))
+        }
+        Err(e) => Err(io_error(&file)(e)),
+    }
+}
 
 /// Lists the regular files below `root` (depth first, explicit stack: no recursion limit)
-/// and the entries left out.
-fn list(root: &Path) -> Result<Listing, DirError> {
+/// and the entries left out, under `options`' ignore rules and symlink policy.
+fn list(root: &Path, options: &DirOptions) -> Result<Listing, DirError> {
+    let rules = ignore_rules(root, options.ignore)?;
+    let ignored = |rel: &str, is_dir: bool| {
+        rules.as_ref().is_some_and(|r| {
+            let nfc = crate::manifest::normalize_path(rel).unwrap_or_else(|_| rel.to_owned());
+            r.is_ignored(&nfc, is_dir)
+        })
+    };
+    let root_real = fs::canonicalize(root).map_err(io_error(root))?;
     let mut files = Vec::new();
     let mut skipped = Vec::new();
-    let mut stack = vec![(String::new(), root.to_path_buf())];
-    while let Some((rel, dir)) = stack.pop() {
+    let mut links = Vec::new();
+    let mut excluded = 0u64;
+    // (relative path, directory, canonical paths of the directories above: the loop check)
+    let mut stack = vec![(String::new(), root.to_path_buf(), vec![root_real.clone()])];
+    while let Some((rel, dir, above)) = stack.pop() {
         for entry in fs::read_dir(&dir).map_err(io_error(&dir))? {
             let entry = entry.map_err(io_error(&dir))?;
             let abs = entry.path();
@@ -247,39 +328,92 @@ fn list(root: &Path) -> Result<Listing, DirError> {
                 .into_string()
                 .map_err(|_| DirError::NonUtf8Name { path: abs.clone() })?;
             let child = if rel.is_empty() {
-                name
+                name.clone()
             } else {
                 format!("{rel}/{name}")
             };
             // `file_type` does not follow symlinks (d_type, else lstat).
             let ty = entry.file_type().map_err(io_error(&abs))?;
-            if ty.is_dir() {
-                stack.push((child, abs));
-            } else if ty.is_file() {
-                let size = entry.metadata().map_err(io_error(&abs))?.len();
+            let (mut is_dir, mut is_file, mut real) = (ty.is_dir(), ty.is_file(), None);
+            if ty.is_symlink() {
+                let target = fs::canonicalize(&abs).and_then(|r| fs::metadata(&r).map(|m| (r, m)));
+                let Ok((target_real, meta)) = target else {
+                    if ignored(&child, false) {
+                        excluded += 1;
+                    } else if options.symlinks.follows() {
+                        return Err(DirError::DanglingSymlink { path: child });
+                    } else {
+                        links.push((child, abs));
+                    }
+                    continue;
+                };
+                (is_dir, is_file) = (meta.is_dir(), meta.is_file());
+                if ignored(&child, is_dir) {
+                    excluded += 1;
+                    continue;
+                }
+                if !options.symlinks.follows() {
+                    links.push((child, abs));
+                    continue;
+                }
+                if options.symlinks == SymlinkPolicy::Follow && !target_real.starts_with(&root_real) {
+                    return Err(DirError::SymlinkOutsideRoot {
+                        path: child,
+                        target: target_real,
+                    });
+                }
+                real = Some(target_real);
+            } else if ignored(&child, is_dir) {
+                excluded += 1;
+                continue;
+            }
+            if is_dir {
+                let dir_real = real.unwrap_or_else(|| above[above.len() - 1].join(&name));
+                if above.contains(&dir_real) {
+                    return Err(DirError::SymlinkLoop { path: child });
+                }
+                let mut next = above.clone();
+                next.push(dir_real);
+                stack.push((child, abs, next));
+            } else if is_file {
+                // `metadata` follows a link to the file it points to.
+                let size = fs::metadata(&abs).map_err(io_error(&abs))?.len();
                 files.push(Listed {
                     rel: child,
                     abs,
                     size,
                 });
             } else {
-                let reason = if ty.is_symlink() {
-                    SkipReason::Symlink
-                } else {
-                    SkipReason::NotRegular
-                };
                 skipped.push((
                     Skipped {
                         path: child,
-                        reason,
+                        reason: SkipReason::NotRegular,
                     },
                     abs,
                 ));
             }
         }
     }
+    links.sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
+    if options.symlinks == SymlinkPolicy::Refuse {
+        if let Some((path, abs)) = links.first() {
+            return Err(DirError::Symlink {
+                path: path.clone(),
+                target: fs::read_link(abs).ok(),
+            });
+        }
+    }
+    skipped.extend(links.into_iter().map(|(path, abs)| {
+        (
+            Skipped {
+                path,
+                reason: SkipReason::Symlink,
+            },
+            abs,
+        )
+    }));
     skipped.sort_by(|a, b| a.0.path.as_bytes().cmp(b.0.path.as_bytes()));
-    Ok((files, skipped))
+    Ok((files, skipped, excluded))
 }
 
 /// SHA-256 (hex) and length of a file, read [`READ_CHUNK_BYTES`] at a time into `buf`, adding
@@ -324,18 +458,7 @@ pub fn hash_directory(
             path: root.to_path_buf(),
         });
     }
-    let (files, skipped) = list(root)?;
-    if options.symlinks == SymlinkPolicy::Refuse {
-        if let Some((first, abs)) = skipped
-            .iter()
-            .find(|(s, _)| s.reason == SkipReason::Symlink)
-        {
-            return Err(DirError::Symlink {
-                path: first.path.clone(),
-                target: fs::read_link(abs).ok(),
-            });
-        }
-    }
+    let (files, skipped, excluded) = list(root, options)?;
     if files.is_empty() {
         return Err(DirError::Empty {
             path: root.to_path_buf(),
@@ -446,6 +569,7 @@ pub fn hash_directory(
     Ok(DirDigest {
         manifest: builder.finish()?,
         skipped: skipped.into_iter().map(|(s, _)| s).collect(),
+        excluded,
     })
 }
 

@@ -83,6 +83,13 @@ fn tricky(root: &Path, outside: &Path) {
     assert!(status.success());
 }
 
+/// The `find` recipe's rules: every regular file, links left out.
+fn find_rules() -> DirOptions {
+    DirOptions::default()
+        .with_symlinks(SymlinkPolicy::Skip)
+        .with_ignore(false)
+}
+
 #[test]
 fn same_id_as_coreutils_and_symlinks_skipped() {
     let dir = TempDir::new("tricky");
@@ -90,11 +97,11 @@ fn same_id_as_coreutils_and_symlinks_skipped() {
     tricky(&dir.0, &outside.0);
     let expected = coreutils_digest(&dir.0);
     for threads in [1, 2, 7] {
-        let d = digest(&dir.0, &DirOptions::default().with_threads(threads)).unwrap();
+        let d = digest(&dir.0, &find_rules().with_threads(threads)).unwrap();
         assert_eq!(d.manifest.digest(), expected, "threads {threads}");
         assert_eq!(d.manifest.len(), 9);
     }
-    let d = digest(&dir.0, &DirOptions::default()).unwrap();
+    let d = digest(&dir.0, &find_rules()).unwrap();
     let skipped: Vec<(&str, SkipReason)> = d
         .skipped
         .iter()
@@ -193,4 +200,81 @@ fn progress_runs_on_the_caller_and_can_cancel() {
     assert_eq!(d.manifest.total_bytes(), 64 * 300_000);
     let err = hash_directory(&dir.0, &DirOptions::default(), |_| ControlFlow::Break(()));
     assert!(matches!(err, Err(DirError::Cancelled)));
+}
+
+/// The coreutils re-check over an explicit file list (what the CLI prints with
+/// `--list-files`): `sha256sum` follows links.
+fn coreutils_over(root: &Path, paths: &[&str]) -> String {
+    let list = root.with_extension("list");
+    fs::write(&list, paths.iter().map(|p| format!("{p}\n")).collect::<String>()).unwrap();
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg("xargs -d '\\n' -a \"$1\" sha256sum | sha256sum")
+        .arg("sh")
+        .arg(&list)
+        .current_dir(root)
+        .output()
+        .unwrap();
+    let _ = fs::remove_file(&list);
+    assert!(out.status.success(), "{out:?}");
+    format!(
+        "sha256:{}",
+        String::from_utf8(out.stdout).unwrap().split_whitespace().next().unwrap()
+    )
+}
+
+#[test]
+fn the_cli_rules_ignore_git_refuse_links_and_follow_them_when_asked() {
+    let dir = TempDir::new("rules");
+    let outside = TempDir::new("rules-out");
+    tricky(&dir.0, &outside.0);
+    write(&dir.0, ".datapilotignore", b"big/\n*.bin\n");
+    // The default: refuse, naming the first link in path order.
+    match digest(&dir.0, &DirOptions::default()) {
+        Err(DirError::Symlink { path, .. }) => assert_eq!(path, "dangling"),
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    // Following: a dangling link is an error naming it; once gone, a link leaving the root.
+    match digest(&dir.0, &DirOptions::default().with_symlinks(SymlinkPolicy::Follow)) {
+        Err(DirError::DanglingSymlink { path }) => assert_eq!(path, "dangling"),
+        other => panic!("expected a dangling link error, got {other:?}"),
+    }
+    fs::remove_file(dir.0.join("dangling")).unwrap();
+    match digest(&dir.0, &DirOptions::default().with_symlinks(SymlinkPolicy::Follow)) {
+        Err(DirError::SymlinkOutsideRoot { path, .. }) => assert_eq!(path, "link-outside"),
+        other => panic!("expected an outside-the-root error, got {other:?}"),
+    }
+    let d = digest(
+        &dir.0,
+        &DirOptions::default().with_symlinks(SymlinkPolicy::FollowOutsideRoot),
+    )
+    .unwrap();
+    let paths: Vec<&str> = d.manifest.files().iter().map(|f| f.path.as_str()).collect();
+    assert_eq!(
+        paths,
+        [
+            ".datapilotignore",
+            ".hidden",
+            "README.md",
+            "donn\u{e9}es/\u{e9}.csv",
+            "empty",
+            "link-outside/secret.txt",
+            "link-to-dir/part-0001.csv",
+            "link-to-file",
+            "train/part-0001.csv",
+            "with space/a b.txt",
+        ],
+        ".git/, big/ and *.bin left out; links followed"
+    );
+    assert_eq!(d.excluded, 4, ".git, big, two x.bin");
+    assert_eq!(d.manifest.digest(), coreutils_over(&dir.0, &paths));
+    // A loop.
+    symlink("..", dir.0.join("train/up")).unwrap();
+    match digest(
+        &dir.0,
+        &DirOptions::default().with_symlinks(SymlinkPolicy::FollowOutsideRoot),
+    ) {
+        Err(DirError::SymlinkLoop { path }) => assert_eq!(path, "train/up"),
+        other => panic!("expected a loop error, got {other:?}"),
+    }
 }

@@ -248,6 +248,10 @@ fn dir_err(py: Python<'_>, e: DirError) -> PyErr {
         DirError::Empty { path } => ("empty_dataset", Some(path.display().to_string())),
         DirError::NonUtf8Name { path } => ("non_utf8_name", Some(path.display().to_string())),
         DirError::Symlink { path, .. } => ("symlink_refused", Some(path.clone())),
+        DirError::SymlinkOutsideRoot { path, .. } => ("symlink_outside_root", Some(path.clone())),
+        DirError::SymlinkLoop { path } => ("symlink_loop", Some(path.clone())),
+        DirError::DanglingSymlink { path } => ("dangling_symlink", Some(path.clone())),
+        DirError::Ignore(_) => ("invalid_ignore_file", None),
         DirError::Changed { path, .. } => ("changed_while_hashing", Some(path.clone())),
         DirError::Manifest(_) => ("invalid_path", None),
         // The progress callback raised or a signal handler did: that exception is pending.
@@ -399,11 +403,20 @@ impl Client {
         if let Some(n) = note {
             req = req.with_note(n);
         }
+        // Up to 100,000 files in one request (with the caller's key); larger manifests go up
+        // as a manifest upload in parts (each part retried on its own).
+        let one_request = req.files.len() <= datapilot::api::MAX_ONE_SHOT_FILES;
         let reg = call(py, async move {
-            c.register_dataset_version(&dataset_id, &req)
-                .options(options(idempotency_key))
-                .send()
-                .await
+            if one_request {
+                c.register_dataset_version(&dataset_id, &req)
+                    .options(options(idempotency_key))
+                    .send()
+                    .await
+            } else {
+                c.register_dataset_version_in_parts(&dataset_id, req)
+                    .send()
+                    .await
+            }
         })?;
         Ok((reg.created, to_py(py, &reg.version)?))
     }
@@ -962,6 +975,7 @@ impl MetricsLogger {
 struct DatasetDigest {
     manifest: Manifest,
     skipped: Vec<(String, &'static str)>,
+    excluded: u64,
 }
 
 #[pymethods]
@@ -988,6 +1002,12 @@ impl DatasetDigest {
         self.skipped.clone()
     }
 
+    /// Files and directories the ignore rules left out (`.git/`, `.datapilotignore`).
+    #[getter]
+    fn excluded(&self) -> u64 {
+        self.excluded
+    }
+
     /// The manifest as `[{"path", "sha256", "size"}]`, sorted by path bytes.
     fn files(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
         to_py(py, self.manifest.files())
@@ -1007,25 +1027,29 @@ impl DatasetDigest {
 /// `threads` threads (0: automatic) with the GIL released; `progress(bytes_hashed,
 /// total_bytes, files_hashed, total_files)` is called on this thread every 100 ms.
 #[pyfunction]
-#[pyo3(signature = (path, symlinks="skip", threads=0, progress=None))]
+#[pyo3(signature = (path, symlinks="refuse", threads=0, progress=None, ignore=true))]
 fn hash_directory(
     py: Python<'_>,
     path: PathBuf,
     symlinks: &str,
     threads: usize,
     progress: Option<Py<PyAny>>,
+    ignore: bool,
 ) -> PyResult<DatasetDigest> {
     let policy = match symlinks {
-        "skip" => SymlinkPolicy::Skip,
         "refuse" => SymlinkPolicy::Refuse,
+        "follow" => SymlinkPolicy::Follow,
+        "follow-outside-root" => SymlinkPolicy::FollowOutsideRoot,
+        "skip" => SymlinkPolicy::Skip,
         other => {
             return Err(invalid(format!(
-                "symlinks must be \"skip\" or \"refuse\", got {other:?}"
+                "symlinks must be \"refuse\", \"follow\", \"follow-outside-root\" or \"skip\", got {other:?}"
             )))
         }
     };
     let options = DirOptions::default()
         .with_symlinks(policy)
+        .with_ignore(ignore)
         .with_threads(threads);
     let result = py.detach(|| {
         files::hash_directory(&path, &options, |p| {
@@ -1053,6 +1077,7 @@ fn hash_directory(
     });
     let digest = result.map_err(|e| dir_err(py, e))?;
     Ok(DatasetDigest {
+        excluded: digest.excluded,
         manifest: digest.manifest,
         skipped: digest
             .skipped

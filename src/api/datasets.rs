@@ -213,9 +213,18 @@ impl RegistrationProgress {
     }
 }
 
+/// A progress callback of [`register_in_parts`]: `Send + Sync` natively (so the registration's
+/// future is `Send`), unbounded on wasm32 (JS callbacks are neither).
+#[cfg(not(target_arch = "wasm32"))]
+pub type ProgressFn<'a> = dyn Fn(&RegistrationProgress) + Send + Sync + 'a;
+/// A progress callback of [`register_in_parts`]: `Send + Sync` natively (so the registration's
+/// future is `Send`), unbounded on wasm32 (JS callbacks are neither).
+#[cfg(target_arch = "wasm32")]
+pub type ProgressFn<'a> = dyn Fn(&RegistrationProgress) + 'a;
+
 /// The source of a parted registration's files, a part at a time, so a runtime that holds
 /// them elsewhere (a JS array in the wasm layer) converts only one part at once.
-pub trait PartSource {
+pub trait PartSource: crate::transport::MaybeSync {
     /// Number of files.
     fn len(&self) -> usize;
     /// Whether there are no files.
@@ -314,7 +323,7 @@ pub async fn register_in_parts(
     files: &(dyn PartSource + '_),
     part_files: usize,
     resume: Option<&str>,
-    report: &(dyn Fn(&RegistrationProgress) + '_),
+    report: &ProgressFn<'_>,
 ) -> Result<Registration> {
     let total = files.len();
     let per = part_files.clamp(1, MAX_ONE_SHOT_FILES);

@@ -30,13 +30,13 @@ def cli() -> Optional[str]:
     return path if Path(path).is_file() and shutil.which("node") else None
 
 
-def cli_id(d: Path) -> str:
+def cli_id(d: Path, *flags: str) -> str:
     entry = cli()
     if entry is None:
         if os.environ.get("DATAPILOT_CLI"):
             raise AssertionError(f"DATAPILOT_CLI={os.environ['DATAPILOT_CLI']} is not a runnable CLI")
         pytest.skip("the npm package's CLI is not built (./x pkg) or node is missing")
-    out = subprocess.run(["node", entry, "digest", str(d), "--json"], capture_output=True, text=True, timeout=120)
+    out = subprocess.run(["node", entry, "digest", str(d), "--json", *flags], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     return str(json.loads(out.stdout)["digest"])
 
@@ -70,7 +70,8 @@ def test_same_id_as_the_cli_and_coreutils(tmp_path: Path) -> None:
     root = tmp_path / "tricky"
     root.mkdir()
     tricky(root, tmp_path / "outside")
-    d = datapilot.hash_directory(root)
+    # The `find` recipe's rules: links left out, nothing ignored.
+    d = datapilot.hash_directory(root, symlinks="skip", ignore=False)
     assert d.digest == coreutils_id(root)
     assert d.file_count == 9
     assert d.skipped == [
@@ -83,7 +84,18 @@ def test_same_id_as_the_cli_and_coreutils(tmp_path: Path) -> None:
     files = d.files()
     assert [f["path"] for f in files] == sorted((f["path"] for f in files), key=lambda p: p.encode())
     assert ".git/HEAD" in {f["path"] for f in files}
-    assert d.digest == cli_id(root)
+    # The CLI's rules: .git/ left out, links refused unless followed; the same id as the CLI.
+    with pytest.raises(datapilot.LocalFileError) as e:
+        datapilot.hash_directory(root)
+    assert e.value.code == "symlink_refused" and e.value.path == "dangling"
+    os.remove(root / "dangling")
+    followed = datapilot.hash_directory(root, symlinks="follow-outside-root")
+    assert followed.excluded == 1 and ".git/HEAD" not in {f["path"] for f in followed.files()}
+    assert "link-outside/secret.txt" in {f["path"] for f in followed.files()}
+    assert followed.digest == cli_id(root, "--symlinks-outside-root")
+    with pytest.raises(datapilot.LocalFileError) as e:
+        datapilot.hash_directory(root, symlinks="follow")
+    assert e.value.code == "symlink_outside_root" and e.value.path == "link-outside"
 
 
 def test_the_formats_doc_example(tmp_path: Path) -> None:
@@ -102,11 +114,11 @@ def test_registration_uses_that_id(admin: datapilot.Client, tmp_path: Path) -> N
     root = tmp_path / "reg"
     root.mkdir()
     tricky(root, tmp_path / "outside")
-    reg = admin.register_dataset(root, dataset="tricky", note="with symlinks")
+    reg = admin.register_dataset(root, dataset="tricky", note="with symlinks", symlinks="skip", ignore=False)
     assert reg["created"] and reg["version"]["digest"] == coreutils_id(root)
     assert reg["version"]["file_count"] == 9
     assert [p for p, _ in reg["skipped"]] == ["a-fifo", "dangling", "link-outside", "link-to-dir", "link-to-file"]
-    again = admin.register_dataset(root, dataset="tricky")
+    again = admin.register_dataset(root, dataset="tricky", symlinks="skip", ignore=False)
     assert not again["created"] and again["dataset_id"] == reg["dataset_id"]
 
 
@@ -115,7 +127,7 @@ def test_refuse_policy_and_bad_directories(tmp_path: Path) -> None:
     root.mkdir()
     tricky(root, tmp_path / "outside")
     with pytest.raises(datapilot.LocalFileError) as e:
-        datapilot.hash_directory(root, symlinks="refuse")
+        datapilot.hash_directory(root)
     assert e.value.code == "symlink_refused" and e.value.path == "dangling"
     assert '"dangling"' in str(e.value) and isinstance(e.value, OSError)
 
@@ -135,7 +147,7 @@ def test_refuse_policy_and_bad_directories(tmp_path: Path) -> None:
         datapilot.hash_directory(empty)
     assert e.value.code == "invalid_path" and "backslash" in str(e.value)
     with pytest.raises(datapilot.InvalidArgumentError):
-        datapilot.hash_directory(root, symlinks="follow")  # type: ignore[arg-type]
+        datapilot.hash_directory(root, symlinks="sideways")  # type: ignore[arg-type]
 
 
 def test_hashing_releases_the_gil_and_reports_progress(tmp_path: Path) -> None:

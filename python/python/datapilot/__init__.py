@@ -149,8 +149,11 @@ class MetricValue(TypedDict):
     name: str
     step: int
     value: float
-    time: str
+    # As sent; None when the point was sent without a time (the batch digest covers exactly this).
+    time: Optional[str]
     batch: int
+    # When the server received the batch.
+    received_at: str
 
 
 class Artifact(TypedDict):
@@ -253,19 +256,23 @@ def _flush_timeout() -> float:
 def hash_directory(
     path: PathLike,
     *,
-    symlinks: Literal["skip", "refuse"] = "skip",
+    symlinks: Literal["refuse", "follow", "follow-outside-root", "skip"] = "refuse",
+    ignore: bool = True,
     threads: int = 0,
     progress: Optional[Callable[[int, int, int, int], object]] = None,
 ) -> DatasetDigest:
-    """The DPM-1 digest of a directory, the CLI's and coreutils' id (docs/sdk-python.md).
+    """The DPM-1 digest of a directory, the CLI's id (docs/sdk-python.md, docs/formats.md).
 
-    Every regular file below ``path`` is hashed, hidden ones included; symbolic links are never
-    followed: ``symlinks="skip"`` (the default, as the CLI and ``find -type f``) leaves them out
-    and lists them in ``.skipped``, ``"refuse"`` raises :class:`LocalFileError`
-    (``code == "symlink_refused"``) naming the first. The GIL is released while hashing;
+    Every regular file below ``path`` is hashed, hidden ones included, except ``.git/`` and
+    what the root ``.datapilotignore`` ignores (gitignore syntax; ``ignore=False`` hashes
+    everything). Symbolic links: ``"refuse"`` (the default, as the CLI) raises
+    :class:`LocalFileError` (``code == "symlink_refused"``) naming the first; ``"follow"``
+    hashes what links inside the directory point to, ``"follow-outside-root"`` also links
+    that leave it (Hugging Face snapshots, DVC caches); ``"skip"`` leaves them out and lists
+    them in ``.skipped``, as ``find -type f`` does. The GIL is released while hashing;
     ``progress(bytes_hashed, total_bytes, files_hashed, total_files)`` is called every 100 ms.
     """
-    return _native.hash_directory(path, symlinks, threads, progress)
+    return _native.hash_directory(path, symlinks, threads, progress, ignore)
 
 
 def verify_evidence_bundle(
@@ -375,13 +382,14 @@ class Client:
         *,
         dataset: str,
         note: Optional[str] = None,
-        symlinks: Literal["skip", "refuse"] = "skip",
+        symlinks: Literal["refuse", "follow", "follow-outside-root", "skip"] = "refuse",
+        ignore: bool = True,
         progress: Optional[Callable[[int, int, int, int], object]] = None,
     ) -> RegisteredVersion:
         """Hashes the directory ``path`` (:func:`hash_directory`) and registers it as a version
         of the dataset named ``dataset`` (created if missing). Registering the same content
         again returns the existing version with ``created == False``."""
-        digest = hash_directory(path, symlinks=symlinks, progress=progress)
+        digest = hash_directory(path, symlinks=symlinks, ignore=ignore, progress=progress)
         ds = self.dataset(dataset)
         created, version = self._native.register_dataset_version(ds["id"], digest, note)
         return {
