@@ -252,7 +252,7 @@ pub struct PartedRegistration {
     req: RegisterDatasetVersionRequest,
     part_files: usize,
     resume: Option<String>,
-    on_progress: Option<Box<dyn Fn(&RegistrationProgress) + Send + Sync>>,
+    on_progress: Option<Box<ProgressFn<'static>>>,
 }
 
 impl std::fmt::Debug for PartedRegistration {
@@ -380,9 +380,10 @@ pub async fn register_in_parts(
             u
         }
         None => {
-            let mut req = CreateManifestUploadRequest::default();
-            req.digest = digest.to_owned();
-            req.note = note.map(str::to_owned);
+            let req = CreateManifestUploadRequest {
+                digest: digest.to_owned(),
+                note: note.map(str::to_owned),
+            };
             client
                 .create_manifest_upload(dataset_id, &req)
                 .send()
