@@ -367,8 +367,11 @@ pub struct MetricValue {
     pub name: String,
     pub step: u64,
     pub value: f64,
-    pub time: String,
+    /// As submitted (`null` when the point had none): the batch digest covers exactly this.
+    pub time: Option<String>,
     pub batch: u64,
+    /// The batch's receive time.
+    pub received_at: String,
 }
 
 #[derive(Debug, Clone, Serialize)]

@@ -76,10 +76,13 @@ pub struct MetricValue {
     pub step: u64,
     /// Value.
     pub value: f64,
-    /// Observation time, or the time the batch was received when none was sent.
-    pub time: String,
+    /// Observation time as sent, `None` when the point was sent without one (so the batch
+    /// digest can be recomputed from the listed points: docs/formats.md).
+    pub time: Option<String>,
     /// Batch the point came in.
     pub batch: u64,
+    /// When the server received the batch (for charts of points sent without a time).
+    pub received_at: String,
 }
 
 impl AppendMetricsRequest {

@@ -98,3 +98,32 @@ test('metric summaries and a comparison of runs', async () => {
   assert.equal(cmp.runs[0].metrics[0].max, 3);
   await assert.rejects(dp.compareMetrics([], 'loss'), (e) => isDataPilotError(e) && e.code === 'invalid_request');
 });
+
+test('an unknown problem code is a generic api error; unknown response fields pass through', async () => {
+  const { createServer } = await import('node:http');
+  const http = createServer((req, res) => {
+    if (req.url.startsWith('/v1/runs/')) {
+      res.writeHead(418, { 'content-type': 'application/problem+json' });
+      res.end(JSON.stringify({ type: 'https://animus.dev/datapilot/problems/brand_new_code', title: 'T', status: 418, detail: 'a v1.9 server refuses this', code: 'brand_new_code', request_id: 'req_x' }));
+    } else {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ status: 'ok', version: '1.9.0', tree_size: 3, brand_new_field: { x: 1 } }));
+    }
+  });
+  await new Promise((r) => http.listen(0, '127.0.0.1', r));
+  try {
+    const c = new DataPilot({ baseUrl: `http://127.0.0.1:${http.address().port}`, token: ADMIN_TOKEN });
+    await assert.rejects(c.getRun('run_01JD8Y7B2C4D6E8F0G1H3J5K7M'), (e) => {
+      assert.ok(isDataPilotError(e));
+      assert.equal(e.kind, 'api');
+      assert.equal(e.code, 'brand_new_code');
+      assert.equal(e.status, 418);
+      assert.equal(e.retryable, false);
+      return true;
+    });
+    const h = await c.getHealth();
+    assert.equal(h.status, 'ok');
+  } finally {
+    http.close();
+  }
+});

@@ -624,7 +624,9 @@ impl Store {
         self.read(move |tx| {
             Box::pin(async move {
                 find_run(tx, &run_id).await?;
-                let cols = "n, name, step, value, time, batch";
+                // received_at: the batch's receive time (its metrics.append event).
+                let cols = "n, name, step, value, time, batch, (SELECT created_at FROM metric_batches b
+                    WHERE b.run_id = metric_points.run_id AND b.batch = metric_points.batch)";
                 let rows = match &name {
                     Some(n) => tx.query(
                         &format!("SELECT {cols} FROM metric_points WHERE run_id = $1 AND name = $2 AND {} LIMIT $4", keyset(page, "n", 3)),
@@ -642,8 +644,9 @@ impl Store {
                                 name: r.text(1)?,
                                 step: r.u64(2)?,
                                 value: r.f64(3)?,
-                                time: r.opt_text(4)?.unwrap_or_default(),
+                                time: r.opt_text(4)?,
                                 batch: r.u64(5)?,
+                                received_at: r.text(6)?,
                             },
                         ))
                     },

@@ -1015,8 +1015,9 @@ async fn append_metrics(
             ],
         )
         .await?;
-    // A point without a time gets the receive time, so listed points always have one (the
-    // digest covers the points as submitted).
+    // Points are stored as submitted (a point without a time keeps none; listMetrics adds the
+    // batch's receive time as `received_at`), so the batch digest in the ledger can be
+    // recomputed from what listMetrics returns.
     let rows = points
         .iter()
         .map(|p| {
@@ -1026,7 +1027,7 @@ async fn append_metrics(
                 p.name.as_str().into(),
                 int("points.step", p.step)?,
                 Val::Real(p.value),
-                p.time.as_deref().unwrap_or(&time).into(),
+                p.time.as_deref().into(),
             ])
         })
         .collect::<StoreResult<Vec<_>>>()?;
