@@ -131,6 +131,11 @@ pub async fn open(config: &Config) -> Result<Started, String> {
         .map_err(|e| format!("initialising the ledger: {e}"))?;
     // Never sign over a checkpoint already published (issue 12): the ledger must reach it.
     crate::checkpoint::check_published(&key, &store).await?;
+    let key = if config.rotate_key {
+        crate::keys::rotate(&dir.join("ledger.key"), key, &store).await?
+    } else {
+        key
+    };
     let key = key.with_witnesses(crate::witness::Witnesses::from_config(&config.witness)?);
 
     let gateway_key = match &config.gateway_hmac_key_file {

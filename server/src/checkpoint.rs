@@ -92,10 +92,20 @@ async fn divergence(store: &Store, size: u64, root: &Hash) -> Result<Option<Stri
 pub async fn check_published(key: &LedgerKey, store: &Store) -> Result<(), String> {
     let published = key.published();
     let path = published.path().to_path_buf();
-    let verifier = key.signer().verifier();
+    // The record may be signed by a key retired since (the rotation's own checkpoint).
+    let mut verifiers = vec![key.signer().verifier()];
+    for k in store
+        .key_history()
+        .await
+        .map_err(|e| format!("database: {e}"))?
+    {
+        if let Ok(v) = k.verifier.parse() {
+            verifiers.push(v);
+        }
+    }
     let from_file = match std::fs::read_to_string(&path) {
         Ok(note) => {
-            let (cp, _) = open_checkpoint(&note, std::slice::from_ref(&verifier)).map_err(|e| {
+            let (cp, _) = open_checkpoint(&note, &verifiers).map_err(|e| {
                 format!(
                     "{} is not a checkpoint signed by this server's key ({e}); it records the \
                      largest checkpoint the key published: restore it, do not delete it",
@@ -113,7 +123,7 @@ pub async fn check_published(key: &LedgerKey, store: &Store) -> Result<(), Strin
         .map_err(|e| format!("database: {e}"))?
     {
         Some((_, note)) => {
-            let (cp, _) = open_checkpoint(&note, std::slice::from_ref(&verifier))
+            let (cp, _) = open_checkpoint(&note, &verifiers)
                 .map_err(|e| format!("the database's largest checkpoint does not verify: {e}"))?;
             Some((cp.tree_size, cp.root_hash, note))
         }
@@ -183,6 +193,26 @@ pub async fn signed(
             "the published checkpoint was not checked at start; refusing to sign".into(),
         ));
     };
+    // A key retired by a rotation (possibly on another replica) signs nothing after its
+    // retirement size.
+    if store.ledger_verifier().await?.as_deref() != Some(key.verifier().as_str()) {
+        let retired = store
+            .key_history()
+            .await?
+            .into_iter()
+            .find(|k| k.verifier == key.verifier());
+        match retired {
+            Some(k) if head.size <= k.retired_at_size => {}
+            _ => {
+                return Err(StoreError::Internal(format!(
+                    "refusing to sign size {} with {}: that key is not the ledger's current key \
+                     (rotated: restart with the current ledger.key)",
+                    head.size,
+                    key.verifier()
+                )))
+            }
+        }
+    }
     // The database may have been replaced under a running server (a PostgreSQL restore).
     if let Some(why) = divergence(store, p_size, &p_root).await? {
         return Err(StoreError::Internal(format!(

@@ -65,6 +65,13 @@ pub struct Config {
     #[arg(long = "witness", env = "DATAPILOT_WITNESSES", value_delimiter = ',')]
     pub witness: Vec<String>,
 
+    /// Rotate the ledger key at this start: a new key, a `key.rotate` ledger event signed (in
+    /// its checkpoint) by the old key, the old key kept as `ledger.key.retired-<key id>` and
+    /// listed by `/v1/keys` with the size it was retired at. Stop the other replicas first and
+    /// copy the new `ledger.key` to them.
+    #[arg(long)]
+    pub rotate_key: bool,
+
     /// Exact browser origins allowed by CORS (comma separated, e.g. `https://ml.corp`).
     /// Empty: no cross-origin access (the bundled demo page is same-origin).
     #[arg(long, env = "DATAPILOT_CORS_ORIGINS", value_delimiter = ',')]

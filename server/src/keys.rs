@@ -78,15 +78,7 @@ impl LedgerKey {
     /// The public key as an RFC 8410 SubjectPublicKeyInfo in PEM: the fixed DER prefix of an
     /// Ed25519 key (`SEQUENCE { SEQUENCE { OID 1.3.101.112 } BIT STRING }`), then the key.
     pub fn public_key_pem(&self) -> String {
-        use base64::Engine;
-        const SPKI_ED25519_PREFIX: [u8; 12] = [
-            0x30, 0x2a, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x03, 0x21, 0x00,
-        ];
-        let der = [&SPKI_ED25519_PREFIX[..], &self.public_key()].concat();
-        format!(
-            "-----BEGIN PUBLIC KEY-----\n{}\n-----END PUBLIC KEY-----\n",
-            base64::engine::general_purpose::STANDARD.encode(der)
-        )
+        public_key_pem(&self.public_key())
     }
 
     /// C2SP key id (`SHA-256(name || 0x0A || 0x01 || public key)[:4]`) as 8 hex characters.
@@ -173,6 +165,69 @@ fn create_seed(path: &Path) -> std::io::Result<[u8; 32]> {
     Ok(seed)
 }
 
+/// An Ed25519 public key as an RFC 8410 SubjectPublicKeyInfo in PEM: the fixed DER prefix
+/// (`SEQUENCE { SEQUENCE { OID 1.3.101.112 } BIT STRING }`), then the key.
+pub fn public_key_pem(public_key: &[u8; 32]) -> String {
+    use base64::Engine;
+    const SPKI_ED25519_PREFIX: [u8; 12] = [
+        0x30, 0x2a, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x03, 0x21, 0x00,
+    ];
+    let der = [&SPKI_ED25519_PREFIX[..], public_key].concat();
+    format!(
+        "-----BEGIN PUBLIC KEY-----\n{}\n-----END PUBLIC KEY-----\n",
+        base64::engine::general_purpose::STANDARD.encode(der)
+    )
+}
+
+/// `ledger.key.next`: the new key of a rotation in progress.
+fn next_path(path: &Path) -> std::path::PathBuf {
+    path.with_extension("key.next")
+}
+
+/// Move the retired key aside (`ledger.key.retired-<key id>`) and `ledger.key.next` into its
+/// place, then fsync the directory.
+fn swap_in_next(path: &Path, old: &LedgerKey) -> std::io::Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let retired = dir.join(format!("ledger.key.retired-{}", old.key_id_hex()));
+    std::fs::rename(path, &retired)?;
+    std::fs::rename(next_path(path), path)?;
+    std::fs::File::open(dir)?.sync_all()
+}
+
+/// Rotate the ledger key (`--rotate-key`): a new key is written to `ledger.key.next`; the
+/// ledger records the rotation (`key.rotate` event, key history, current verifier); the old
+/// key signs the checkpoint that includes that event (so the rotation is signed by the key it
+/// retires, and published beside the key); then the new key takes `ledger.key`'s place and the
+/// old one is kept as `ledger.key.retired-<key id>`. A crash at any point leaves either the old
+/// key current (no database change yet; `ledger.key.next` is reused) or a rotation that the
+/// next start finishes.
+pub async fn rotate(
+    path: &Path,
+    old: LedgerKey,
+    store: &crate::store::Store,
+) -> Result<LedgerKey, String> {
+    let next = next_path(path);
+    let seed = if next.exists() {
+        read_seed(&next)
+    } else {
+        create_seed(&next)
+    }
+    .map_err(|e| format!("new ledger key: {e}"))?;
+    let new = LedgerKey::from_seed(path, old.name(), &seed).map_err(|e| format!("new key: {e}"))?;
+    let size = store
+        .rotate_key(old.verifier(), new.verifier())
+        .await
+        .map_err(|e| format!("recording the key rotation: {e}"))?;
+    crate::checkpoint::signed(store, &old, Some(size))
+        .await
+        .map_err(|e| format!("signing the rotation with the old key: {e}"))?;
+    swap_in_next(path, &old).map_err(|e| format!("swapping the key files: {e}"))?;
+    tracing::info!(old = %old.verifier(), new = %new.verifier(), retired_at_size = size,
+        "ledger key rotated");
+    crate::checkpoint::check_published(&new, store).await?;
+    Ok(new)
+}
+
 /// The origin every install of earlier releases defaulted to: it names no one log, so a new
 /// ledger may not take it (existing ledgers that use it keep it).
 pub const LEGACY_SHARED_ORIGIN: &str = "datapilot.local/ledger";
@@ -244,8 +299,33 @@ pub async fn open_ledger_key(
             path.display()
         ));
     }
-    let key = LedgerKey::load(path, recorded_origin).map_err(|e| format!("ledger key: {e}"))?;
+    let mut key = LedgerKey::load(path, recorded_origin).map_err(|e| format!("ledger key: {e}"))?;
+    let next = next_path(path);
+    if key.verifier() != recorded && next.exists() {
+        // A rotation that stopped after the database recorded it: finish the key swap.
+        let new =
+            LedgerKey::load(&next, recorded_origin).map_err(|e| format!("ledger key: {e}"))?;
+        if new.verifier() == recorded {
+            swap_in_next(path, &key).map_err(|e| format!("finishing a key rotation: {e}"))?;
+            key = new;
+        }
+    }
     if key.verifier() != recorded {
+        let retired = store
+            .key_history()
+            .await
+            .map_err(|e| format!("database: {e}"))?
+            .into_iter()
+            .find(|k| k.verifier == key.verifier());
+        if let Some(k) = retired {
+            return Err(format!(
+                "{} holds the key {}, which was retired at tree size {} (key.rotate); this \
+                 ledger is now signed by {recorded}: copy the current ledger.key here",
+                path.display(),
+                key.verifier(),
+                k.retired_at_size
+            ));
+        }
         return Err(format!(
             "{} holds the key {}, but this ledger is signed by {recorded}; restore the \
              original ledger.key from a backup",

@@ -241,6 +241,9 @@ pub struct VerifierKey {
     pub verifier: String,
     /// The public key as SPKI PEM (RFC 8410), for tools that take PEM keys (cosign, openssl).
     pub public_key_pem: String,
+    /// For a retired key: the largest tree size it signed (its `key.rotate` checkpoint).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retired_at_size: Option<u64>,
 }
 
 #[derive(Debug, Clone, Serialize)]

@@ -179,12 +179,23 @@ pub struct VerifyOptions {
     /// The optional online step: the caller's last trusted checkpoint and a consistency proof
     /// from it to the bundle's tree size (from `getConsistencyProof`).
     pub consistency: Option<ConsistencyInput>,
+    /// Pinned keys that were retired by a rotation, with the largest tree size each may sign
+    /// (`retired_at_size` of `GET /v1/keys`): a checkpoint or envelope of a larger tree signed
+    /// only by such a key is refused.
+    pub retired: Vec<(Verifier, u64)>,
 }
 
 impl VerifyOptions {
     /// Adds the consistency step.
     pub fn with_consistency(mut self, input: ConsistencyInput) -> Self {
         self.consistency = Some(input);
+        self
+    }
+
+    /// Marks the pinned key `key` as retired at tree size `retired_at_size` (it stays pinned
+    /// for bundles up to that size).
+    pub fn with_retired_key(mut self, key: Verifier, retired_at_size: u64) -> Self {
+        self.retired.push((key, retired_at_size));
         self
     }
 

@@ -96,7 +96,10 @@ pub fn verify_bundle_with(
 
     r.record(ARCHIVE_MEMBERS, check_members(&archive));
 
-    let payload = r.record(DSSE_SIGNATURE, check_dsse(&archive, verifiers));
+    let payload = r.record(
+        DSSE_SIGNATURE,
+        check_dsse(&archive, verifiers, &options.retired),
+    );
 
     let statement = match payload {
         Some(p) => r.record(STATEMENT_FORMAT, check_statement(&p)),
@@ -119,7 +122,10 @@ pub fn verify_bundle_with(
         None => r.skip(STATEMENT_SUBJECTS, STATEMENT_FORMAT),
     }
 
-    let checkpoint = r.record(CHECKPOINT_SIGNATURE, check_checkpoint(&archive, verifiers));
+    let checkpoint = r.record(
+        CHECKPOINT_SIGNATURE,
+        check_checkpoint(&archive, verifiers, &options.retired),
+    );
     if let Some(cp) = &checkpoint {
         summary.origin = Some(cp.origin.clone());
         summary.tree_size = Some(cp.tree_size);
@@ -252,7 +258,33 @@ fn check_members(archive: &Archive) -> Outcome<()> {
     Ok(((), summary))
 }
 
-fn check_dsse(archive: &Archive, verifiers: &[Verifier]) -> Outcome<Vec<u8>> {
+/// The pinned keys that may sign a tree of `size`: all but those retired before it.
+fn valid_at(verifiers: &[Verifier], retired: &[(Verifier, u64)], size: u64) -> Vec<Verifier> {
+    verifiers
+        .iter()
+        .filter(|v| !retired.iter().any(|(r, at)| r == *v && *at < size))
+        .cloned()
+        .collect()
+}
+
+/// Why a signature valid under `verifiers` is not under the keys valid at `size`, if so.
+fn retired_reason(retired: &[(Verifier, u64)], size: u64) -> String {
+    let keys: Vec<String> = retired
+        .iter()
+        .filter(|(_, at)| *at < size)
+        .map(|(k, at)| format!("{}+{} (retired at size {at})", k.name(), k.key_id_hex()))
+        .collect();
+    format!(
+        "signed only by a key retired before the bundle's tree size {size}: {}",
+        keys.join(", ")
+    )
+}
+
+fn check_dsse(
+    archive: &Archive,
+    verifiers: &[Verifier],
+    retired: &[(Verifier, u64)],
+) -> Outcome<Vec<u8>> {
     let bytes = member(archive, members::ENVELOPE)?;
     // Not hashed or signed itself, but written as JCS like every JSON member, so its layout is
     // fixed (its `signatures` array is not: see docs/formats.md, "What the signature covers").
@@ -262,6 +294,19 @@ fn check_dsse(archive: &Archive, verifiers: &[Verifier]) -> Outcome<Vec<u8>> {
     let envelope = Envelope::from_json(bytes).map_err(|e| e.to_string())?;
     let payload =
         verify_envelope_of_type(&envelope, PAYLOAD_TYPE, verifiers).map_err(|e| e.to_string())?;
+    if !retired.is_empty() {
+        // The tree size the statement is about (statement.format checks the rest).
+        let size = serde_json::from_slice::<Value>(&payload)
+            .ok()
+            .and_then(|s| s["predicate"]["tree_size"].as_u64());
+        if let Some(size) = size {
+            if verify_envelope_of_type(&envelope, PAYLOAD_TYPE, &valid_at(verifiers, retired, size))
+                .is_err()
+            {
+                return Err(retired_reason(retired, size));
+            }
+        }
+    }
     Ok((payload, "signed by a pinned key".into()))
 }
 
@@ -361,10 +406,19 @@ fn linked_subject_digest(subject: &Subject) -> Result<&str, String> {
     }
 }
 
-fn check_checkpoint(archive: &Archive, verifiers: &[Verifier]) -> Outcome<Checkpoint> {
+fn check_checkpoint(
+    archive: &Archive,
+    verifiers: &[Verifier],
+    retired: &[(Verifier, u64)],
+) -> Outcome<Checkpoint> {
     let bytes = member(archive, members::CHECKPOINT)?;
     let text = std::str::from_utf8(bytes).map_err(|_| "checkpoint is not UTF-8".to_owned())?;
     let (cp, _) = open_checkpoint(text, verifiers).map_err(|e| e.to_string())?;
+    if !retired.is_empty()
+        && open_checkpoint(text, &valid_at(verifiers, retired, cp.tree_size)).is_err()
+    {
+        return Err(retired_reason(retired, cp.tree_size));
+    }
     let summary = format!(
         "{} at size {} signed by a pinned key",
         cp.origin, cp.tree_size

@@ -67,4 +67,8 @@ pub struct VerifierKey {
     pub verifier: String,
     /// The public key as SPKI PEM (RFC 8410), for tools that take PEM keys (cosign, openssl).
     pub public_key_pem: String,
+    /// For a retired key: the largest tree size it may sign (the checkpoint of its
+    /// `key.rotate` event); pass it to `VerifyOptions::with_retired_key`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retired_at_size: Option<u64>,
 }

@@ -33,17 +33,34 @@ pub async fn whoami(p: Principal) -> Json<WhoAmI> {
     })
 }
 
-pub async fn keys(State(st): State<AppState>) -> Json<VerifierKeys> {
+pub async fn keys(State(st): State<AppState>) -> ApiResult<Json<VerifierKeys>> {
     let k = &st.key;
-    Json(VerifierKeys {
-        origin: k.name().to_string(),
-        keys: vec![VerifierKey {
-            name: k.name().to_string(),
-            key_id: k.key_id_hex(),
+    let mut keys = vec![VerifierKey {
+        name: k.name().to_string(),
+        key_id: k.key_id_hex(),
+        algorithm: "ed25519",
+        public_key: b64(&k.public_key()),
+        verifier: k.verifier(),
+        public_key_pem: k.public_key_pem(),
+        retired_at_size: None,
+    }];
+    // Retired keys, newest first: bundles and checkpoints up to their size still verify.
+    for r in st.store.key_history().await?.into_iter().rev() {
+        let Ok(v) = r.verifier.parse::<datapilot::checkpoint::Verifier>() else {
+            continue;
+        };
+        keys.push(VerifierKey {
+            name: v.name().to_string(),
+            key_id: v.key_id_hex(),
             algorithm: "ed25519",
-            public_key: b64(&k.public_key()),
-            verifier: k.verifier(),
-            public_key_pem: k.public_key_pem(),
-        }],
-    })
+            public_key: b64(&v.public_key()),
+            verifier: r.verifier.clone(),
+            public_key_pem: crate::keys::public_key_pem(&v.public_key()),
+            retired_at_size: Some(r.retired_at_size),
+        });
+    }
+    Ok(Json(VerifierKeys {
+        origin: k.name().to_string(),
+        keys,
+    }))
 }

@@ -20,6 +20,7 @@
 //! sharing one PostgreSQL, and a commit's fsync is shared by all the writes in it.
 
 pub mod commit;
+pub mod key_history;
 pub mod ledger_io;
 pub mod lineage;
 pub mod manifest_uploads;
