@@ -8,6 +8,8 @@
 //   storage (local or session), cookies, the URL, the DOM or the console. The token field is
 //   cleared as soon as the client is made (the e2e test asserts all of this).
 
+import { initExplorer } from "./explore.js";
+
 const $ = (id) => document.getElementById(id);
 
 /** The SDK module (set once loaded). */
@@ -217,6 +219,7 @@ async function connect(ev) {
       await loadKeys();
     }
     await Promise.all([loadPolicy(), loadDatasets()]);
+    await explorer.refresh();
   });
 }
 
@@ -297,6 +300,7 @@ async function loadVersions(selectDigest) {
   if (want && versions.some((v) => v.digest === want)) sel.value = want;
   else if (versions.length) sel.value = versions[0].digest;
   state.version = sel.value ? { dataset_id: datasetId, digest: sel.value } : null;
+  explorer.setVersion(state.version);
   refreshControls();
 }
 
@@ -402,6 +406,7 @@ async function register(ev) {
     };
     const { version, created } = await state.client.registerDatasetVersion(datasetId, req, { onProgress });
     state.version = { dataset_id: datasetId, digest: version.digest };
+    explorer.setVersion(state.version);
     await loadVersions(version.digest);
     show(
       out,
@@ -674,6 +679,9 @@ function dropzone(zone, onDrop) {
 
 // ---- start -------------------------------------------------------------------------------------
 
+/** Section 6 (explore.js): lists, lineage graph, metric curves, audit timeline. */
+const explorer = initExplorer({ getClient: () => state.client, errorBox });
+
 function wire() {
   $("base-url").value = location.origin;
   $("connect-form").addEventListener("submit", connect);
@@ -686,6 +694,7 @@ function wire() {
   $("version-select").addEventListener("change", (e) => {
     const d = $("dataset-select").value;
     state.version = e.target.value ? { dataset_id: d, digest: e.target.value } : null;
+    explorer.setVersion(state.version);
     refreshControls();
   });
   $("dir-input").addEventListener("change", (e) => {

@@ -22,6 +22,7 @@ import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
+import { createRequire } from "node:module";
 import { chromium } from "playwright-core";
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
@@ -375,6 +376,66 @@ test("demo page: register, gate, run, export and verify in Chromium", { timeout:
   );
   assert.ok(failed.length >= 1, "a failed check is listed");
   assert.match(await page.textContent("#verdict"), /NOT verified/);
+
+  // 6. Explore: two runs with a loss curve (through the SDK in the page), then the pictures.
+  const curveRuns = await page.evaluate(
+    async ({ token, digest }) => {
+      const sdk = await import("/sdk.js");
+      const c = new sdk.DataPilot({ baseUrl: location.origin, token });
+      const [ds] = await c.listDatasets().all();
+      const ids = [];
+      for (const [k, name] of [[1, "curve-a"], [2, "curve-b"]]) {
+        const run = await c.createRun({ name, inputs: [{ dataset_id: ds.id, digest }], git_commit: "e".repeat(40), image_digest: `sha256:${"f".repeat(64)}` });
+        await run.appendMetrics({ points: Array.from({ length: 50 }, (_, s) => ({ name: "loss", step: s, value: k / (s + 1) })) });
+        await run.finish({ status: "succeeded" });
+        ids.push(run.runId);
+      }
+      return ids;
+    },
+    { token, digest: DATASET_DIGEST },
+  );
+  await page.click("#ex-refresh");
+  await page.locator(`#ex-runs tr[data-run="${curveRuns[1]}"]`).waitFor();
+  assert.equal(await page.getAttribute("#ex-runs tbody tr:first-child", "data-run"), curveRuns[1], "newest run first");
+  // The status filter narrows the list.
+  await page.selectOption("#ex-status", "running");
+  await page.locator("#ex-runs", { hasText: "No runs match" }).waitFor();
+  await page.selectOption("#ex-status", "");
+  await page.locator(`#ex-runs tr[data-run="${curveRuns[0]}"]`).waitFor();
+  // Open a run: its lineage graph (the run highlighted), its loss curve and its audit timeline.
+  await page.click(`#ex-runs button.ex-open[data-run="${curveRuns[0]}"]`);
+  await page.locator(`#ex-lineage svg g.node.focus[data-node="run:${curveRuns[0]}"]`).waitFor();
+  await page.locator("#ex-metrics svg.chart polyline.line").first().waitFor();
+  assert.equal(await page.locator("#ex-metrics svg.chart polyline.line").count(), 1);
+  assert.match(await page.getAttribute("#ex-metrics svg.chart", "aria-label"), /loss: curve-a\. curve-a: 50 points, last 0\.02 at step 49/);
+  await page.locator("#ex-audit code", { hasText: "run.create" }).first().waitFor();
+  await page.locator("#ex-audit code", { hasText: "metrics.append" }).first().waitFor();
+  // Click through the graph: the input version node moves the picture to the version, whose
+  // graph shows every run on it; from there, the keyboard (Tab to a node, Enter) moves to a run.
+  await page.click("#ex-lineage svg g.node-dataset_version");
+  await page.locator('#ex-lineage[data-focus^="dataset_version:"]').waitFor();
+  for (const id of curveRuns) await page.locator(`#ex-lineage svg g.node-run[data-node="run:${id}"]`).waitFor();
+  await page.focus(`#ex-lineage svg g.node-run[data-node="run:${curveRuns[1]}"]`);
+  await page.keyboard.press("Enter");
+  await page.locator(`#ex-lineage[data-focus="run:${curveRuns[1]}"]`).waitFor();
+  await page.locator("#ex-lineage-title", { hasText: "Lineage of curve-b" }).waitFor();
+  // Overlay the two curves.
+  await page.check(`#ex-runs input.ex-pick[value="${curveRuns[0]}"]`);
+  await page.check(`#ex-runs input.ex-pick[value="${curveRuns[1]}"]`);
+  await page.click("#ex-compare");
+  await page.locator("#ex-metrics figcaption", { hasText: "loss of 2 runs, overlaid" }).waitFor();
+  assert.equal(await page.locator("#ex-metrics svg.chart polyline.line").count(), 2);
+  await page.screenshot({ path: SCREENSHOT.replace(/\.png$/, "-explore.png"), fullPage: true });
+
+  // Accessibility: axe-core (from the test's npm tools, injected by the test, never served
+  // with the page) finds no serious or critical violation on the whole page as it now stands.
+  const axeSource = await readFile(createRequire(path.join(ROOT, "tests/bundlers/package.json")).resolve("axe-core/axe.min.js"), "utf8");
+  await page.evaluate(axeSource);
+  const axe = await page.evaluate(() => window.axe.run(document, { resultTypes: ["violations"] }));
+  const serious = axe.violations
+    .filter((v) => v.impact === "serious" || v.impact === "critical")
+    .map((v) => `${v.id} (${v.impact}): ${v.nodes.slice(0, 3).map((n) => `${n.target.join(" ")} [${n.failureSummary}] ${n.html.slice(0, 200)}`).join(", ")}`);
+  assert.deepEqual(serious, [], "axe-core: serious accessibility violations");
 
   // Air gap: every request went to the test server on 127.0.0.1.
   assert.deepEqual(blocked, [], "no request left 127.0.0.1");
