@@ -26,7 +26,12 @@ const state = {
   run: null, // Run (latest started here)
   lastBundle: null, // { bytes, name }
   hashAbort: null,
+  role: null, // whoAmI role: a viewer or auditor gets no write controls
+  verified: null, // { bytes, name } of the bundle on screen, re-verified when the keys change
 };
+
+/** Roles that may write datasets, gates and runs (the server refuses the others anyway). */
+const canWrite = () => state.role === "engineer" || state.role === "admin";
 
 // ---- small helpers ---------------------------------------------------------------------------
 
@@ -89,7 +94,8 @@ function success(title, ...rest) {
 /** An error as shown inline: code, message, status and request id (never a token). */
 function errorBox(err, context) {
   const isDp = sdk && sdk.isDataPilotError(err);
-  const code = isDp ? err.code : err?.name === "AbortError" ? "aborted" : "error";
+  // Not from the SDK: a check of this page's own (an empty field…), said as such, not "ERROR error".
+  const code = isDp ? err.code : err?.name === "AbortError" ? "aborted" : "check_input";
   const message = isDp ? err.detail || err.message : err?.message || String(err);
   const box = el(
     "div",
@@ -112,6 +118,27 @@ function errorBox(err, context) {
   return box;
 }
 
+/** The footer's versions and ledger size (refreshed after every action). */
+async function updateFooter() {
+  const c = state.client ?? state.keysClient;
+  if (!c || !sdk) return;
+  try {
+    const h = await c.getHealth();
+    $("versions").textContent = `SDK ${sdk.sdkVersion()} · server ${h.version} · ledger size ${h.tree_size}`;
+  } catch {
+    $("versions").textContent = `SDK ${sdk.sdkVersion()}`;
+  }
+}
+
+/** A transport error means the server is gone (or unreachable): the pill must not say Connected. */
+function noteConnectionLost(err) {
+  if (state.client && sdk?.isDataPilotError(err) && (err.kind === "transport" || err.kind === "timeout")) {
+    const pill = $("conn-pill");
+    pill.textContent = "Connection lost: the server did not answer";
+    pill.className = "pill pill-off";
+  }
+}
+
 /** Runs an action with its button disabled and errors shown in `out`. */
 async function act(button, out, context, fn) {
   const was = button ? button.disabled : false;
@@ -123,6 +150,7 @@ async function act(button, out, context, fn) {
     return await fn();
   } catch (err) {
     show(out, errorBox(err, context));
+    noteConnectionLost(err);
     return undefined;
   } finally {
     if (button) {
@@ -130,6 +158,7 @@ async function act(button, out, context, fn) {
       button.removeAttribute("aria-busy");
     }
     refreshControls();
+    if (state.client) updateFooter();
   }
 }
 
@@ -147,14 +176,17 @@ function download(bytes, name) {
 function refreshControls() {
   const connected = !!state.client;
   const dataset = $("dataset-select").value;
+  const writer = connected && canWrite();
   $("dataset-select").disabled = !connected;
-  $("new-dataset-name").disabled = !connected;
-  $("new-dataset-btn").disabled = !connected;
-  $("register-btn").disabled = !(connected && dataset && state.hashed);
+  $("new-dataset-name").disabled = !writer;
+  $("new-dataset-btn").disabled = !writer;
+  $("register-btn").disabled = !(writer && dataset && state.hashed);
   $("version-select").disabled = !(connected && dataset);
-  $("gate-btn").disabled = !(connected && state.version);
-  $("run-btn").disabled = !(connected && state.version);
-  $("finish-btn").disabled = !(connected && state.run && state.run.status === "running");
+  $("gate-btn").disabled = !(writer && state.version);
+  $("run-btn").disabled = !(writer && state.version);
+  $("finish-btn").disabled = !(writer && state.run && state.run.status === "running");
+  $("finish-failed-btn").disabled = $("finish-btn").disabled;
+  $("read-only-note").hidden = !connected || writer;
   $("scope-run").disabled = !(connected && state.run);
   $("scope-version").disabled = !(connected && state.version);
   $("scope-run-label").textContent = state.run ? `Run ${state.run.id} (${state.run.name})` : "Run (start one first)";
@@ -195,6 +227,7 @@ async function connect(ev) {
     const me = await client.whoAmI();
     if (state.client && state.client !== client) state.client.free?.();
     state.client = client;
+    state.role = me.role;
     $("conn-pill").textContent = `Connected as ${me.subject} (${me.role})`;
     const origin = new URL(client.baseUrl).origin;
     show(
@@ -513,11 +546,12 @@ async function startRun(ev) {
   });
 }
 
-async function finishRun() {
+async function finishRun(status) {
   const out = $("run-out");
-  await act($("finish-btn"), out, "finish run", async () => {
-    state.run = await state.client.finishRun(state.run.id, { status: "succeeded" });
+  await act($(status === "failed" ? "finish-failed-btn" : "finish-btn"), out, "finish run", async () => {
+    state.run = await state.client.finishRun(state.run.id, { status });
     show(out, success("Run finished and sealed.", facts([["Run id", state.run.id, "mono"], ["Status", state.run.status]])));
+    await updateFooter();
   });
 }
 
@@ -590,6 +624,7 @@ async function verifyBytes(bytes, name) {
       report = await sdk.verifyEvidenceBundle(bytes, { trustedKeys });
     }
     renderReport(report, name, bytes);
+    state.verified = { bytes, name };
   });
 }
 
@@ -716,11 +751,19 @@ function wire() {
   $("register-form").addEventListener("submit", register);
   $("gate-form").addEventListener("submit", recordGate);
   $("run-form").addEventListener("submit", startRun);
-  $("finish-btn").addEventListener("click", finishRun);
+  $("finish-btn").addEventListener("click", () => finishRun("succeeded"));
+  $("finish-failed-btn").addEventListener("click", () => finishRun("failed"));
   $("export-form").addEventListener("submit", exportBundle);
   for (const r of document.querySelectorAll('input[name="scope"]')) r.addEventListener("change", refreshControls);
   $("zip-input").addEventListener("change", (e) => {
-    verifyFile(e.target.files?.[0]);
+    const file = e.target.files?.[0];
+    // Cleared at once, so choosing the same file again (say, after changing the key) verifies again.
+    e.target.value = "";
+    verifyFile(file);
+  });
+  // A verdict always belongs to the keys on screen: changing them re-verifies the bundle shown.
+  $("trusted-keys").addEventListener("change", () => {
+    if (state.verified) verifyBytes(state.verified.bytes, state.verified.name);
   });
   $("verify-last-btn").addEventListener("click", () => {
     if (state.lastBundle) verifyBytes(state.lastBundle.bytes, state.lastBundle.name);
@@ -753,12 +796,7 @@ async function main() {
   }
   $("boot").hidden = true;
   state.keysClient = new sdk.DataPilot({ baseUrl: location.origin });
-  try {
-    const h = await state.keysClient.getHealth();
-    $("versions").textContent = `SDK ${sdk.sdkVersion()} · server ${h.version} · ledger size ${h.tree_size}`;
-  } catch {
-    $("versions").textContent = `SDK ${sdk.sdkVersion()}`;
-  }
+  await updateFooter();
   await loadKeys();
   document.body.classList.add("ready"); // initialised (the browser test waits for this)
   // The evidence verifier is a second wasm module. The page works without it; fetch it now, in

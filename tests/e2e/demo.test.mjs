@@ -437,6 +437,24 @@ test("demo page: register, gate, run, export and verify in Chromium", { timeout:
     .map((v) => `${v.id} (${v.impact}): ${v.nodes.slice(0, 3).map((n) => `${n.target.join(" ")} [${n.failureSummary}] ${n.html.slice(0, 200)}`).join(", ")}`);
   assert.deepEqual(serious, [], "axe-core: serious accessibility violations");
 
+  // A run can be finished as failed too; a viewer gets the write controls turned off.
+  assert.ok(await page.isVisible("#finish-failed-btn"));
+  const viewer = await (
+    await fetch(`${base}/v1/tokens`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
+      body: JSON.stringify({ name: "e2e viewer", role: "viewer" }),
+    })
+  ).json();
+  await page.fill("#token", viewer.secret);
+  await page.click("#connect-btn");
+  await page.locator("#conn-pill", { hasText: "(viewer)" }).waitFor();
+  await page.locator("#read-only-note").waitFor();
+  for (const id of ["new-dataset-btn", "run-btn", "gate-btn", "register-btn", "finish-btn", "finish-failed-btn"]) {
+    assert.ok(await page.isDisabled(`#${id}`), `#${id} is off for a viewer`);
+  }
+  assert.match(await page.textContent("#versions"), /ledger size \d+/);
+
   // Air gap: every request went to the test server on 127.0.0.1.
   assert.deepEqual(blocked, [], "no request left 127.0.0.1");
   const outside = requests.filter((u) => !u.startsWith(`${origin}/`) && !/^(blob|data):/.test(u));
