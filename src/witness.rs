@@ -243,15 +243,14 @@ pub fn split_view(
 ) -> Result<Option<SplitView>, WitnessError> {
     let (a, _) = open_checkpoint(a, log_keys)?;
     let (b, _) = open_checkpoint(b, log_keys)?;
-    Ok(
-        (a.origin == b.origin && a.tree_size == b.tree_size && a.root_hash != b.root_hash).then(
-            || SplitView {
-                origin: a.origin,
-                tree_size: a.tree_size,
-                roots: [a.root_hash, b.root_hash],
-            },
-        ),
-    )
+    if a.origin != b.origin || a.tree_size != b.tree_size || a.root_hash == b.root_hash {
+        return Ok(None);
+    }
+    Ok(Some(SplitView {
+        origin: a.origin,
+        tree_size: a.tree_size,
+        roots: [a.root_hash, b.root_hash],
+    }))
 }
 
 #[cfg(test)]
@@ -271,7 +270,8 @@ mod tests {
             extensions: vec![],
         };
         let note = cp.sign(&log).unwrap() + &w.cosign(&cp.to_text().unwrap(), 1_700_000_000);
-        let ok = verify_witnessed(&note, &[log.verifier()], &[parsed.clone()], 1).unwrap();
+        let ok =
+            verify_witnessed(&note, &[log.verifier()], std::slice::from_ref(&parsed), 1).unwrap();
         assert_eq!(
             ok.cosigned_by,
             vec![("witness.example/w1".into(), 1_700_000_000)]

@@ -167,12 +167,17 @@ async fn a_witnessed_checkpoint_satisfies_1_of_1_and_a_split_view_is_detected() 
     let (status, cosig) = submit(&admin, &witness, 0, &c1).await;
     assert_eq!(status, 200, "{cosig}");
     assert!(cosig.starts_with("\u{2014} witness.test/w1 "), "{cosig}");
-    let witnessed = verify_witnessed(&(c1.clone() + &cosig), &[log_key.clone()], &trusted, 1)
-        .expect("1 of 1 trusted witnesses cosigned");
+    let witnessed = verify_witnessed(
+        &(c1.clone() + &cosig),
+        std::slice::from_ref(&log_key),
+        &trusted,
+        1,
+    )
+    .expect("1 of 1 trusted witnesses cosigned");
     assert_eq!(witnessed.checkpoint.tree_size, n1);
     // The bare checkpoint, or a 2-of-2 policy with one cosignature, is refused.
     assert!(matches!(
-        verify_witnessed(&c1, &[log_key.clone()], &trusted, 1),
+        verify_witnessed(&c1, std::slice::from_ref(&log_key), &trusted, 1),
         Err(WitnessError::NotEnoughWitnesses {
             got: 0,
             need: 1,
@@ -181,7 +186,12 @@ async fn a_witnessed_checkpoint_satisfies_1_of_1_and_a_split_view_is_detected() 
     ));
     let two = [w1.verifier().clone(), w2.verifier().clone()];
     assert!(matches!(
-        verify_witnessed(&(c1.clone() + &cosig), &[log_key.clone()], &two, 2),
+        verify_witnessed(
+            &(c1.clone() + &cosig),
+            std::slice::from_ref(&log_key),
+            &two,
+            2
+        ),
         Err(WitnessError::NotEnoughWitnesses {
             got: 1,
             need: 2,
@@ -196,7 +206,13 @@ async fn a_witnessed_checkpoint_satisfies_1_of_1_and_a_split_view_is_detected() 
     // The next checkpoint, with a consistency proof from the last cosigned one.
     let (status, cosig2) = submit(&admin, &witness, n1, &c2).await;
     assert_eq!(status, 200, "{cosig2}");
-    verify_witnessed(&(c2.clone() + &cosig2), &[log_key.clone()], &trusted, 1).unwrap();
+    verify_witnessed(
+        &(c2.clone() + &cosig2),
+        std::slice::from_ref(&log_key),
+        &trusted,
+        1,
+    )
+    .unwrap();
 
     // A split view: the same data directory (same key) run twice from size n2, each copy
     // writing something else. Both sign size n2 + 1, with different roots.
@@ -213,11 +229,14 @@ async fn a_witnessed_checkpoint_satisfies_1_of_1_and_a_split_view_is_detected() 
     assert_eq!((sa, sb), (n2 + 1, n2 + 1));
     assert_ne!(ra, rb);
     // The SDK: two checkpoints, one key, one size, two roots.
-    let split = split_view(&ca, &cb, &[log_key.clone()])
+    let split = split_view(&ca, &cb, std::slice::from_ref(&log_key))
         .unwrap()
         .expect("split view");
     assert_eq!(split.tree_size, n2 + 1);
-    assert_eq!(split_view(&ca, &ca, &[log_key.clone()]).unwrap(), None);
+    assert_eq!(
+        split_view(&ca, &ca, std::slice::from_ref(&log_key)).unwrap(),
+        None
+    );
     // The witness cosigns the first history it is shown and refuses the other one, so a
     // client requiring its cosignature cannot be shown the second history.
     let (status, cosig_a) = submit(&a, &witness, n2, &ca).await;
@@ -231,7 +250,7 @@ async fn a_witnessed_checkpoint_satisfies_1_of_1_and_a_split_view_is_detected() 
         status, 422,
         "the fork's consistency proof does not extend the cosigned root"
     );
-    assert!(verify_witnessed(&cb2, &[log_key.clone()], &trusted, 1).is_err());
+    assert!(verify_witnessed(&cb2, std::slice::from_ref(&log_key), &trusted, 1).is_err());
     verify_witnessed(&(ca + &cosig_a), &[log_key], &trusted, 1).unwrap();
 }
 
@@ -267,7 +286,7 @@ async fn the_server_gets_its_checkpoints_cosigned_and_publishes_them() {
     for round in 0..3 {
         admin.dataset(&format!("w-{round}")).await;
         let note = admin.get("/v1/ledger/checkpoint").await.text();
-        let ok = verify_witnessed(&note, &[log_key.clone()], &trusted, 1)
+        let ok = verify_witnessed(&note, std::slice::from_ref(&log_key), &trusted, 1)
             .unwrap_or_else(|e| panic!("round {round}: {e}\n{note}"));
         assert_eq!(ok.cosigned_by[0].0, "witness.test/w1");
         // The tile-log checkpoint is the same published note.
@@ -278,7 +297,7 @@ async fn the_server_gets_its_checkpoints_cosigned_and_publishes_them() {
     let digest = admin.version(&ds, "bundle").await;
     let (run, _) = admin.run(&[(&ds, &digest)]).await;
     let b1 = admin.get(&format!("/v1/runs/{run}/evidence")).await;
-    let size = datapilot::evidence::verify_bundle(&b1.body, &[log_key.clone()])
+    let size = datapilot::evidence::verify_bundle(&b1.body, std::slice::from_ref(&log_key))
         .summary
         .tree_size
         .unwrap();
