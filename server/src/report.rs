@@ -160,10 +160,10 @@ pub fn render(r: &ReportInput) -> String {
         o.push_str("</table>");
     }
 
-    // Lineage.
-    o.push_str(
-        "<h2>Lineage</h2><h3>Nodes</h3><table><tr><th>Kind</th><th>Label</th><th>Id</th></tr>",
-    );
+    // Lineage: the picture, then the same graph as tables.
+    o.push_str("<h2>Lineage</h2>");
+    o.push_str(&lineage_svg(r.lineage));
+    o.push_str("<h3>Nodes</h3><table><tr><th>Kind</th><th>Label</th><th>Id</th></tr>");
     for n in &r.lineage.nodes {
         let _ = write!(
             o,
@@ -209,9 +209,174 @@ pub fn render(r: &ReportInput) -> String {
     o
 }
 
+/// The lineage graph as an inline SVG in a plain layered layout, the demo page's (demo-web/
+/// graph.js): a node's column is one more than the deepest node with an edge into it, rows in
+/// kind then label order, edges as curves with arrows. Deterministic (the bundle is), no script,
+/// no external reference; each node's full id is its tooltip, the tables below list them all.
+pub fn lineage_svg(lineage: &Lineage) -> String {
+    use std::collections::BTreeMap;
+    const W: usize = 190;
+    const H: usize = 34;
+    const GX: usize = 70;
+    const GY: usize = 14;
+    let kind_rank = |k: &str| {
+        ["dataset_version", "run", "artifact", "git_commit", "image"]
+            .iter()
+            .position(|x| *x == k)
+            .unwrap_or(9)
+    };
+    let mut incoming: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+    for e in &lineage.edges {
+        incoming
+            .entry(e.to.as_str())
+            .or_default()
+            .push(e.from.as_str());
+    }
+    fn depth<'a>(
+        id: &'a str,
+        incoming: &BTreeMap<&'a str, Vec<&'a str>>,
+        memo: &mut BTreeMap<&'a str, usize>,
+        visiting: &mut Vec<&'a str>,
+    ) -> usize {
+        if let Some(d) = memo.get(id) {
+            return *d;
+        }
+        if visiting.contains(&id) {
+            return 0; // a cycle (never in a lineage graph): cut it
+        }
+        visiting.push(id);
+        let d = incoming
+            .get(id)
+            .map(|from| {
+                from.iter()
+                    .map(|f| depth(f, incoming, memo, visiting) + 1)
+                    .max()
+                    .unwrap_or(0)
+            })
+            .unwrap_or(0);
+        visiting.pop();
+        memo.insert(id, d);
+        d
+    }
+    let mut memo = BTreeMap::new();
+    let mut columns: Vec<Vec<&datapilot::model::lineage::LineageNode>> = Vec::new();
+    for n in &lineage.nodes {
+        let d = depth(n.id.as_str(), &incoming, &mut memo, &mut Vec::new());
+        if columns.len() <= d {
+            columns.resize(d + 1, Vec::new());
+        }
+        columns[d].push(n);
+    }
+    let mut pos: BTreeMap<&str, (usize, usize)> = BTreeMap::new();
+    let mut rows = 0;
+    for (x, col) in columns.iter_mut().enumerate() {
+        col.sort_by(|a, b| {
+            (kind_rank(a.kind.as_str()), &a.label, &a.id).cmp(&(
+                kind_rank(b.kind.as_str()),
+                &b.label,
+                &b.id,
+            ))
+        });
+        for (y, n) in col.iter().enumerate() {
+            pos.insert(n.id.as_str(), (10 + x * (W + GX), 10 + y * (H + GY)));
+        }
+        rows = rows.max(col.len());
+    }
+    let width = 20 + columns.len() * W + columns.len().saturating_sub(1) * GX;
+    let height = 20 + rows * H + rows.saturating_sub(1) * GY;
+    let mut o = String::new();
+    let _ = write!(
+        o,
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" class=\"lineage\" viewBox=\"0 0 {width} {height}\" width=\"{width}\" height=\"{height}\" role=\"img\" aria-label=\"Lineage graph: {} nodes, {} edges\">\
+         <defs><marker id=\"arrow\" viewBox=\"0 0 10 10\" refX=\"10\" refY=\"5\" markerWidth=\"7\" markerHeight=\"7\" orient=\"auto-start-reverse\"><path d=\"M 0 0 L 10 5 L 0 10 z\" fill=\"#7a8796\"/></marker></defs>",
+        lineage.nodes.len(),
+        lineage.edges.len()
+    );
+    for e in &lineage.edges {
+        let (Some(&(ax, ay)), Some(&(bx, by))) = (pos.get(e.from.as_str()), pos.get(e.to.as_str()))
+        else {
+            continue;
+        };
+        let (x1, y1, x2, y2) = (ax + W, ay + H / 2, bx, by + H / 2);
+        let mx = (x1 + x2) / 2;
+        let stroke = match e.kind.as_str() {
+            "input" => "#1f5fbf",
+            "produced" => "#17703a",
+            _ => "#7a8796",
+        };
+        let _ = write!(
+            o,
+            "<path d=\"M {x1} {y1} C {mx} {y1}, {mx} {y2}, {x2} {y2}\" fill=\"none\" stroke=\"{stroke}\" stroke-width=\"1.5\" marker-end=\"url(#arrow)\"><title>{} {} {} (seq {})</title></path>",
+            esc(&e.from),
+            esc(e.kind.as_str()),
+            esc(&e.to),
+            e.seq
+        );
+    }
+    for n in &lineage.nodes {
+        let (x, y) = pos[n.id.as_str()];
+        let (fill, stroke) = match n.kind.as_str() {
+            "run" => ("#e8f0fe", "#1f5fbf"),
+            "dataset_version" => ("#e6f4ea", "#17703a"),
+            "artifact" => ("#fff4e0", "#8a5a00"),
+            _ => ("#ffffff", "#5a6675"),
+        };
+        let label: String = if n.label.chars().count() > 26 {
+            n.label.chars().take(25).chain(['…']).collect()
+        } else {
+            n.label.clone()
+        };
+        let _ = write!(
+            o,
+            "<g transform=\"translate({x} {y})\"><title>{}</title><rect width=\"{W}\" height=\"{H}\" rx=\"6\" fill=\"{fill}\" stroke=\"{stroke}\"/>\
+             <text x=\"8\" y=\"13\" font-size=\"10\" fill=\"#5a6675\">{}</text><text x=\"8\" y=\"27\" font-size=\"12\" font-family=\"ui-monospace,Menlo,monospace\" fill=\"#1b2430\">{}</text></g>",
+            esc(&n.id),
+            esc(&n.kind.as_str().replace('_', " ")),
+            esc(&label)
+        );
+    }
+    o.push_str("</svg>");
+    o
+}
+
 #[cfg(test)]
 mod tests {
-    use super::esc;
+    use super::{esc, lineage_svg};
+    use datapilot::model::lineage::Lineage;
+
+    #[test]
+    fn lineage_picture_is_layered_escaped_and_deterministic() {
+        // raw -> run -> model, the run built from a commit: three columns.
+        let g: Lineage = serde_json::from_value(serde_json::json!({
+            "nodes": [
+                { "id": "dataset_version:ds_1@sha256:aa", "kind": "dataset_version", "label": "raw<1>" },
+                { "id": "run:run_1", "kind": "run", "label": "train" },
+                { "id": "dataset_version:ds_2@sha256:bb", "kind": "dataset_version", "label": "model" },
+                { "id": "git_commit:abc", "kind": "git_commit", "label": "abc" }
+            ],
+            "edges": [
+                { "from": "dataset_version:ds_1@sha256:aa", "to": "run:run_1", "kind": "input", "seq": 3 },
+                { "from": "run:run_1", "to": "dataset_version:ds_2@sha256:bb", "kind": "produced", "seq": 5 },
+                { "from": "run:run_1", "to": "git_commit:abc", "kind": "built_from", "seq": 3 }
+            ]
+        }))
+        .unwrap();
+        let svg = lineage_svg(&g);
+        assert_eq!(svg, lineage_svg(&g));
+        assert!(svg.starts_with("<svg") && svg.ends_with("</svg>"));
+        assert!(svg.contains("raw&lt;1&gt;") && !svg.contains("raw<1>"));
+        // Columns: raw at x 10, the run at 270, model and commit at 530 (model first by kind).
+        assert!(svg.contains(
+            "<g transform=\"translate(10 10)\"><title>dataset_version:ds_1@sha256:aa</title>"
+        ));
+        assert!(svg.contains("<g transform=\"translate(270 10)\"><title>run:run_1</title>"));
+        assert!(svg.contains(
+            "<g transform=\"translate(530 10)\"><title>dataset_version:ds_2@sha256:bb</title>"
+        ));
+        assert!(svg.contains("<g transform=\"translate(530 58)\"><title>git_commit:abc</title>"));
+        assert_eq!(svg.matches("marker-end=").count(), 3, "one curve per edge");
+        assert!(!svg.contains("<script") && !svg.contains("href"));
+    }
 
     #[test]
     fn escapes_markup() {

@@ -130,8 +130,14 @@ mod tests {
 
     #[test]
     fn cursor_roundtrip() {
-        assert_eq!(decode_cursor(&encode_cursor(42)), Some(42));
+        assert_eq!(
+            decode_cursor(&encode_cursor(42, 0xdead_beef)),
+            Some((42, 0xdead_beef))
+        );
+        assert_eq!(decode_cursor(&encode_cursor(-1, 0)), Some((-1, 0)));
         assert_eq!(decode_cursor("!!"), None);
+        // The format before cursors were bound to their list: refused, never a wrong page.
+        assert_eq!(decode_cursor("azQy"), None);
     }
 
     #[test]

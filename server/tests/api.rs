@@ -218,10 +218,17 @@ async fn every_operation_end_to_end() {
         .await
         .json();
     assert_eq!(listed["items"].as_array().unwrap().len(), 2);
+    // Listed as submitted (no time sent: null, so the digest above is recomputable from the
+    // listing); the receive time is received_at.
     assert!(
-        listed["items"][0]["time"].as_str().unwrap().ends_with('Z'),
-        "receive time filled in"
+        listed["items"][0]["time"].is_null(),
+        "{}",
+        listed["items"][0]
     );
+    assert!(listed["items"][0]["received_at"]
+        .as_str()
+        .unwrap()
+        .ends_with('Z'));
     let bad = json!({ "points": [{ "name": "bad name!", "step": 0, "value": 1 }] });
     rt.post(&format!("/v1/runs/{run}/metrics"), bad)
         .await
