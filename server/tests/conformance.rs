@@ -96,7 +96,12 @@ fn manifest(seed: &str, n: usize) -> Manifest {
 }
 
 fn page(limit: u32) -> PageReq {
-    PageReq { limit, after: None }
+    PageReq {
+        limit,
+        after: None,
+        desc: false,
+        scope: 0,
+    }
 }
 
 /// Every leaf is present once, at dense indices, and the root the store serves equals a naive
@@ -326,6 +331,8 @@ async fn every_operation() {
             .list_datasets(PageReq {
                 limit: 10,
                 after: next,
+                desc: false,
+                scope: 0,
             })
             .await
             .unwrap();

@@ -365,6 +365,8 @@ async fn a_keyed_write_replays_after_a_crash_right_after_its_commit() {
             PageReq {
                 limit: 10,
                 after: None,
+                desc: false,
+                scope: 0,
             },
         )
         .await
