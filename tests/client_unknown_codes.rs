@@ -35,7 +35,10 @@ fn an_unknown_code_on_a_retryable_status_is_retried_like_that_status() {
             &problem(503, "storage_rebalancing", "try again"),
         )));
     }
-    t.status(200, r#"{"status":"ok","version":"1.9.0","tree_size":3,"brand_new_field":{"x":1}}"#);
+    t.status(
+        200,
+        r#"{"status":"ok","version":"1.9.0","tree_size":3,"brand_new_field":{"x":1}}"#,
+    );
     let h = block_on(c.get_health().send()).unwrap();
     assert_eq!(h.status, "ok");
     assert_eq!(t.count(), 3);

@@ -615,7 +615,10 @@ async fn policy_updates_are_conditional_with_if_match() {
     // The old tag again (a lost update): 412, nothing written.
     let stale = put(Some(format!("\"{v}\""))).await;
     stale.assert_problem(412, "precondition_failed");
-    assert!(stale.json()["detail"].as_str().unwrap().contains(&format!("version {}", v + 1)));
+    assert!(stale.json()["detail"]
+        .as_str()
+        .unwrap()
+        .contains(&format!("version {}", v + 1)));
     assert_eq!(api.get("/v1/policy").await.json()["version"], v + 1);
     for bad in ["W/\"1\"", "\"x\"", "abc"] {
         put(Some(bad.to_string()))

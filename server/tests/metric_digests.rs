@@ -28,10 +28,17 @@ async fn batch_digests_are_recomputable_from_list_metrics() {
             .await;
         assert_eq!(r.status, 201, "{}", r.text());
     }
-    let listed = api.get(&format!("/v1/runs/{run}/metrics?limit=500")).await.json();
+    let listed = api
+        .get(&format!("/v1/runs/{run}/metrics?limit=500"))
+        .await
+        .json();
     let items = listed["items"].as_array().unwrap();
     assert_eq!(items.len(), 4);
-    assert!(items[0]["time"].is_null(), "no time sent, none listed: {}", items[0]);
+    assert!(
+        items[0]["time"].is_null(),
+        "no time sent, none listed: {}",
+        items[0]
+    );
     assert!(items[0]["received_at"].as_str().unwrap().ends_with('Z'));
     assert_eq!(items[1]["time"], "2026-11-27T04:01:02.405Z");
 
@@ -48,7 +55,9 @@ async fn batch_digests_are_recomputable_from_list_metrics() {
         rebuilt[p["batch"].as_u64().unwrap() as usize].push(Value::Object(o));
     }
     let events = api
-        .get(&format!("/v1/audit/events?action=metrics.append&subject=run:{run}"))
+        .get(&format!(
+            "/v1/audit/events?action=metrics.append&subject=run:{run}"
+        ))
         .await
         .json();
     let events = events["items"].as_array().unwrap();
