@@ -10,6 +10,8 @@ const api = makeNodeApi({
   fsp: require('node:fs/promises'),
   path: require('node:path'),
   crypto: require('node:crypto'),
+  os: require('node:os'),
+  workerThreads: require('node:worker_threads'),
   DigestBuilder: wasm.DigestBuilder,
   IgnoreRules: wasm.IgnoreRules,
 });

@@ -4,13 +4,15 @@ import * as fs from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 import * as crypto from 'node:crypto';
+import * as os from 'node:os';
+import * as workerThreads from 'node:worker_threads';
 import { DataPilot, DigestBuilder, IgnoreRules } from './dist/node.mjs';
 import { makeNodeApi } from './node-api.mjs';
 import { makeVerifierApi } from './verifier-api.js';
 
 export * from './dist/node.mjs';
 
-const api = makeNodeApi({ fs, fsp, path, crypto, DigestBuilder, IgnoreRules });
+const api = makeNodeApi({ fs, fsp, path, crypto, os, workerThreads, DigestBuilder, IgnoreRules });
 
 /** Directory digest with node:crypto; see the README. */
 export const hashDirectory = api.hashDirectory;

@@ -12,6 +12,9 @@ export interface DirectoryHashOptions {
   /** With `followSymlinks`: also follow links that leave the directory (Hugging Face
    * snapshots, DVC caches). */
   symlinksOutsideRoot?: boolean;
+  /** `1` hashes on the calling thread only; otherwise directories of 4,096 files and more
+   * are hashed on up to 4 worker threads. */
+  threads?: number;
 }
 
 /** Progress of `hashDirectory`. */

@@ -6,7 +6,7 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, symlinkSync, unlinkSync, readFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, symlinkSync, unlinkSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { hashDirectory, DirectoryError } from '@animus/datapilot';
@@ -97,3 +97,28 @@ test('a loop and a dangling link are errors naming them; --no-ignore hashes .git
   assert.ok(all.files.some((f) => f.path === '.git/HEAD'));
   assert.equal(all.excluded, 0);
 });
+
+test('a directory of many files hashes on worker threads to the same id as one thread and coreutils', async () => {
+  const dir = join(work, 'many');
+  for (let d = 0; d < 10; d++) mkdirSync(join(dir, `d${d}`), { recursive: true });
+  for (let i = 0; i < 5000; i++) writeFileSync(join(dir, `d${i % 10}`, `f${i}.txt`), `file ${i}\n`);
+  // Larger than one read (1 MiB) and than a progress step of the workers (64 MiB is too big
+  // for a test: 3 MiB checks the chunked path).
+  writeFileSync(join(dir, 'big.bin'), Buffer.alloc(3 * 1024 * 1024 + 7, 7));
+  const reports = [];
+  const threaded = await hashDirectory(dir, { onProgress: (p) => reports.push(p) });
+  const single = await hashDirectory(dir, { threads: 1 });
+  assert.equal(threaded.digest, single.digest);
+  assert.equal(threaded.file_count, 5001);
+  const last = reports.at(-1);
+  assert.equal(last.filesHashed, 5001);
+  assert.equal(last.bytesHashed, threaded.total_bytes);
+  const find = execFileSync('sh', ['-c', `cd "$1" && find . -type f -printf '%P\\n' | LC_ALL=C sort | xargs -d '\\n' sha256sum | sha256sum`, 'sh', dir], { encoding: 'utf8' });
+  assert.equal(threaded.digest, `sha256:${find.split(' ')[0]}`);
+  // An abort stops the workers.
+  const ctl = new AbortController();
+  const p = hashDirectory(dir, { signal: ctl.signal });
+  ctl.abort();
+  await assert.rejects(p);
+});
+
