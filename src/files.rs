@@ -356,7 +356,8 @@ fn list(root: &Path, options: &DirOptions) -> Result<Listing, DirError> {
                     links.push((child, abs));
                     continue;
                 }
-                if options.symlinks == SymlinkPolicy::Follow && !target_real.starts_with(&root_real) {
+                if options.symlinks == SymlinkPolicy::Follow && !target_real.starts_with(&root_real)
+                {
                     return Err(DirError::SymlinkOutsideRoot {
                         path: child,
                         target: target_real,

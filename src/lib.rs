@@ -42,9 +42,9 @@ pub mod api;
 pub mod client;
 pub mod error;
 pub mod evidence;
-pub mod ignore;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod files;
+pub mod ignore;
 #[cfg(feature = "native")]
 pub mod metrics_logger;
 pub mod model;

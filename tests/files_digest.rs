@@ -206,7 +206,11 @@ fn progress_runs_on_the_caller_and_can_cancel() {
 /// `--list-files`): `sha256sum` follows links.
 fn coreutils_over(root: &Path, paths: &[&str]) -> String {
     let list = root.with_extension("list");
-    fs::write(&list, paths.iter().map(|p| format!("{p}\n")).collect::<String>()).unwrap();
+    fs::write(
+        &list,
+        paths.iter().map(|p| format!("{p}\n")).collect::<String>(),
+    )
+    .unwrap();
     let out = Command::new("sh")
         .arg("-c")
         .arg("xargs -d '\\n' -a \"$1\" sha256sum | sha256sum")
@@ -219,7 +223,11 @@ fn coreutils_over(root: &Path, paths: &[&str]) -> String {
     assert!(out.status.success(), "{out:?}");
     format!(
         "sha256:{}",
-        String::from_utf8(out.stdout).unwrap().split_whitespace().next().unwrap()
+        String::from_utf8(out.stdout)
+            .unwrap()
+            .split_whitespace()
+            .next()
+            .unwrap()
     )
 }
 
@@ -235,12 +243,18 @@ fn the_cli_rules_ignore_git_refuse_links_and_follow_them_when_asked() {
         other => panic!("expected a refusal, got {other:?}"),
     }
     // Following: a dangling link is an error naming it; once gone, a link leaving the root.
-    match digest(&dir.0, &DirOptions::default().with_symlinks(SymlinkPolicy::Follow)) {
+    match digest(
+        &dir.0,
+        &DirOptions::default().with_symlinks(SymlinkPolicy::Follow),
+    ) {
         Err(DirError::DanglingSymlink { path }) => assert_eq!(path, "dangling"),
         other => panic!("expected a dangling link error, got {other:?}"),
     }
     fs::remove_file(dir.0.join("dangling")).unwrap();
-    match digest(&dir.0, &DirOptions::default().with_symlinks(SymlinkPolicy::Follow)) {
+    match digest(
+        &dir.0,
+        &DirOptions::default().with_symlinks(SymlinkPolicy::Follow),
+    ) {
         Err(DirError::SymlinkOutsideRoot { path, .. }) => assert_eq!(path, "link-outside"),
         other => panic!("expected an outside-the-root error, got {other:?}"),
     }

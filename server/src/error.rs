@@ -62,7 +62,10 @@ pub fn code_info(code: &str) -> (StatusCode, &'static str) {
         "digest_mismatch" => (StatusCode::UNPROCESSABLE_ENTITY, "Digest mismatch"),
         "gate_not_passed" => (StatusCode::UNPROCESSABLE_ENTITY, "Quality gate not passed"),
         "idempotency_key_reused" => (StatusCode::UNPROCESSABLE_ENTITY, "Idempotency key reused"),
-        "manifest_too_large" => (StatusCode::UNPROCESSABLE_ENTITY, "Manifest too large for one response"),
+        "manifest_too_large" => (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "Manifest too large for one response",
+        ),
         "rate_limited" => (StatusCode::TOO_MANY_REQUESTS, "Rate limited"),
         "request_timeout" => (StatusCode::REQUEST_TIMEOUT, "Request timeout"),
         "uri_too_long" => (StatusCode::URI_TOO_LONG, "URI too long"),

@@ -55,5 +55,5 @@ pub mod tls;
 pub mod upgrade;
 pub mod util;
 pub mod validate;
-pub mod witness;
 pub mod verify;
+pub mod witness;

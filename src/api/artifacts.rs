@@ -19,9 +19,9 @@ use crate::client::{body_error, path, Call, Client, RequestOptions, OCTET_STREAM
 use crate::error::{Error, Result};
 use crate::model::artifacts::{Artifact, ArtifactContent};
 use crate::pagination::Pager;
+use crate::transport::{headers, Body, BoxFuture, MaybeSend, MaybeSync, Response, ResponseBody};
 #[cfg(feature = "native")]
 use crate::transport::{BodyError, BodySource, ChunkReader};
-use crate::transport::{headers, Body, BoxFuture, MaybeSend, MaybeSync, Response, ResponseBody};
 
 fn is_sha256_hex(s: &str) -> bool {
     s.len() == 64 && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))

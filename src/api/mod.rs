@@ -42,11 +42,11 @@ mod tokens;
 pub use artifacts::{ArtifactByteStream, ArtifactStream, DownloadArtifactStream, ProgressSink};
 #[cfg(feature = "native")]
 pub use artifacts::{ArtifactReader, DownloadToFile, FileUpload};
-pub use queries::MAX_COMPARE_RUNS;
 pub use datasets::{
     register_in_parts, PartSource, PartedRegistration, RegistrationProgress, DEFAULT_FILES_PAGE,
     DEFAULT_PART_FILES, MAX_FILES_PAGE, MAX_ONE_SHOT_FILES,
 };
+pub use queries::MAX_COMPARE_RUNS;
 
 /// Turns the 2xx response of an operation into its result.
 type Decode<T> = fn(Response) -> Result<T>;

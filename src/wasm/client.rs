@@ -346,7 +346,9 @@ impl DataPilot {
             let files = JsFileParts(files.unchecked_into());
             let digest = js_sys::Reflect::get(&request, &"digest".into())?
                 .as_string()
-                .ok_or_else(|| invalid_argument("registerDatasetVersion request: digest must be a string"))?;
+                .ok_or_else(|| {
+                    invalid_argument("registerDatasetVersion request: digest must be a string")
+                })?;
             let note = js_sys::Reflect::get(&request, &"note".into())?;
             let note = if note.is_undefined() || note.is_null() {
                 None
@@ -358,7 +360,11 @@ impl DataPilot {
             let part_files = match opt(&options, "partFiles").as_f64() {
                 None => crate::api::DEFAULT_PART_FILES,
                 Some(n) if (1.0..=100_000.0).contains(&n) && n.fract() == 0.0 => n as usize,
-                Some(_) => return Err(invalid_argument("partFiles must be an integer from 1 to 100000")),
+                Some(_) => {
+                    return Err(invalid_argument(
+                        "partFiles must be an integer from 1 to 100000",
+                    ))
+                }
             };
             let resume = opt(&options, "resumeUploadId").as_string();
             let on_progress = opt(&options, "onProgress");
@@ -389,7 +395,10 @@ impl DataPilot {
                             let _ = js_sys::Reflect::set(&ev, &k.into(), &v);
                         };
                         set("phase", "registering".into());
-                        set("uploadId", pr.upload_id.clone().map_or(JsValue::NULL, Into::into));
+                        set(
+                            "uploadId",
+                            pr.upload_id.clone().map_or(JsValue::NULL, Into::into),
+                        );
                         set("partsDone", pr.parts_done.into());
                         set("parts", pr.parts.into());
                         set("filesSent", (pr.files_sent as f64).into());
@@ -410,7 +419,9 @@ impl DataPilot {
                         .send()
                         .await
                         .map_err(core)?;
-                    report(&crate::api::RegistrationProgress::one_request(req.files.len()));
+                    report(&crate::api::RegistrationProgress::one_request(
+                        req.files.len(),
+                    ));
                     r
                 } else {
                     crate::api::register_in_parts(
@@ -446,7 +457,10 @@ impl DataPilot {
         let p = prepare(&self.client, &options)?;
         let mut pager = p.client.list_dataset_version_files(dataset_id, digest);
         match opt(&options, "limit").as_f64() {
-            Some(l) if (1.0..=f64::from(crate::api::MAX_FILES_PAGE)).contains(&l) && l.fract() == 0.0 => {
+            Some(l)
+                if (1.0..=f64::from(crate::api::MAX_FILES_PAGE)).contains(&l)
+                    && l.fract() == 0.0 =>
+            {
                 pager = pager.limit(l as u32)
             }
             Some(_) => return Err(invalid_argument("limit must be an integer from 1 to 10000")),
@@ -455,7 +469,10 @@ impl DataPilot {
         if let Some(c) = opt(&options, "cursor").as_string() {
             pager = pager.starting_at(c);
         }
-        Ok(super::pager::list_iterator(pager, signal_from(&opt(&options, "signal"))?))
+        Ok(super::pager::list_iterator(
+            pager,
+            signal_from(&opt(&options, "signal"))?,
+        ))
     }
 
     /// `listDatasetVersions`.
@@ -607,7 +624,6 @@ impl DataPilot {
     pub fn run_handle(&self, run_id: &str, run_token: &str) -> Result<RunHandle, JsValue> {
         RunHandle::resume(&self.client, run_id, run_token)
     }
-
 
     /// `getRun`.
     #[wasm_bindgen(js_name = getRun, unchecked_return_type = "Promise<Run>")]

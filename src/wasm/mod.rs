@@ -34,9 +34,6 @@
 
 #[cfg(feature = "js-client")]
 pub mod client;
-/// The dashboard queries (run filters, lineage walks, metric summaries).
-#[cfg(feature = "js-client")]
-pub mod queries;
 /// Streamed artifact downloads checked in JS (`downloadArtifactStream`).
 #[cfg(feature = "js-client")]
 pub(crate) mod download;
@@ -46,6 +43,9 @@ pub mod hashing;
 pub(crate) mod nfc;
 #[cfg(feature = "js-client")]
 pub mod pager;
+/// The dashboard queries (run filters, lineage walks, metric summaries).
+#[cfg(feature = "js-client")]
+pub mod queries;
 #[cfg(feature = "js-client")]
 pub mod run;
 #[cfg(feature = "js-client")]

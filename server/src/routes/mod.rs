@@ -35,7 +35,10 @@ pub fn api() -> Router<AppState> {
         .route("/v1/health", get(system::health))
         .route("/v1/whoami", get(system::whoami))
         .route("/v1/keys", get(system::keys))
-        .route("/v1/datasets", post(datasets::create).get(queries::list_datasets))
+        .route(
+            "/v1/datasets",
+            post(datasets::create).get(queries::list_datasets),
+        )
         .route("/v1/datasets/{dataset_id}", get(datasets::get))
         .route(
             "/v1/datasets/{dataset_id}/versions",

@@ -544,7 +544,15 @@ async fn register_version(
     note: Option<&str>,
 ) -> StoreResult<(DatasetVersion, bool)> {
     key_free(cx, w).await?;
-    new_version(cx, w, dataset_id, manifest.digest(), VersionFiles::Rows(manifest), note).await
+    new_version(
+        cx,
+        w,
+        dataset_id,
+        manifest.digest(),
+        VersionFiles::Rows(manifest),
+        note,
+    )
+    .await
 }
 
 /// Where a new version's file rows come from: a manifest in the request, or the staging rows
