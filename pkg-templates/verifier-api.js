@@ -23,8 +23,8 @@ function makeVerifierApi(load, DataPilot) {
     return (await loadVerifier()).verifyEvidenceBundle(bytes, options);
   }
 
-  async function verifyCheckpoint(note, trustedKeys) {
-    return (await loadVerifier()).verifyCheckpoint(note, trustedKeys);
+  async function verifyCheckpoint(note, trustedKeys, policy) {
+    return (await loadVerifier()).verifyCheckpoint(note, trustedKeys, policy);
   }
 
   /**

@@ -53,6 +53,10 @@ const RUN_OPTION = { run: { type: 'string', arg: 'ID', help: 'the run (env DATAP
 const KEYS_OPTION = {
   'trusted-key': { type: 'string', multiple: true, arg: 'KEY', help: 'pinned verifier key (repeatable; env DATAPILOT_TRUSTED_KEYS, space separated)' },
 };
+const WITNESS_OPTIONS = {
+  witness: { type: 'string', multiple: true, arg: 'VKEY', help: 'trusted witness key <name>+<id>+<base64(0x04||key)> (repeatable): require its cosignature' },
+  'witness-quorum': { type: 'string', arg: 'K', help: 'how many of the --witness keys must have cosigned (default: all)' },
+};
 const CHECKPOINT_FILE_OPTION = {
   'checkpoint-file': { type: 'string', arg: 'FILE', help: 'the last trusted checkpoint (env DATAPILOT_CHECKPOINT_FILE)' },
 };
@@ -449,11 +453,17 @@ async function checkCheckpoint(ctx, file) {
   const keys = requireKeys(ctx);
   const dp = client(ctx);
   const note = await dp.getCheckpoint();
+  const witnesses = ctx.values.witness ?? [];
+  const quorumText = ctx.values['witness-quorum'];
+  if (quorumText !== undefined && !/^(0|[1-9][0-9]*)$/.test(quorumText)) {
+    throw new UsageError(`--witness-quorum must be a whole number, got ${JSON.stringify(quorumText)}`);
+  }
+  const policy = { witnesses, witnessQuorum: quorumText === undefined ? undefined : Number(quorumText) };
   let current;
   try {
-    current = await verifyCheckpoint(note, keys);
+    current = await verifyCheckpoint(note, keys, policy);
   } catch (e) {
-    if (isDataPilotError(e) && e.code === 'verification_failed') throw new VerificationError(`the server's checkpoint does not verify with the trusted keys: ${e.message}`);
+    if (isDataPilotError(e) && e.code === 'verification_failed') throw new VerificationError(`the server's checkpoint does not verify with the trusted keys${witnesses.length ? ' and witnesses' : ''}: ${e.message}`);
     throw e;
   }
   const storedNote = await readTextIfExists(file);
@@ -772,9 +782,9 @@ const COMMANDS = {
   },
   'checkpoint save': {
     summary: "verify the server's checkpoint against FILE (consistency), then store it in FILE",
-    usage: 'checkpoint save --file FILE [--trusted-key KEY...]',
-    details: 'Exit 3 on a rollback (smaller tree), a fork (same size, other root; or no valid\nconsistency proof) or a checkpoint that does not verify; FILE is then left as it was.',
-    options: { file: { type: 'string', arg: 'FILE', help: 'checkpoint file (env DATAPILOT_CHECKPOINT_FILE)' }, ...KEYS_OPTION },
+    usage: 'checkpoint save --file FILE [--trusted-key KEY...] [--witness VKEY... [--witness-quorum K]]',
+    details: 'Exit 3 on a rollback (smaller tree), a fork (same size, other root; or no valid\nconsistency proof), a checkpoint that does not verify, or fewer witness cosignatures than\n--witness-quorum; FILE is then left as it was.',
+    options: { file: { type: 'string', arg: 'FILE', help: 'checkpoint file (env DATAPILOT_CHECKPOINT_FILE)' }, ...KEYS_OPTION, ...WITNESS_OPTIONS },
     json: '{ file, saved, previous: Checkpoint|null, current: Checkpoint }',
     async run(ctx, pos) {
       noPositionals(pos, 'checkpoint save');
@@ -793,8 +803,8 @@ const COMMANDS = {
   },
   'checkpoint check': {
     summary: "check that the server's checkpoint extends the one in FILE, without saving",
-    usage: 'checkpoint check --file FILE [--trusted-key KEY...]',
-    options: { file: { type: 'string', arg: 'FILE', help: 'checkpoint file (env DATAPILOT_CHECKPOINT_FILE)' }, ...KEYS_OPTION },
+    usage: 'checkpoint check --file FILE [--trusted-key KEY...] [--witness VKEY... [--witness-quorum K]]',
+    options: { file: { type: 'string', arg: 'FILE', help: 'checkpoint file (env DATAPILOT_CHECKPOINT_FILE)' }, ...KEYS_OPTION, ...WITNESS_OPTIONS },
     json: '{ file, saved: false, previous: Checkpoint|null, current: Checkpoint }',
     async run(ctx, pos) {
       noPositionals(pos, 'checkpoint check');

@@ -271,6 +271,14 @@ export interface VerifyBundleOptions {
   consistencyProof?: string[];
 }
 
+/** The witness policy of `verifyCheckpoint`: C2SP cosignature/v1 witness keys
+ * (`<name>+<hex id>+<base64(0x04 || key)>`) and how many of them must have cosigned
+ * (default: all). */
+export interface CheckpointPolicy {
+  witnesses?: string[];
+  witnessQuorum?: number;
+}
+
 /** Options of `DataPilot#verifyEvidenceBundle` (fetches the consistency proof). */
 export interface OnlineVerifyOptions extends CallOptions {
   trustedKeys: string[];

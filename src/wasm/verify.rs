@@ -30,6 +30,8 @@ pub struct VerifiedCheckpoint {
     pub tree_size: u64,
     /// Base64 root hash.
     pub root_hash: String,
+    /// The trusted witnesses whose cosignatures verified (empty without a witness policy).
+    pub cosigned_by: Vec<String>,
 }
 
 #[cfg(any(feature = "js-client", feature = "js-verifier"))]
@@ -262,23 +264,51 @@ mod verifier {
         })())
     }
 
-    /// `verifyCheckpoint(note, trustedKeys)`: opens a signed checkpoint note with pinned keys;
-    /// rejects with a `DataPilotError` (`verification_failed`) if no pinned key signed it. The
-    /// first call loads the verifier module.
+    /// `verifyCheckpoint(note, trustedKeys, policy?)`: opens a signed checkpoint note with pinned
+    /// keys; with `policy.witnesses` (C2SP cosignature/v1 vkeys) it also needs cosignatures from
+    /// `policy.witnessQuorum` of them (default: all). Rejects with a `DataPilotError`
+    /// (`verification_failed`) otherwise. The first call loads the verifier module.
     #[wasm_bindgen(js_name = verifyCheckpoint, unchecked_return_type = "Promise<VerifiedCheckpoint>")]
     pub fn verify_checkpoint(
         note: &str,
         #[wasm_bindgen(js_name = trustedKeys, unchecked_param_type = "string[]")]
         trusted_keys: JsValue,
+        #[wasm_bindgen(unchecked_param_type = "CheckpointPolicy | undefined")] policy: JsValue,
     ) -> Promise {
         settled((|| {
             let keys = verifiers(&trusted_keys)?;
-            let (c, _) =
-                open_checkpoint(note, &keys).map_err(|e| verification_failed(&e.to_string()))?;
+            let witnesses: Vec<crate::witness::WitnessVerifier> =
+                strings(opt(&policy, "witnesses"), "witnesses")?
+                    .iter()
+                    .map(|w| {
+                        w.parse()
+                            .map_err(|e| invalid_argument(&format!("witness {w:?}: {e}")))
+                    })
+                    .collect::<Result<_, JsValue>>()?;
+            let quorum = match opt(&policy, "witnessQuorum").as_f64() {
+                None => witnesses.len(),
+                Some(k) if k >= 0.0 && k.fract() == 0.0 && k <= witnesses.len() as f64 => {
+                    k as usize
+                }
+                Some(_) => return Err(invalid_argument(
+                    "witnessQuorum must be a whole number between 0 and the number of witnesses",
+                )),
+            };
+            let (c, cosigned_by) = if witnesses.is_empty() {
+                let (c, _) = open_checkpoint(note, &keys)
+                    .map_err(|e| verification_failed(&e.to_string()))?;
+                (c, Vec::new())
+            } else {
+                let w = crate::witness::verify_witnessed(note, &keys, &witnesses, quorum)
+                    .map_err(|e| verification_failed(&e.to_string()))?;
+                let names = w.cosigned_by.into_iter().map(|(n, _)| n).collect();
+                (w.checkpoint, names)
+            };
             to_js(&VerifiedCheckpoint {
                 origin: c.origin,
                 tree_size: c.tree_size,
                 root_hash: B64.encode(c.root_hash),
+                cosigned_by,
             })
         })())
     }
