@@ -281,10 +281,10 @@ pub async fn compare(
         .as_deref()
         .unwrap_or("")
         .split(',')
-        .filter(|s| !s.is_empty())
         .map(str::to_string)
         .collect();
-    if ids.is_empty() || ids.len() > COMPARE_MAX_RUNS {
+    // An empty segment (",run_…") is an invalid id below, as the contract's pattern has it.
+    if q.run_ids.is_none() || ids.len() > COMPARE_MAX_RUNS {
         return Err(ApiError::validation(
             "run_ids",
             format!("must list 1 to {COMPARE_MAX_RUNS} comma-separated run ids"),
