@@ -39,6 +39,11 @@ pub struct DatasetDigest {
     pub files: Vec<FileEntry>,
     /// Sum of the file sizes.
     pub total_bytes: u64,
+    /// Files and folders left out by the ignore rules (`.git/`, `.datapilotignore`); set by
+    /// `hashFiles` and the Node `hashDirectory`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[tsify(optional)]
+    pub excluded: Option<u64>,
 }
 
 /// The SHA-256 and size of one blob.
@@ -50,7 +55,7 @@ pub struct BlobHash {
     pub size: u64,
 }
 
-fn manifest_out(b: ManifestBuilder) -> Result<JsValue, JsValue> {
+fn manifest_out(b: ManifestBuilder, excluded: Option<u64>) -> Result<JsValue, JsValue> {
     let m = b.finish().map_err(|e| invalid_argument(&e.to_string()))?;
     let total_bytes = m.total_bytes();
     let digest = m.digest().to_owned();
@@ -67,6 +72,7 @@ fn manifest_out(b: ManifestBuilder) -> Result<JsValue, JsValue> {
         digest,
         files,
         total_bytes,
+        excluded,
     })
 }
 
@@ -335,9 +341,7 @@ pub async fn hash_files(
         p.files += 1;
         p.report(&path)?;
     }
-    let out = manifest_out(builder)?;
-    Reflect::set(&out, &"excluded".into(), &(excluded as f64).into())?;
-    Ok(out)
+    manifest_out(builder, Some(excluded as u64))
 }
 
 /// The rules of the root `.datapilotignore` among the picked files, or the defaults.
@@ -351,7 +355,9 @@ async fn picked_ignore_rules(
         return Ok(crate::ignore::IgnoreRules::defaults());
     };
     if blob.size() > crate::ignore::MAX_IGNORE_FILE_BYTES as f64 {
-        return Err(invalid_argument(&crate::ignore::IgnoreError::TooLarge.to_string()));
+        return Err(invalid_argument(
+            &crate::ignore::IgnoreError::TooLarge.to_string(),
+        ));
     }
     let buf = JsFuture::from(blob.array_buffer()).await?;
     let bytes = Uint8Array::new(&buf).to_vec();
@@ -581,6 +587,6 @@ impl DigestBuilder {
         if self.pending.is_some() {
             return Err(invalid_argument("endFile() the current file first"));
         }
-        manifest_out(std::mem::take(&mut self.builder))
+        manifest_out(std::mem::take(&mut self.builder), None)
     }
 }

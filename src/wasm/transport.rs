@@ -448,6 +448,23 @@ async fn send(
         }
     }
     let (resp, out_headers, mut guard) = exchange(&request, node, cache).await?;
+    if guard.stall.is_some() {
+        // A transfer read whole (`downloadArtifact`): chunk by chunk, each one progress for
+        // the stall watchdog (`arrayBuffer()` would show none until the end).
+        if let Some(stream) = resp.body() {
+            let mut download = JsDownload {
+                reader: stream.get_reader().unchecked_into::<StreamReader>(),
+                guard,
+            };
+            let mut body = Vec::new();
+            while let Some(chunk) = download.read().await? {
+                let at = body.len();
+                body.resize(at + chunk.length() as usize, 0);
+                chunk.copy_to(&mut body[at..]);
+            }
+            return Ok(Response::new(resp.status(), out_headers, body));
+        }
+    }
     let buffer = resp.array_buffer().map_err(|e| guard.fail(&e, true))?;
     let buffer = JsFuture::from(buffer)
         .await
