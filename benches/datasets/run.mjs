@@ -2,11 +2,15 @@
 //
 // 1. Directory digests of many small files: the npm package's hashDirectory (what the CLI
 //    runs) against the coreutils recipe of docs/formats.md, on the same warm tree.
-// 2. Registering 1.3 million files through the npm package against the release server: wall
+// 2. The same trees dropped as a folder onto the demo page in Debian's Chromium (what a
+//    browser user does): time from the drop to the digest on screen, against coreutils again.
+// 3. Registering 1.3 million files through the npm package against the release server: wall
 //    time, client peak RSS and server peak RSS.
 //
 // Usage (after `./x pkg` and `cargo build --release -p datapilot-server`):
-//   node benches/datasets/run.mjs [trees|register|all]
+//   node benches/datasets/run.mjs [trees|chromium|register|all]
+// (chromium also needs `./x site` and Debian's chromium; playwright-core from the root
+// node_modules, installed by ./x test)
 // DP_BENCH_TREES=150000x64,150000x1024,1000000x64,1000000x1024 picks the trees (files x bytes);
 // DP_BENCH_DIR (default: the OS temp dir) is where they are written (1M x 1 KiB is ~5 GB of
 // disk with inodes). Trees are kept in DP_BENCH_DIR between runs (creating 1M files takes
@@ -80,9 +84,59 @@ async function trees() {
   }
 }
 
-async function startServer(bin) {
+async function chromiumTrees() {
+  const { chromium } = await import(pathToFileURL(join(repo, 'node_modules', 'playwright-core', 'index.mjs')));
+  const bin = process.env.DATAPILOT_SERVER_BIN ?? join(repo, 'target', 'release', 'datapilot-server');
+  const srv = await startServer(bin, ['--static-dir', join(repo, 'target', 'site')]);
+  const profile = join(base, `chromium-${process.pid}`);
+  const context = await chromium.launchPersistentContext(profile, {
+    executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
+    headless: true,
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage', '--no-first-run'],
+  });
+  try {
+    const page = context.pages()[0] ?? (await context.newPage());
+    await page.goto(`${srv.url}/`);
+    const cdp = await context.newCDPSession(page);
+    const zone = page.locator('#drop-dir');
+    // A real folder drop through CDP, as tests/e2e/tree.test.mjs does: Chromium reads the
+    // directory itself; the clock stops when the page shows the digest.
+    const drop = async (dir) => {
+      await zone.scrollIntoViewIfNeeded();
+      const box = await zone.boundingBox();
+      await page.evaluate(() => document.querySelector('#digest-out').replaceChildren());
+      const t0 = process.hrtime.bigint();
+      for (const type of ['dragEnter', 'dragOver', 'drop']) {
+        await cdp.send('Input.dispatchDragEvent', { type, x: box.x + box.width / 2, y: box.y + box.height / 2, data: { items: [], files: [dir], dragOperationsMask: 1 } });
+      }
+      const done = page.locator('#digest-out .msg.ok');
+      await done.waitFor({ timeout: 3_600_000 });
+      return [Number(process.hrtime.bigint() - t0) / 1e9, await done.textContent()];
+    };
+    const specs = (process.env.DP_BENCH_TREES ?? '150000x64,150000x1024').split(',');
+    console.log('| files | bytes each | coreutils s | Chromium drop s | ratio | same id |');
+    console.log('| --- | --- | --- | --- | --- | --- |');
+    for (const spec of specs) {
+      const [files, bytes] = spec.split('x').map(Number);
+      const root = tree(files, bytes);
+      const dir = join(root, 'data');
+      coreutils(root);
+      const [cu, id] = await time(() => execFileSync('sh', ['-c', `cd "$1" && find . -type f -printf '%P\\n' | LC_ALL=C sort | xargs -d '\\n' sha256sum | sha256sum`, 'sh', dir], { encoding: 'utf8', maxBuffer: 1 << 30 }).split(' ')[0]);
+      const [t, text] = await drop(dir);
+      console.log(`| ${files} | ${bytes} | ${cu.toFixed(2)} | ${t.toFixed(2)} | ${(t / cu).toFixed(2)} | ${text.includes(`sha256:${id}`) ? 'yes' : 'NO'} |`);
+    }
+    await cdp.detach();
+  } finally {
+    await Promise.race([context.close(), new Promise((r) => setTimeout(r, 10_000).unref())]);
+    srv.child.kill('SIGTERM');
+    await new Promise((r) => srv.child.on('exit', r));
+    execFileSync('rm', ['-rf', srv.dataDir, profile]);
+  }
+}
+
+async function startServer(bin, extra = []) {
   const dataDir = join(base, `server-${process.pid}`);
-  const child = spawn(bin, ['--data-dir', dataDir, '--listen', '127.0.0.1:0'], {
+  const child = spawn(bin, ['--data-dir', dataDir, '--listen', '127.0.0.1:0', ...extra], {
     env: { ...process.env, DATAPILOT_BOOTSTRAP_TOKEN: 'dpt_benchAdminToken0123456789', DATAPILOT_LOG: 'warn' },
     stdio: ['ignore', 'pipe', 'inherit'],
   });
@@ -137,4 +191,5 @@ async function register() {
 }
 
 if (what === 'trees' || what === 'all') await trees();
+if (what === 'chromium' || what === 'all') await chromiumTrees();
 if (what === 'register' || what === 'all') await register();
