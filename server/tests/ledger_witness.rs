@@ -1,7 +1,8 @@
 //! Witnesses (issue 12): the server's checkpoints cosigned under C2SP `tlog-witness` /
 //! `tlog-cosignature`, verified by the SDK under a k-of-n policy, and a split view (one key,
 //! two histories) detected, both by the SDK from two checkpoints and by the witness, which
-//! refuses to cosign the second history.
+//! refuses to cosign the second history; and a bundle held to a witnessed checkpoint (the
+//! `witnessed` step of bundle verification), which refuses a bundle from the other history.
 //!
 //! No witness installs from the registries this project builds with (tried: PyPI `aics-witness`
 //! 0.1.0, an unvetted 2026 release; Go `filippo.io/torchwood` litewitness, which needs a Go
@@ -21,7 +22,12 @@ use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use common::*;
 use datapilot::checkpoint::{open_checkpoint, Checkpoint, Verifier};
-use datapilot::witness::{split_view, verify_witnessed, WitnessError, WitnessSigner};
+use datapilot::evidence::{
+    checks, verify_bundle, verify_bundle_with, VerifyOptions, WitnessedInput,
+};
+use datapilot::witness::{
+    split_view, verify_witnessed, WitnessError, WitnessSigner, WitnessVerifier,
+};
 
 const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
 
@@ -311,4 +317,149 @@ async fn the_server_gets_its_checkpoints_cosigned_and_publishes_them() {
     let (status, err) = start_fails(&dir, &["--witness", "http://127.0.0.1:9/=nonsense"]);
     assert_eq!(status.code(), Some(1), "{err}");
     assert!(err.contains("expected URL=VKEY"), "{err}");
+}
+
+/// The consistency proof hashes from `from` to `to` (the JSON endpoint).
+async fn consistency(api: &Api, from: u64, to: u64) -> Vec<String> {
+    if from == to {
+        return Vec::new();
+    }
+    let p = api
+        .get(&format!(
+            "/v1/ledger/proofs/consistency?from={from}&to={to}"
+        ))
+        .await
+        .json();
+    p["hashes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h.as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// The `witnessed` check of `bundle` against `note` under `k` of `witnesses` (and whether the
+/// whole report is ok).
+fn witnessed_check(
+    bundle: &[u8],
+    keys: &[Verifier],
+    note: &str,
+    proof: Vec<String>,
+    witnesses: &[WitnessVerifier],
+    k: usize,
+) -> (bool, bool, String) {
+    let options = VerifyOptions::default().with_witnessed(
+        WitnessedInput::new(note.to_owned(), proof, witnesses.to_vec()).with_quorum(k),
+    );
+    let report = verify_bundle_with(bundle, keys, &options);
+    let c = report
+        .check(checks::WITNESSED)
+        .expect("the witnessed check is reported");
+    (report.ok, c.passed, c.reason.clone())
+}
+
+/// A bundle held to the server's witnessed checkpoint: 1 of 1 at the bundle's size and at a
+/// later size (with the consistency proof), refused under 2 of 2, with the log-signed note
+/// alone, with a witnessed note older than the bundle or a wrong proof; and a bundle exported
+/// by a second history (the same data directory run twice) is refused against the checkpoint
+/// the witness cosigned, at the same size and at a later one.
+#[tokio::test]
+async fn a_bundle_is_held_to_a_witnessed_checkpoint_and_a_split_view_bundle_is_refused() {
+    if skip_on_remote("copies a SQLite data directory to make a second history") {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("data");
+    let first = Server::start_in(&dir, &[]);
+    let log_key = verifier(&first.client(ADMIN)).await;
+    drop(first);
+    let (witness, w1) = start_witness("witness.test/w1", 31, vec![log_key.clone()]).await;
+    let w2 = WitnessSigner::from_seed("witness.test/w2", &[32; 32]).unwrap();
+    let spec = format!("{witness}={}", w1.verifier().vkey());
+    let mut srv = Server::start_in(&dir, &["--witness", &spec]);
+    let admin = srv.client(ADMIN);
+    let keys = [log_key.clone()];
+    let one = [w1.verifier().clone()];
+    let two = [w1.verifier().clone(), w2.verifier().clone()];
+
+    let ds = admin.dataset("witnessed-bundle").await;
+    let digest = admin.version(&ds, "v").await;
+    let (run, _) = admin.run(&[(&ds, &digest)]).await;
+    let bundle = admin.get(&format!("/v1/runs/{run}/evidence")).await.body;
+    let report = verify_bundle(&bundle, &keys);
+    assert!(report.ok, "{report:?}");
+    let size = report.summary.tree_size.unwrap();
+    // The bundle's own checkpoint carries no cosignature: the policy cannot be met from it.
+    let own = report.summary.checkpoint.clone().unwrap();
+    let (ok, passed, why) = witnessed_check(&bundle, &keys, &own, vec![], &one, 1);
+    assert!(!ok && !passed, "{why}");
+    assert!(why.contains("0 of the required 1"), "{why}");
+
+    // The server's published checkpoint at the bundle's size, cosigned by w1.
+    let note = admin.get("/checkpoint").await.text();
+    let at = open_checkpoint(&note, &keys).unwrap().0.tree_size;
+    assert_eq!(at, size, "nothing was logged by the export");
+    let (ok, passed, why) = witnessed_check(&bundle, &keys, &note, vec![], &one, 1);
+    assert!(ok && passed, "{why}");
+    assert!(why.contains("witness.test/w1"), "{why}");
+    // 2 of 2 is not met by one cosignature; 1 of 2 is.
+    let (ok, _, why) = witnessed_check(&bundle, &keys, &note, vec![], &two, 2);
+    assert!(!ok && why.contains("1 of the required 2"), "{why}");
+    assert!(witnessed_check(&bundle, &keys, &note, vec![], &two, 1).0);
+
+    // The log grows: the bundle is a prefix of the later witnessed checkpoint.
+    admin.dataset("later").await;
+    let later = admin.get("/checkpoint").await.text();
+    let later_size = open_checkpoint(&later, &keys).unwrap().0.tree_size;
+    assert!(later_size > size);
+    let proof = consistency(&admin, size, later_size).await;
+    let (ok, _, why) = witnessed_check(&bundle, &keys, &later, proof.clone(), &one, 1);
+    assert!(ok, "{why}");
+    assert!(
+        why.contains(&format!("prefix of the one at size {later_size}")),
+        "{why}"
+    );
+    let (ok, _, why) = witnessed_check(&bundle, &keys, &later, vec![], &one, 1);
+    assert!(!ok && why.contains("not a prefix"), "{why}");
+    // A witnessed checkpoint older than the bundle says nothing about it.
+    let newer = admin.get(&format!("/v1/runs/{run}/evidence")).await.body;
+    let (ok, _, why) = witnessed_check(&newer, &keys, &note, vec![], &one, 1);
+    assert!(!ok && why.contains("older than the bundle"), "{why}");
+
+    // A split view: the data directory copied and run twice from `later_size`; the copy has no
+    // witness. Each history logs one more event: two roots for one size, one key.
+    srv.kill9();
+    let fork_dir = tmp.path().join("fork");
+    copy_tree(&dir, &fork_dir);
+    let srv = Server::start_in(&dir, &["--witness", &spec]);
+    let fork = Server::start_in(&fork_dir, &[]);
+    let (a, b) = (srv.client(ADMIN), fork.client(ADMIN));
+    b.dataset("history-b").await;
+    let forked = b.get(&format!("/v1/runs/{run}/evidence")).await.body;
+    let forked_report = verify_bundle(&forked, &keys);
+    assert!(
+        forked_report.ok,
+        "alone, the other history's bundle verifies"
+    );
+    a.dataset("history-a").await;
+    let seen = a.get("/checkpoint").await.text();
+    let seen_size = open_checkpoint(&seen, &keys).unwrap().0.tree_size;
+    assert_eq!(forked_report.summary.tree_size, Some(seen_size));
+    let (ok, _, why) = witnessed_check(&forked, &keys, &seen, vec![], &one, 1);
+    assert!(!ok && why.contains("two different roots"), "{why}");
+    // ... and at a later witnessed size, with the honest history's proof.
+    a.dataset("history-a-2").await;
+    let seen2 = a.get("/checkpoint").await.text();
+    let seen2_size = open_checkpoint(&seen2, &keys).unwrap().0.tree_size;
+    let proof = consistency(&a, seen_size, seen2_size).await;
+    let (ok, _, why) = witnessed_check(&forked, &keys, &seen2, proof, &one, 1);
+    assert!(!ok && why.contains("not a prefix"), "{why}");
+    // The honest history's bundle of the same run passes against the same note.
+    let honest = a
+        .get(&format!("/v1/runs/{run}/evidence?tree_size={seen_size}"))
+        .await
+        .body;
+    let proof = consistency(&a, seen_size, seen2_size).await;
+    let (ok, _, why) = witnessed_check(&honest, &keys, &seen2, proof, &one, 1);
+    assert!(ok, "{why}");
 }

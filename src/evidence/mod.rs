@@ -42,6 +42,12 @@
 //!     saying its content was **not** verified.
 //! 11. `consistency` (only with [`VerifyOptions::consistency`]): the bundle's checkpoint is an
 //!     append-only extension of one the caller trusted before (see [`verify_consistency_from`]).
+//! 12. `witnessed` (only with [`VerifyOptions::witnessed`]): a checkpoint cosigned by `k` of the
+//!     caller's `n` trusted witnesses (C2SP `tlog-cosignature`; e.g. the server's current
+//!     `/checkpoint`) verifies under the pinned log keys and the bundle's tree is a prefix of it
+//!     (equal size: equal root; larger: a valid consistency proof). The bundle's own checkpoint
+//!     carries no cosignatures (bundles are deterministic), so this is how a bundle is tied to a
+//!     history that witnesses also saw ([`WitnessedInput`]).
 //!
 //! Every check always appears in the report: a check whose inputs failed an earlier check is
 //! reported as failed with reason `not checked: <earlier check> failed`, so a report never
@@ -54,6 +60,7 @@ mod verify;
 use serde::Serialize;
 
 pub use crate::checkpoint::Verifier;
+pub use crate::witness::WitnessVerifier;
 pub use archive::{Archive, Limits};
 pub use consistency::{verify_consistency_from, ConsistencyError, ConsistencyInput};
 pub use verify::{verify_bundle, verify_bundle_with};
@@ -83,8 +90,12 @@ pub mod checks {
     pub const POLICY_SNAPSHOT: &str = "policy.snapshot";
     /// The checkpoint extends the caller's trusted checkpoint (optional).
     pub const CONSISTENCY: &str = "consistency";
+    /// The bundle's tree is a prefix of a checkpoint cosigned by enough trusted witnesses
+    /// (optional).
+    pub const WITNESSED: &str = "witnessed";
 
-    /// The checks every verification reports, in order ([`CONSISTENCY`] is added when asked).
+    /// The checks every verification reports, in order ([`CONSISTENCY`] and [`WITNESSED`] are
+    /// added when asked).
     pub const ALWAYS: [&str; 10] = [
         ARCHIVE_SAFE,
         ARCHIVE_MEMBERS,
@@ -183,12 +194,62 @@ pub struct VerifyOptions {
     /// (`retired_at_size` of `GET /v1/keys`): a checkpoint or envelope of a larger tree signed
     /// only by such a key is refused.
     pub retired: Vec<(Verifier, u64)>,
+    /// The optional witness step: a witnessed checkpoint, the witness policy and a consistency
+    /// proof from the bundle's tree size to the witnessed one.
+    pub witnessed: Option<WitnessedInput>,
+}
+
+/// The inputs of the optional `witnessed` check of a bundle verification.
+///
+/// A log that shows different histories to different clients can sign each of them; only a
+/// third party that sees every checkpoint (a witness) can refuse to countersign a second
+/// history. Bundles keep a log-signed checkpoint without cosignatures (their bytes are
+/// deterministic), so the caller brings a cosigned checkpoint of the same log at the bundle's
+/// size or later, typically the server's current `/checkpoint` (which carries the cosignatures
+/// the server collected), and the consistency proof from the bundle's size to it
+/// (`GET /v1/ledger/proofs/consistency?from=<bundle size>&to=<witnessed size>`; empty when the sizes are
+/// equal).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WitnessedInput {
+    /// The signed checkpoint note with witness cosignature lines.
+    pub checkpoint: String,
+    /// Base64 hashes of the consistency proof from the bundle's tree size to the note's.
+    pub proof: Vec<String>,
+    /// The trusted witnesses (C2SP cosignature/v1 keys).
+    pub witnesses: Vec<WitnessVerifier>,
+    /// How many distinct trusted witnesses must have cosigned (`k` of `n`).
+    pub quorum: usize,
+}
+
+impl WitnessedInput {
+    /// A policy requiring all of `witnesses` (set [`WitnessedInput::quorum`] for `k` of `n`).
+    pub fn new(checkpoint: String, proof: Vec<String>, witnesses: Vec<WitnessVerifier>) -> Self {
+        let quorum = witnesses.len();
+        WitnessedInput {
+            checkpoint,
+            proof,
+            witnesses,
+            quorum,
+        }
+    }
+
+    /// Requires only `k` of the witnesses.
+    pub fn with_quorum(mut self, k: usize) -> Self {
+        self.quorum = k;
+        self
+    }
 }
 
 impl VerifyOptions {
     /// Adds the consistency step.
     pub fn with_consistency(mut self, input: ConsistencyInput) -> Self {
         self.consistency = Some(input);
+        self
+    }
+
+    /// Adds the witness step.
+    pub fn with_witnessed(mut self, input: WitnessedInput) -> Self {
+        self.witnessed = Some(input);
         self
     }
 

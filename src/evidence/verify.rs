@@ -9,8 +9,8 @@ use sha2::{Digest, Sha256};
 
 use super::archive::Archive;
 use super::checks::*;
-use super::consistency::check_extends;
-use super::{BundleSummary, Check, VerificationReport, VerifyOptions};
+use super::consistency::{check_extends, ConsistencyError};
+use super::{BundleSummary, Check, VerificationReport, VerifyOptions, WitnessedInput};
 use crate::checkpoint::{open_checkpoint, Checkpoint, Verifier};
 use crate::dsse::{verify_envelope_of_type, Envelope};
 use crate::jcs::is_canonical;
@@ -22,6 +22,7 @@ use crate::model::evidence::{
 };
 use crate::model::lineage::{EdgeKind, Lineage, LineageEdge};
 use crate::model::policy::Policy;
+use crate::witness::verify_witnessed;
 
 type Outcome<T> = Result<(T, String), String>;
 
@@ -74,6 +75,7 @@ pub fn verify_bundle_with(
         .iter()
         .copied()
         .chain(options.consistency.as_ref().map(|_| CONSISTENCY))
+        .chain(options.witnessed.as_ref().map(|_| WITNESSED))
         .collect();
 
     let archive = match Archive::read(bundle, &options.limits) {
@@ -194,7 +196,77 @@ pub fn verify_bundle_with(
         }
     }
 
+    if let Some(input) = &options.witnessed {
+        match &checkpoint {
+            Some(cp) => {
+                r.record(
+                    WITNESSED,
+                    check_witnessed(cp, input, verifiers, &options.retired),
+                );
+            }
+            None => r.skip(WITNESSED, CHECKPOINT_SIGNATURE),
+        }
+    }
+
     finish(r, summary)
+}
+
+/// The `witnessed` step: `input.checkpoint` is signed by a pinned key valid at its size and
+/// cosigned by `input.quorum` of `input.witnesses`, and the bundle's checkpoint `cp` is a prefix
+/// of it (same log; equal size with equal root, or a valid consistency proof to a larger size).
+fn check_witnessed(
+    cp: &Checkpoint,
+    input: &WitnessedInput,
+    verifiers: &[Verifier],
+    retired: &[(Verifier, u64)],
+) -> Outcome<()> {
+    let w = verify_witnessed(&input.checkpoint, verifiers, &input.witnesses, input.quorum)
+        .map_err(|e| format!("witnessed checkpoint: {e}"))?;
+    let seen = &w.checkpoint;
+    if !retired.is_empty()
+        && open_checkpoint(
+            &input.checkpoint,
+            &valid_at(verifiers, retired, seen.tree_size),
+        )
+        .is_err()
+    {
+        return Err(format!(
+            "witnessed checkpoint: {}",
+            retired_reason(retired, seen.tree_size)
+        ));
+    }
+    if seen.origin == cp.origin && seen.tree_size < cp.tree_size {
+        return Err(format!(
+            "the witnessed checkpoint (size {}) is older than the bundle's tree (size {}): \
+             use a witnessed checkpoint at the bundle's size or later",
+            seen.tree_size, cp.tree_size
+        ));
+    }
+    check_extends(cp, seen, &input.proof).map_err(|e| match e {
+        ConsistencyError::Fork { reason } => format!(
+            "the bundle's tree is not a prefix of the witnessed history (split view?): {reason}"
+        ),
+        other => other.to_string(),
+    })?;
+    let names: Vec<&str> = w.cosigned_by.iter().map(|(n, _)| n.as_str()).collect();
+    let how = if seen.tree_size == cp.tree_size {
+        "is".to_owned()
+    } else {
+        format!("is a prefix of the one at size {}", seen.tree_size)
+    };
+    Ok((
+        (),
+        format!(
+            "the bundle's tree {how} cosigned by {} of the {} trusted witness(es) ({})",
+            names.len(),
+            input.witnesses.len(),
+            if names.is_empty() {
+                "none required".to_owned()
+            } else {
+                names.join(", ")
+            }
+        ),
+    ))
 }
 
 fn finish(r: Reporter, summary: BundleSummary) -> VerificationReport {
