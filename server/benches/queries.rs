@@ -9,8 +9,9 @@
 //! - 3-generation lineage (`getLineage?…&direction=downstream&depth=3`);
 //! - a 5-run comparison (`compareMetrics?run_ids=5 runs&name=loss&points=200`).
 //!
-//! SQLite by default; with DP_BENCH_PG_URL (`postgres://…/db`, an empty database) and
-//! DP_BENCH_S3 (a blob store URL, e.g. from `scripts/test-services.sh start`) on PostgreSQL.
+//! SQLite by default; with DP_BENCH_PG_URL (`postgres://…/db`, an empty database) on
+//! PostgreSQL (blobs in the data directory, or DP_BENCH_S3, a blob store URL, e.g. from
+//! `scripts/test-services.sh start`).
 //! Bounded in count and time; talks only to the server it starts on 127.0.0.1. Not a test.
 //!
 //! Run: `CARGO_TARGET_DIR=target/server cargo bench -p datapilot-server --bench queries`
@@ -51,8 +52,12 @@ fn start(dir: &std::path::Path) -> Srv {
         // The bench client sends far more than a person would.
         .env("DATAPILOT_RATE_LIMIT", "0");
     if let Ok(pg) = std::env::var("DP_BENCH_PG_URL") {
-        let s3 = std::env::var("DP_BENCH_S3").expect("DP_BENCH_S3 with DP_BENCH_PG_URL");
-        cmd.arg("--database").arg(pg).arg("--blobs").arg(s3);
+        cmd.arg("--database").arg(pg);
+        // Blobs do not take part in these queries: without DP_BENCH_S3 they stay in the data
+        // directory, so a PostgreSQL run needs no S3 store.
+        if let Ok(s3) = std::env::var("DP_BENCH_S3") {
+            cmd.arg("--blobs").arg(s3);
+        }
     }
     let mut child = cmd
         .stdout(Stdio::piped())

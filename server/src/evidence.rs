@@ -121,12 +121,26 @@ pub async fn build(
         tree_size: size,
         root_hash: b64(&head.root),
     };
+    // The report's metric curves: the lineage's runs (the first few by id), cut at the tree
+    // size like everything else in the bundle.
+    let mut runs: Vec<String> = lineage
+        .nodes
+        .iter()
+        .filter(|n| n.kind == NodeKind::Run)
+        .filter_map(|n| n.id.strip_prefix("run:").map(str::to_owned))
+        .collect();
+    runs.sort();
+    runs.truncate(crate::report::METRIC_RUNS);
+    let metrics = store
+        .metric_curves_at(runs, size, crate::report::METRIC_POINTS)
+        .await?;
     let report = crate::report::render(&crate::report::ReportInput {
         predicate: &predicate,
         verifier: &key.verifier(),
         lineage: &lineage,
         events: &events,
         policy: &policy,
+        metrics: &metrics,
     });
 
     let mut contents: Vec<(&str, Vec<u8>)> = vec![

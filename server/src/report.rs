@@ -11,6 +11,7 @@ use std::fmt::Write;
 
 use datapilot::model::evidence::Predicate;
 use datapilot::model::lineage::Lineage;
+use datapilot::model::queries::RunMetricSummary;
 use serde_json::Value;
 
 use crate::model::Policy;
@@ -23,7 +24,17 @@ pub struct ReportInput<'a> {
     pub lineage: &'a Lineage,
     pub events: &'a [(u64, Vec<u8>)],
     pub policy: &'a Policy,
+    /// The metrics of the lineage's runs at the bundle's tree size (at most
+    /// [`METRIC_RUNS`] runs, series downsampled to [`METRIC_POINTS`] buckets).
+    pub metrics: &'a [RunMetricSummary],
 }
+
+/// At most this many runs of the lineage get their metric curves drawn (by run id).
+pub const METRIC_RUNS: usize = 8;
+/// Buckets per drawn series (each the mean, min and max of consecutive points).
+pub const METRIC_POINTS: u32 = 120;
+/// At most this many metric names get a chart (by name); the table lists every one.
+const METRIC_CHARTS: usize = 12;
 
 /// Escape text for HTML element content and attribute values.
 pub fn esc(s: &str) -> String {
@@ -46,7 +57,7 @@ h1{font-size:1.5rem;margin-bottom:.2rem}h2{font-size:1.15rem;margin-top:2rem;bor
 table{border-collapse:collapse;width:100%;margin:.5rem 0}th,td{border:1px solid #d0d7de;padding:.3rem .5rem;text-align:left;vertical-align:top}\
 th{background:#f6f8fa}td.k{width:14rem;font-weight:600;background:#f6f8fa}code,.m{font-family:ui-monospace,SFMono-Regular,Menlo,monospace;font-size:12px;word-break:break-all}\
 .ok{color:#1a7f37;font-weight:600}.bad{color:#cf222e;font-weight:600}.note{background:#fff8c5;border:1px solid #d4a72c;padding:.6rem .8rem;border-radius:4px}\
-.sub{color:#57606a}";
+.sub{color:#57606a}figure.metric{margin:.8rem 0}figure.metric figcaption{font-size:12px}.key{margin-left:.8rem;white-space:nowrap}";
 
 fn kv(out: &mut String, k: &str, v: &str) {
     let _ = write!(
@@ -185,6 +196,8 @@ pub fn render(r: &ReportInput) -> String {
         );
     }
     o.push_str("</table>");
+
+    metrics_section(&mut o, r.metrics);
 
     // Audit slice.
     let _ = write!(o, "<h2>Audit events ({})</h2>", events.len());
@@ -339,9 +352,217 @@ pub fn lineage_svg(lineage: &Lineage) -> String {
     o
 }
 
+/// Strokes and dash patterns told apart without colour (as demo-web/charts.js).
+const SERIES_STYLE: [(&str, &str); 8] = [
+    ("#1f5fbf", ""),
+    ("#c2410c", "6 3"),
+    ("#17703a", "2 3"),
+    ("#7c3aed", "8 3 2 3"),
+    ("#0e7490", "4 4"),
+    ("#a16207", "1 2"),
+    ("#be185d", "10 4"),
+    ("#334155", "3 2 1 2"),
+];
+
+/// A number short enough for an axis label, formatted the same everywhere (the bundle is
+/// byte-deterministic).
+fn num(v: f64) -> String {
+    let a = v.abs();
+    if a != 0.0 && !(1e-3..1e5).contains(&a) {
+        format!("{v:.3e}")
+    } else {
+        let s = format!("{v:.4}");
+        let s = s.trim_end_matches('0').trim_end_matches('.');
+        if s == "-0" {
+            "0".into()
+        } else {
+            s.into()
+        }
+    }
+}
+
+/// "Metrics": one chart per metric name with a curve per run (the bucket means; a light band
+/// from bucket min to max when there is one run), then a table of count, last, min and max per
+/// run and metric that says the same in text.
+fn metrics_section(o: &mut String, runs: &[RunMetricSummary]) {
+    let mut names: Vec<&str> = runs
+        .iter()
+        .flat_map(|r| r.metrics.iter().map(|m| m.name.as_str()))
+        .collect();
+    names.sort_unstable();
+    names.dedup();
+    if names.is_empty() {
+        return;
+    }
+    o.push_str("<h2>Metrics</h2><p class=\"sub\">Curves of the runs in the lineage as logged up to this bundle's tree size: each point is the mean of consecutive points (the band: their min and max). The ledger holds each batch's digest; the points are the server's copy.</p>");
+    for name in names.iter().take(METRIC_CHARTS) {
+        o.push_str(&metric_svg(name, runs));
+    }
+    if names.len() > METRIC_CHARTS {
+        let _ = write!(
+            o,
+            "<p class=\"sub\">{} more metrics in the table only.</p>",
+            names.len() - METRIC_CHARTS
+        );
+    }
+    o.push_str("<table><tr><th>Run</th><th>Metric</th><th>Points</th><th>Last (step)</th><th>Min</th><th>Max</th></tr>");
+    for r in runs {
+        for m in &r.metrics {
+            let _ = write!(
+                o,
+                "<tr><td class=\"m\">{} ({})</td><td>{}</td><td>{}</td><td>{} ({})</td><td>{}</td><td>{}</td></tr>",
+                esc(&r.run_name),
+                esc(&r.run_id),
+                esc(&m.name),
+                m.count,
+                num(m.last),
+                m.last_step,
+                num(m.min),
+                num(m.max)
+            );
+        }
+    }
+    o.push_str("</table>");
+}
+
+/// One metric across `runs` as an inline SVG line chart (no script, deterministic).
+pub fn metric_svg(name: &str, runs: &[RunMetricSummary]) -> String {
+    const W: f64 = 640.0;
+    const H: f64 = 220.0;
+    const L: f64 = 64.0; // left margin: value labels
+    const R: f64 = 12.0;
+    const T: f64 = 12.0;
+    const B: f64 = 34.0; // bottom margin: step labels
+    let series: Vec<(&RunMetricSummary, &datapilot::model::queries::MetricSummary)> = runs
+        .iter()
+        .filter_map(|r| r.metrics.iter().find(|m| m.name == name).map(|m| (r, m)))
+        .collect();
+    let (mut s0, mut s1, mut v0, mut v1) = (u64::MAX, 0u64, f64::INFINITY, f64::NEG_INFINITY);
+    for (_, m) in &series {
+        for p in &m.series {
+            s0 = s0.min(p.step);
+            s1 = s1.max(p.step);
+            v0 = v0.min(p.min);
+            v1 = v1.max(p.max);
+        }
+    }
+    if s0 > s1 {
+        (s0, s1, v0, v1) = (0, 1, 0.0, 1.0);
+    }
+    if s1 == s0 {
+        s1 = s0 + 1;
+    }
+    if v1 <= v0 {
+        let pad = if v0 == 0.0 { 1.0 } else { v0.abs() / 10.0 };
+        (v0, v1) = (v0 - pad, v1 + pad);
+    }
+    let x = |step: u64| L + (step - s0) as f64 / (s1 - s0) as f64 * (W - L - R);
+    let y = |v: f64| T + (v1 - v) / (v1 - v0) * (H - T - B);
+    let mut o = String::new();
+    let _ = write!(
+        o,
+        "<figure class=\"metric\"><svg xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 {W} {H}\" width=\"{W}\" height=\"{H}\" role=\"img\" aria-label=\"Metric {}: {} run(s), steps {s0} to {s1}, values {} to {}\">",
+        esc(name),
+        series.len(),
+        num(v0),
+        num(v1)
+    );
+    // Axes and their extremes.
+    let _ = write!(
+        o,
+        "<path d=\"M {L} {T} V {:.1} H {:.1}\" fill=\"none\" stroke=\"#8c959f\"/>\
+         <text x=\"{:.1}\" y=\"{:.1}\" font-size=\"10\" text-anchor=\"end\" fill=\"#57606a\">{}</text>\
+         <text x=\"{:.1}\" y=\"{:.1}\" font-size=\"10\" text-anchor=\"end\" fill=\"#57606a\">{}</text>\
+         <text x=\"{L}\" y=\"{:.1}\" font-size=\"10\" fill=\"#57606a\">step {s0}</text>\
+         <text x=\"{:.1}\" y=\"{:.1}\" font-size=\"10\" text-anchor=\"end\" fill=\"#57606a\">step {s1}</text>",
+        H - B,
+        W - R,
+        L - 6.0,
+        T + 8.0,
+        esc(&num(v1)),
+        L - 6.0,
+        H - B,
+        esc(&num(v0)),
+        H - B + 14.0,
+        W - R,
+        H - B + 14.0,
+    );
+    for (i, (r, m)) in series.iter().enumerate() {
+        let (stroke, dash) = SERIES_STYLE[i % SERIES_STYLE.len()];
+        if series.len() == 1 && m.series.len() > 1 {
+            // The min-max band: up along the maxima, back along the minima.
+            let mut d = String::new();
+            for (k, p) in m.series.iter().enumerate() {
+                let _ = write!(
+                    d,
+                    "{}{:.1} {:.1} ",
+                    if k == 0 { "M " } else { "L " },
+                    x(p.step),
+                    y(p.max)
+                );
+            }
+            for p in m.series.iter().rev() {
+                let _ = write!(d, "L {:.1} {:.1} ", x(p.step), y(p.min));
+            }
+            let _ = write!(
+                o,
+                "<path d=\"{}Z\" fill=\"{stroke}\" fill-opacity=\"0.12\" stroke=\"none\"/>",
+                d
+            );
+        }
+        let pts: Vec<String> = m
+            .series
+            .iter()
+            .map(|p| format!("{:.1},{:.1}", x(p.step), y(p.value)))
+            .collect();
+        let dash = if dash.is_empty() {
+            String::new()
+        } else {
+            format!(" stroke-dasharray=\"{dash}\"")
+        };
+        let _ = write!(
+            o,
+            "<polyline points=\"{}\" fill=\"none\" stroke=\"{stroke}\" stroke-width=\"1.8\"{dash}><title>{} ({}): {} points, last {} at step {}</title></polyline>",
+            pts.join(" "),
+            esc(&r.run_name),
+            esc(&r.run_id),
+            m.count,
+            esc(&num(m.last)),
+            m.last_step
+        );
+        if m.series.len() == 1 {
+            let p = &m.series[0];
+            let _ = write!(
+                o,
+                "<circle cx=\"{:.1}\" cy=\"{:.1}\" r=\"3\" fill=\"{stroke}\"/>",
+                x(p.step),
+                y(p.value)
+            );
+        }
+    }
+    o.push_str("</svg><figcaption>");
+    let _ = write!(o, "<strong>{}</strong>", esc(name));
+    for (i, (r, _)) in series.iter().enumerate() {
+        let (stroke, dash) = SERIES_STYLE[i % SERIES_STYLE.len()];
+        let dash = if dash.is_empty() {
+            String::new()
+        } else {
+            format!(" stroke-dasharray=\"{dash}\"")
+        };
+        let _ = write!(
+            o,
+            " <span class=\"key\"><svg xmlns=\"http://www.w3.org/2000/svg\" width=\"28\" height=\"8\" aria-hidden=\"true\"><line x1=\"0\" y1=\"4\" x2=\"28\" y2=\"4\" stroke=\"{stroke}\" stroke-width=\"2\"{dash}/></svg> {} <code>{}</code></span>",
+            esc(&r.run_name),
+            esc(&r.run_id)
+        );
+    }
+    o.push_str("</figcaption></figure>");
+    o
+}
+
 #[cfg(test)]
 mod tests {
-    use super::{esc, lineage_svg};
+    use super::{esc, lineage_svg, metric_svg, num};
     use datapilot::model::lineage::Lineage;
 
     #[test]
@@ -376,6 +597,44 @@ mod tests {
         assert!(svg.contains("<g transform=\"translate(530 58)\"><title>git_commit:abc</title>"));
         assert_eq!(svg.matches("marker-end=").count(), 3, "one curve per edge");
         assert!(!svg.contains("<script") && !svg.contains("href"));
+    }
+
+    #[test]
+    fn metric_charts_overlay_runs_escaped_and_deterministic() {
+        let runs: Vec<datapilot::model::queries::RunMetricSummary> =
+            serde_json::from_value(serde_json::json!([
+                { "run_id": "run_a", "run_name": "a<b>", "metrics": [
+                    { "name": "loss", "count": 3, "last_step": 2, "last": 0.25, "min": 0.25, "max": 1.0,
+                      "series": [ { "step": 0, "value": 1.0, "min": 1.0, "max": 1.0 },
+                                  { "step": 1, "value": 0.5, "min": 0.5, "max": 0.5 },
+                                  { "step": 2, "value": 0.25, "min": 0.25, "max": 0.25 } ] } ] },
+                { "run_id": "run_b", "run_name": "b", "metrics": [
+                    { "name": "loss", "count": 1, "last_step": 4, "last": 2.0, "min": 2.0, "max": 2.0,
+                      "series": [ { "step": 4, "value": 2.0, "min": 2.0, "max": 2.0 } ] } ] }
+            ]))
+            .unwrap();
+        let svg = metric_svg("loss", &runs);
+        assert_eq!(svg, metric_svg("loss", &runs));
+        assert_eq!(svg.matches("<polyline").count(), 2, "one curve per run");
+        // Steps 0..4 map to x 64..628 and values 0.25..2 to y 186..12: run a's first point.
+        assert!(
+            svg.contains("points=\"64.0,111.4 205.0,161.1 346.0,186.0\""),
+            "{svg}"
+        );
+        assert!(
+            svg.contains("<circle cx=\"628.0\" cy=\"12.0\""),
+            "run b's single point"
+        );
+        assert!(svg.contains("a&lt;b&gt;") && !svg.contains("a<b>"));
+        assert!(
+            svg.contains("stroke-dasharray=\"6 3\""),
+            "the second run is dashed"
+        );
+        assert!(!svg.contains("<script") && !svg.contains("href"));
+        assert_eq!(num(0.25), "0.25");
+        assert_eq!(num(2.0), "2");
+        assert_eq!(num(-0.0), "0");
+        assert_eq!(num(1.5e-7), "1.500e-7");
     }
 
     #[test]

@@ -631,3 +631,93 @@ async fn policy_updates_are_conditional_with_if_match() {
     assert_eq!(last.status, 200);
     assert_eq!(last.json()["version"], v + 3);
 }
+
+/// `report.html` of an evidence bundle draws the metric curves of the lineage's runs, cut at the
+/// bundle's tree size like the rest of the bundle: a batch logged after that size is not in an
+/// export at that size, and exporting twice gives the same bytes.
+#[tokio::test]
+async fn evidence_report_draws_metric_curves_at_its_tree_size() {
+    let srv = Server::start();
+    let api = srv.client(ADMIN);
+    let ds = api.dataset("curves").await;
+    let v = api.version(&ds, "curves").await;
+    let (run, token) = api.run(&[(&ds, &v)]).await;
+    let run_api = api.with_token(&token);
+    let batch = |points: Value| {
+        let (run_api, run) = (run_api.clone(), run.clone());
+        async move {
+            let r = run_api
+                .post(
+                    &format!("/v1/runs/{run}/metrics"),
+                    serde_json::json!({ "points": points }),
+                )
+                .await;
+            assert_eq!(r.status, 201, "{}", r.text());
+        }
+    };
+    batch(serde_json::json!([
+        { "name": "loss", "step": 0, "value": 1.0 },
+        { "name": "loss", "step": 1, "value": 0.5 },
+        { "name": "loss", "step": 2, "value": 0.25 },
+        { "name": "acc", "step": 2, "value": 0.75 }
+    ]))
+    .await;
+    let (size_one, _, _) = checkpoint(&api).await;
+    batch(serde_json::json!([{ "name": "loss", "step": 3, "value": 0.125 }])).await;
+
+    let report = |q: String| {
+        let api = api.clone();
+        let run = run.clone();
+        async move {
+            let r = api.get(&format!("/v1/runs/{run}/evidence{q}")).await;
+            assert_eq!(r.status, 200, "{}", r.text());
+            let zip = datapilot::evidence::Archive::read(&r.body, &Default::default()).unwrap();
+            String::from_utf8(zip.get("report.html").unwrap().to_vec()).unwrap()
+        }
+    };
+    let now = report(String::new()).await;
+    assert!(now.contains("<h2>Metrics</h2>"), "{now}");
+    assert_eq!(
+        now.matches("<figure class=\"metric\">").count(),
+        2,
+        "one chart per metric"
+    );
+    assert!(
+        now.contains("aria-label=\"Metric loss: 1 run(s), steps 0 to 3"),
+        "{now}"
+    );
+    assert!(
+        now.contains("aria-label=\"Metric acc: 1 run(s), steps 2 to 3"),
+        "a single point: {now}"
+    );
+    assert!(
+        now.contains("<td>loss</td><td>4</td><td>0.125 (3)</td>"),
+        "{now}"
+    );
+    assert!(!now.contains("<script"));
+
+    // At the size before the second batch: three loss points, steps 0 to 2.
+    let then = report(format!("?tree_size={size_one}")).await;
+    assert!(
+        then.contains("aria-label=\"Metric loss: 1 run(s), steps 0 to 2"),
+        "{then}"
+    );
+    assert!(
+        then.contains("<td>loss</td><td>3</td><td>0.25 (2)</td>"),
+        "{then}"
+    );
+    assert_eq!(
+        then,
+        report(format!("?tree_size={size_one}")).await,
+        "deterministic"
+    );
+
+    // A dataset version's bundle draws the runs around it.
+    let vb = api
+        .get(&format!("/v1/datasets/{ds}/versions/{v}/evidence"))
+        .await;
+    assert_eq!(vb.status, 200, "{}", vb.text());
+    let zip = datapilot::evidence::Archive::read(&vb.body, &Default::default()).unwrap();
+    let html = String::from_utf8(zip.get("report.html").unwrap().to_vec()).unwrap();
+    assert!(html.contains(&format!("<code>{run}</code>")), "{html}");
+}

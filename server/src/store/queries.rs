@@ -159,7 +159,7 @@ impl Store {
     ) -> StoreResult<RunMetricSummary> {
         let (run_id, name) = (run_id.to_owned(), name.map(str::to_owned));
         self.read(move |tx| {
-            Box::pin(async move { summary_in(tx, &run_id, name.as_deref(), points).await })
+            Box::pin(async move { summary_in(tx, &run_id, name.as_deref(), points, None).await })
         })
         .await
     }
@@ -176,7 +176,28 @@ impl Store {
             Box::pin(async move {
                 let mut out = Vec::with_capacity(run_ids.len());
                 for id in &run_ids {
-                    out.push(summary_in(tx, id, Some(&name), points).await?);
+                    out.push(summary_in(tx, id, Some(&name), points, None).await?);
+                }
+                Ok(out)
+            })
+        })
+        .await
+    }
+
+    /// Every metric of each run in `run_ids` (at most `points` buckets per metric) as it stood
+    /// at `tree_size`: only batches whose `metrics.append` event is in that tree count, so the
+    /// answer is a function of (runs, tree size) like the evidence bundle that shows it.
+    pub async fn metric_curves_at(
+        &self,
+        run_ids: Vec<String>,
+        tree_size: u64,
+        points: u32,
+    ) -> StoreResult<Vec<RunMetricSummary>> {
+        self.read(move |tx| {
+            Box::pin(async move {
+                let mut out = Vec::with_capacity(run_ids.len());
+                for id in &run_ids {
+                    out.push(summary_in(tx, id, None, points, Some(tree_size)).await?);
                 }
                 Ok(out)
             })
@@ -185,23 +206,40 @@ impl Store {
     }
 }
 
+/// `at`: count only the batches whose ledger event is below this tree size.
 async fn summary_in(
     tx: &mut dyn RepoTx,
     run_id: &str,
     name: Option<&str>,
     points: u32,
+    at: Option<u64>,
 ) -> StoreResult<RunMetricSummary> {
     let run = find_run(tx, run_id).await?.run;
-    // Per name: count, min, max, and the point stored last (highest n).
-    let (filter, mut p): (&str, Vec<Val>) = match name {
-        Some(n) => (" AND name = $2", vec![run_id.into(), n.into()]),
-        None => ("", vec![run_id.into()]),
+    // Parameters: $1 the run, then the tree-size cut (when `at`), then the name (when given);
+    // the bucket count goes last.
+    let mut p: Vec<Val> = vec![run_id.into()];
+    let cut = match at {
+        Some(size) => {
+            p.push(i64::try_from(size).unwrap_or(i64::MAX).into());
+            " AND batch IN (SELECT batch FROM metric_batches WHERE run_id = $1 AND audit_seq < $2)"
+                .to_string()
+        }
+        None => String::new(),
     };
+    let fixed = p.len();
+    let filter = match name {
+        Some(n) => {
+            p.push(n.into());
+            format!(" AND name = ${}", p.len())
+        }
+        None => String::new(),
+    };
+    // Per name: count, min, max, and the point stored last (highest n).
     let stats = tx
         .query(
             &format!(
                 "SELECT name, COUNT(*), MIN(value), MAX(value), MAX(n) FROM metric_points
-                 WHERE run_id = $1{filter} GROUP BY name ORDER BY name"
+                 WHERE run_id = $1{cut}{filter} GROUP BY name ORDER BY name"
             ),
             &p,
         )
@@ -217,15 +255,18 @@ async fn summary_in(
             .await?;
         // Buckets of consecutive points in storage order (ntile over the points of this
         // metric), each summarised by its last step and its mean, min and max.
-        p.truncate(1);
+        p.truncate(fixed);
         p.push(metric.as_str().into());
         p.push(i64::from(points.max(1)).into());
+        let (name_at, tiles_at) = (fixed + 1, fixed + 2);
         let buckets = tx
             .query(
-                "SELECT MAX(step), AVG(value), MIN(value), MAX(value) FROM (
-                   SELECT step, value, NTILE(CAST($3 AS INTEGER)) OVER (ORDER BY n) AS b
-                   FROM metric_points WHERE run_id = $1 AND name = $2) t
-                 GROUP BY b ORDER BY b",
+                &format!(
+                    "SELECT MAX(step), AVG(value), MIN(value), MAX(value) FROM (
+                       SELECT step, value, NTILE(CAST(${tiles_at} AS INTEGER)) OVER (ORDER BY n) AS b
+                       FROM metric_points WHERE run_id = $1 AND name = ${name_at}{cut}) t
+                     GROUP BY b ORDER BY b"
+                ),
                 &p,
             )
             .await?;
