@@ -39,6 +39,7 @@ use crate::extract::{
     check_declared_length, declared_length, read_body, JSON_LIMIT, MANIFEST_LIMIT, METRICS_LIMIT,
     NOT_KEPT_MARKER,
 };
+use crate::metrics::IdempotencyRejection;
 use crate::store::{IdemKey, IdemLookup, StoredResponse};
 
 pub const HEADER: &str = "idempotency-key";
@@ -129,8 +130,8 @@ async fn run(st: AppState, req: Request, next: Next) -> Result<Response, ApiErro
     let op_path = req.uri().path().to_string();
     match st.store.idem_lookup(&scope, &key, &fingerprint).await? {
         IdemLookup::Fresh => {}
-        IdemLookup::Replay(stored) => return Ok(answer(&op_path, stored)),
-        IdemLookup::Mismatch => return Err(key_reused()),
+        IdemLookup::Replay(stored) => return Ok(answer(&st, &op_path, stored)),
+        IdemLookup::Mismatch => return Err(key_reused(&st)),
     }
 
     // The handler's store write records the key in its own transaction (see `Writer`).
@@ -149,9 +150,15 @@ async fn run(st: AppState, req: Request, next: Next) -> Result<Response, ApiErro
             .idem_lookup(&idem.scope, &idem.key, &idem.fingerprint)
             .await?
         {
-            IdemLookup::Replay(stored) => Ok(answer(&op_path, stored)),
-            IdemLookup::Mismatch => Err(key_reused()),
-            IdemLookup::Fresh => Ok(resp),
+            IdemLookup::Replay(stored) => Ok(answer(&st, &op_path, stored)),
+            IdemLookup::Mismatch => Err(key_reused(&st)),
+            // The winner's answer is not readable (yet): the 409 idempotency_in_flight the
+            // handler gave, which the client retries.
+            IdemLookup::Fresh => {
+                st.metrics
+                    .idempotency_rejected(IdempotencyRejection::InFlight);
+                Ok(resp)
+            }
         };
     }
     // The client's body was cut or stalled: that says nothing about the request, so the key
@@ -200,14 +207,20 @@ async fn run(st: AppState, req: Request, next: Next) -> Result<Response, ApiErro
 
 /// The stored answer of a key: a replay, or for a secret-bearing success the refusal that says
 /// the secret is not kept.
-fn answer(path: &str, stored: StoredResponse) -> Response {
+fn answer(st: &AppState, path: &str, stored: StoredResponse) -> Response {
     match &stored.secret_of {
-        Some(id) => secret_not_replayable(path, id),
+        Some(id) => {
+            st.metrics
+                .idempotency_rejected(IdempotencyRejection::SecretNotReplayable);
+            secret_not_replayable(path, id)
+        }
         None => replay(stored),
     }
 }
 
-fn key_reused() -> ApiError {
+fn key_reused(st: &AppState) -> ApiError {
+    st.metrics
+        .idempotency_rejected(IdempotencyRejection::KeyReused);
     ApiError::new(
         "idempotency_key_reused",
         "this Idempotency-Key was used for a different request",

@@ -44,6 +44,37 @@ struct RequestLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReasonLabels {
+    reason: &'static str,
+}
+
+/// Why a request with an `Idempotency-Key` was refused instead of run or replayed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum IdempotencyRejection {
+    /// 422 `idempotency_key_reused`: the key was used for a different request.
+    KeyReused,
+    /// 409 `idempotency_in_flight`: another request with the key won the race; retry.
+    InFlight,
+    /// 409 `secret_not_replayable`: the first answer carried a secret that is not kept.
+    SecretNotReplayable,
+}
+
+impl IdempotencyRejection {
+    const ALL: [IdempotencyRejection; 3] = [
+        IdempotencyRejection::KeyReused,
+        IdempotencyRejection::InFlight,
+        IdempotencyRejection::SecretNotReplayable,
+    ];
+    fn label(self) -> &'static str {
+        match self {
+            IdempotencyRejection::KeyReused => "key_reused",
+            IdempotencyRejection::InFlight => "in_flight",
+            IdempotencyRejection::SecretNotReplayable => "secret_not_replayable",
+        }
+    }
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct BuildLabels {
     version: String,
     backend: String,
@@ -57,6 +88,7 @@ pub struct Metrics {
     requests: Family<RequestLabels, Counter>,
     latency: Family<RequestLabels, Histogram>,
     replays: Counter,
+    idempotency_rejections: Family<ReasonLabels, Counter>,
     rate_limited: Counter,
     in_flight: Gauge,
     ledger_size: Gauge,
@@ -105,6 +137,19 @@ impl Metrics {
             "datapilot_idempotent_replays",
             "Requests answered by replaying the stored response of their Idempotency-Key",
             replays.clone(),
+        );
+        let idempotency_rejections = Family::<ReasonLabels, Counter>::default();
+        // Every reason from the start, at 0: an alert on rate() needs the series to exist.
+        for reason in IdempotencyRejection::ALL {
+            let _ = idempotency_rejections.get_or_create(&ReasonLabels {
+                reason: reason.label(),
+            });
+        }
+        r.register(
+            "datapilot_idempotency_rejections",
+            "Requests with an Idempotency-Key refused instead of run or replayed, by reason \
+             (key_reused 422, in_flight 409, secret_not_replayable 409)",
+            idempotency_rejections.clone(),
         );
         let rate_limited = Counter::default();
         r.register(
@@ -201,6 +246,7 @@ impl Metrics {
             requests,
             latency,
             replays,
+            idempotency_rejections,
             rate_limited,
             in_flight,
             ledger_size,
@@ -234,6 +280,16 @@ impl Metrics {
         if status == StatusCode::TOO_MANY_REQUESTS {
             self.rate_limited.inc();
         }
+    }
+
+    /// Count a request with an `Idempotency-Key` that was refused (the idempotency middleware
+    /// knows why; the status alone does not tell a reused key from a validation error).
+    pub fn idempotency_rejected(&self, why: IdempotencyRejection) {
+        self.idempotency_rejections
+            .get_or_create(&ReasonLabels {
+                reason: why.label(),
+            })
+            .inc();
     }
 
     /// Refresh the gauges read from the database (the blob totals only when older than

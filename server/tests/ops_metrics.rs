@@ -162,6 +162,103 @@ async fn metrics_parse_and_move_with_traffic() {
 }
 
 #[tokio::test]
+async fn idempotency_rejections_are_counted_by_reason() {
+    let srv = Server::start();
+    let admin = srv.client(ADMIN);
+    let anon = srv.anon();
+    let reason = |s: &Scrape, r: &str| {
+        value(
+            s,
+            "datapilot_idempotency_rejections_total",
+            &[("reason", r)],
+        )
+    };
+    // (A request first: scrape() wants the latency histogram to have a series.)
+    assert_eq!(anon.get("/livez").await.status, 200);
+    let before = scrape(&anon).await;
+    // Every reason is exported from the start (an alert on rate() needs the series).
+    for r in ["key_reused", "in_flight", "secret_not_replayable"] {
+        assert!(
+            find(
+                &before,
+                "datapilot_idempotency_rejections_total",
+                &[("reason", r)]
+            )
+            .is_some(),
+            "{r}"
+        );
+        assert_eq!(reason(&before, r), 0.0);
+    }
+    // A key used again for another request: 422, a rejection (not a replay).
+    let r = admin
+        .post_idem("/v1/datasets", "rej-1", json!({ "name": "first" }))
+        .await;
+    assert_eq!(r.status, 201);
+    for _ in 0..2 {
+        let r = admin
+            .post_idem("/v1/datasets", "rej-1", json!({ "name": "second" }))
+            .await;
+        assert_eq!(r.status, 422, "{}", r.text());
+        assert_eq!(r.json()["code"], "idempotency_key_reused");
+    }
+    // A retried createToken: the secret is not kept, so 409 secret_not_replayable.
+    let body = json!({ "name": "ci", "role": "viewer" });
+    assert_eq!(
+        admin
+            .post_idem("/v1/tokens", "rej-2", body.clone())
+            .await
+            .status,
+        201
+    );
+    let r = admin.post_idem("/v1/tokens", "rej-2", body).await;
+    assert_eq!(r.status, 409, "{}", r.text());
+    assert_eq!(r.json()["code"], "secret_not_replayable");
+    // A plain replay is not a rejection.
+    let r = admin
+        .post_idem("/v1/datasets", "rej-1", json!({ "name": "first" }))
+        .await;
+    assert_eq!(r.status, 201);
+
+    let after = scrape(&anon).await;
+    assert_eq!(reason(&after, "key_reused"), 2.0);
+    assert_eq!(reason(&after, "secret_not_replayable"), 1.0);
+    assert_eq!(reason(&after, "in_flight"), 0.0);
+    assert_eq!(
+        value(
+            &after,
+            "datapilot_http_requests_total",
+            &[("operation", "POST /v1/datasets"), ("status", "422")]
+        ),
+        2.0
+    );
+}
+
+#[tokio::test]
+async fn db_pool_gauges_follow_the_pool() {
+    let srv = Server::start();
+    let anon = srv.anon();
+    assert_eq!(anon.get("/livez").await.status, 200);
+    let s = scrape(&anon).await;
+    let max = value(&s, "datapilot_db_pool_max_connections", &[]);
+    let open = value(&s, "datapilot_db_pool_connections", &[]);
+    let idle = value(&s, "datapilot_db_pool_idle_connections", &[]);
+    assert!(max >= 1.0, "{max}");
+    // The scrape itself held a connection; it is back by the time the gauges are read.
+    assert!(open >= 1.0 && open <= max, "{open} of {max}");
+    assert!(idle <= open, "{idle} idle of {open}");
+    assert_eq!(value(&s, "datapilot_db_pool_waiting", &[]), 0.0);
+    for g in [
+        "datapilot_request_slots_free",
+        "datapilot_upload_slots_free",
+        "datapilot_http_requests_in_flight",
+    ] {
+        assert!(find(&s, g, &[]).is_some(), "{g} exported");
+    }
+    // This very scrape is in flight while the gauges are encoded.
+    assert_eq!(value(&s, "datapilot_http_requests_in_flight", &[]), 1.0);
+}
+
+#[tokio::test]
 async fn rate_limit_rejections_are_counted() {
     let srv = Server::start_with(&["--rate-limit", "1", "--rate-limit-burst", "2"]);
     let admin = srv.client(ADMIN);
