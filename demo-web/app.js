@@ -390,7 +390,13 @@ async function hashSelection(files, label) {
   show(out, el("p", { class: "hint", text: "Hashing in the browser (SHA-256, streamed in chunks)…" }));
   await act(null, out, "hash", async () => {
     const t0 = performance.now();
-    const result = await sdk.hashFiles(files, { onProgress, signal: abort.signal });
+    let result;
+    try {
+      result = await sdk.hashFiles(files, { onProgress, signal: abort.signal });
+    } catch (err) {
+      if (abort.signal.aborted) return; // cancelled: said below, not as an error
+      throw err;
+    }
     pending = {
       bytesHashed: result.total_bytes,
       totalBytes: result.total_bytes,
@@ -416,11 +422,18 @@ async function hashSelection(files, label) {
     );
     $("hash-label").textContent = `Hashed ${label}.`;
   });
-  if (state.hashAbort === abort) {
-    state.hashAbort = null;
-    $("hash-cancel").hidden = true;
+  // Only the latest selection speaks: an older one cancelled by a newer choice stays quiet.
+  if (state.hashAbort !== abort) {
+    refreshControls();
+    return;
   }
-  if (!state.hashed) $("hash-label").textContent = `Hashing ${label} stopped.`;
+  state.hashAbort = null;
+  $("hash-cancel").hidden = true;
+  if (abort.signal.aborted && !state.hashed) {
+    // Cancelled by the person: a note, not a red error.
+    show(out, el("p", { class: "hint", role: "status", "data-code": "cancelled", text: "Hashing cancelled; nothing was hashed. Choose or drop the folder again to hash it." }));
+    $("hash-label").textContent = `Hashing ${label} cancelled.`;
+  } else if (!state.hashed) $("hash-label").textContent = `Hashing ${label} stopped.`;
   refreshControls();
 }
 
@@ -734,7 +747,14 @@ function wire() {
   });
   $("dir-input").addEventListener("change", (e) => {
     const files = e.target.files;
-    if (!files || !files.length) return;
+    if (!files || !files.length) {
+      // An empty folder (or one whose files the browser left out): say so, as a drop does.
+      state.hashed = null;
+      show("register-out");
+      show("digest-out", errorBox(new Error("Nothing to hash: the chosen folder has no files."), "choose folder"));
+      refreshControls();
+      return;
+    }
     const top = files[0].webkitRelativePath?.split("/")[0] || "selection";
     hashSelection(files, `“${top}” (${files.length} files)`);
   });

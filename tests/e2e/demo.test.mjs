@@ -18,7 +18,7 @@ import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
 import { existsSync } from "node:fs";
-import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, readFile, rm, truncate, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
@@ -202,6 +202,29 @@ test("demo page: register, gate, run, export and verify in Chromium", { timeout:
   await page.click("#new-dataset-btn");
   await page.locator("#register-out", { hasText: "created" }).waitFor();
   assert.match(await page.locator("#dataset-select option:checked").textContent(), /cats-train/);
+
+  // An empty folder from the chooser says so (as a drop does) instead of doing nothing. The
+  // chooser hands the page an empty FileList then; a change event with no files is the same.
+  await page.evaluate(() => document.getElementById("dir-input").dispatchEvent(new Event("change")));
+  const empty = page.locator('#digest-out [data-code="check_input"]');
+  await empty.waitFor();
+  assert.match(await empty.textContent(), /Nothing to hash: the chosen folder has no files/);
+  assert.doesNotMatch(await empty.textContent(), /ERROR error/);
+
+  // Cancelling a hash is a note, not a red error: a 2 GiB sparse file (no disk used) keeps the
+  // hash busy long enough to press Cancel.
+  const big = path.join(work, "big");
+  await mkdir(big);
+  await writeFile(path.join(big, "zeros.bin"), "");
+  await truncate(path.join(big, "zeros.bin"), 2 * 1024 ** 3);
+  await page.setInputFiles("#dir-input", big);
+  await page.locator("#hash-cancel:visible").click();
+  const cancelled = page.locator('#digest-out [data-code="cancelled"]');
+  await cancelled.waitFor();
+  assert.match(await cancelled.textContent(), /Hashing cancelled/);
+  assert.equal(await page.locator("#digest-out .msg.err").count(), 0, "no red error after a cancel");
+  assert.match(await page.textContent("#hash-label"), /cancelled/);
+  assert.ok(await page.isDisabled("#register-btn"), "nothing to register after a cancel");
 
   await page.setInputFiles("#dir-input", dir);
   const digestOut = page.locator("#digest-out .msg.ok");
