@@ -28,17 +28,21 @@ function makeVerifierApi(load, DataPilot) {
   }
 
   /**
-   * `DataPilot#verifyEvidenceBundle(bytes, { trustedKeys, lastCheckpoint, signal, ... })`: the
-   * verifier module orchestrates (verify, find the sizes, fetch the proof, verify with it); the
-   * proof comes from this client's getConsistencyProof with the call's options.
+   * `DataPilot#verifyEvidenceBundle(bytes, { trustedKeys, lastCheckpoint, witnesses, signal,
+   * ... })`: the verifier module orchestrates (verify, find the sizes, fetch the proofs and, for
+   * a witness policy, the server's cosigned checkpoint, verify with them); proofs and checkpoint
+   * come from this client's getConsistencyProof and getCheckpoint with the call's options.
    */
   async function verifyEvidenceBundleOnline(bytes, options) {
     const signal = options?.signal;
     signal?.throwIfAborted();
     const verifier = await loadVerifier();
     signal?.throwIfAborted();
-    return verifier.verifyEvidenceBundleOnline(bytes, options, (from, to) =>
-      this.getConsistencyProof(from, { ...options, to }).then((p) => p.hashes),
+    return verifier.verifyEvidenceBundleOnline(
+      bytes,
+      options,
+      (from, to) => this.getConsistencyProof(from, { ...options, to }).then((p) => p.hashes),
+      () => this.getCheckpoint(options),
     );
   }
 

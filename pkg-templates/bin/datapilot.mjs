@@ -449,16 +449,23 @@ async function readTextIfExists(file) {
  * a rollback, the same size with another root or a bad proof a fork. Both throw a
  * VerificationError (exit 3) and nothing is saved.
  */
-async function checkCheckpoint(ctx, file) {
-  const keys = requireKeys(ctx);
-  const dp = client(ctx);
-  const note = await dp.getCheckpoint();
+/** `--witness VKEY... [--witness-quorum K]` as `{ witnesses, witnessQuorum }`. */
+function witnessPolicy(ctx) {
   const witnesses = ctx.values.witness ?? [];
   const quorumText = ctx.values['witness-quorum'];
   if (quorumText !== undefined && !/^(0|[1-9][0-9]*)$/.test(quorumText)) {
     throw new UsageError(`--witness-quorum must be a whole number, got ${JSON.stringify(quorumText)}`);
   }
-  const policy = { witnesses, witnessQuorum: quorumText === undefined ? undefined : Number(quorumText) };
+  if (quorumText !== undefined && witnesses.length === 0) throw new UsageError('--witness-quorum needs --witness VKEY');
+  return { witnesses, witnessQuorum: quorumText === undefined ? undefined : Number(quorumText) };
+}
+
+async function checkCheckpoint(ctx, file) {
+  const keys = requireKeys(ctx);
+  const dp = client(ctx);
+  const note = await dp.getCheckpoint();
+  const policy = witnessPolicy(ctx);
+  const { witnesses } = policy;
   let current;
   try {
     current = await verifyCheckpoint(note, keys, policy);
@@ -741,12 +748,14 @@ const COMMANDS = {
 
   verify: {
     summary: 'verify an evidence bundle with pinned keys (and consistency with the last trusted checkpoint)',
-    usage: 'verify BUNDLE.zip [--trusted-key KEY...] [--checkpoint-file FILE]',
+    usage: 'verify BUNDLE.zip [--trusted-key KEY...] [--checkpoint-file FILE] [--witness VKEY... [--witness-quorum K]]',
     details:
       'With --checkpoint-file (and a server URL) the bundle\'s checkpoint must extend the trusted\n' +
       'one (consistency proof from the server); a missing file is a first run: nothing to compare.\n' +
+      'With --witness (and a server URL) the bundle\'s tree must be a prefix of the server\'s\n' +
+      'current checkpoint, cosigned by --witness-quorum (default: all) of the witnesses.\n' +
       'Exit 3 when the bundle does not verify.',
-    options: { ...KEYS_OPTION, ...CHECKPOINT_FILE_OPTION, 'last-checkpoint': { type: 'string', arg: 'FILE', help: 'same as --checkpoint-file' } },
+    options: { ...KEYS_OPTION, ...CHECKPOINT_FILE_OPTION, 'last-checkpoint': { type: 'string', arg: 'FILE', help: 'same as --checkpoint-file' }, ...WITNESS_OPTIONS },
     json: 'VerificationReport { ok, checks: [{ name, passed, reason }], summary }',
     async run(ctx, pos) {
       const file = one(pos, 'bundle file');
@@ -759,10 +768,13 @@ const COMMANDS = {
       }
       const options = { trustedKeys };
       const last = ctx.checkpointFile ? await readTextIfExists(ctx.checkpointFile) : undefined;
+      const policy = witnessPolicy(ctx);
+      if (policy.witnesses.length > 0) Object.assign(options, policy);
       let report;
-      if (last !== undefined) {
-        options.lastCheckpoint = last;
-        // Online: the consistency proof from the trusted checkpoint to the bundle's.
+      if (last !== undefined || policy.witnesses.length > 0) {
+        if (last !== undefined) options.lastCheckpoint = last;
+        // Online: the consistency proof from the trusted checkpoint to the bundle's, and for a
+        // witness policy the server's cosigned checkpoint and the proof from the bundle to it.
         report = await client(ctx).verifyEvidenceBundle(bytes, options);
       } else {
         report = await verifyEvidenceBundle(bytes, options);

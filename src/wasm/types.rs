@@ -269,6 +269,18 @@ export interface VerifyBundleOptions {
   /** Base64 consistency proof from `lastCheckpoint`'s size to the bundle's. The client's
    * `verifyEvidenceBundle` fetches it; offline callers pass it. */
   consistencyProof?: string[];
+  /** Trusted witness keys (C2SP cosignature/v1 vkeys `<name>+<hex id>+<base64(0x04 || key)>`):
+   * adds the `witnessed` check (the bundle's tree is a prefix of a checkpoint these witnesses
+   * cosigned). Offline, `witnessedCheckpoint` is then required. */
+  witnesses?: string[];
+  /** How many of `witnesses` must have cosigned (default: all). */
+  witnessQuorum?: number;
+  /** A checkpoint note with witness cosignatures at the bundle's size or later (the server's
+   * current `/checkpoint`). The client's `verifyEvidenceBundle` fetches it when not given. */
+  witnessedCheckpoint?: string;
+  /** Base64 consistency proof from the bundle's size to `witnessedCheckpoint`'s (empty when
+   * equal). The client's `verifyEvidenceBundle` fetches it. */
+  witnessProof?: string[];
 }
 
 /** The witness policy of `verifyCheckpoint`: C2SP cosignature/v1 witness keys
@@ -283,6 +295,11 @@ export interface CheckpointPolicy {
 export interface OnlineVerifyOptions extends CallOptions {
   trustedKeys: string[];
   lastCheckpoint?: string;
+  /** Trusted witness keys: the server's current checkpoint (or `witnessedCheckpoint`) must be
+   * cosigned by `witnessQuorum` of them (default: all) and extend the bundle's tree. */
+  witnesses?: string[];
+  witnessQuorum?: number;
+  witnessedCheckpoint?: string;
 }
 
 /** The result of `registerDatasetVersion`. */

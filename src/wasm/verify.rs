@@ -184,7 +184,10 @@ mod verifier {
     use super::super::{from_js, opt, to_js};
     use super::{strings, VerifiedCheckpoint};
     use crate::checkpoint::{open_checkpoint, Verifier};
-    use crate::evidence::{self, ConsistencyInput, VerificationReport, VerifyOptions};
+    use crate::evidence::{
+        self, ConsistencyInput, VerificationReport, VerifyOptions, WitnessedInput,
+    };
+    use crate::witness::WitnessVerifier;
 
     /// Parses pinned verifier key strings.
     pub(crate) fn verifiers(keys: &JsValue) -> Result<Vec<Verifier>, JsValue> {
@@ -221,6 +224,7 @@ mod verifier {
         verifiers: &[Verifier],
         last_checkpoint: Option<String>,
         proof: Vec<String>,
+        witnessed: Option<WitnessedInput>,
     ) -> VerificationReport {
         let mut options = VerifyOptions::default();
         if let Some(trusted_checkpoint) = last_checkpoint {
@@ -229,7 +233,32 @@ mod verifier {
                 proof,
             });
         }
+        if let Some(w) = witnessed {
+            options = options.with_witnessed(w);
+        }
         evidence::verify_bundle_with(bytes, verifiers, &options)
+    }
+
+    /// The witness policy of an options object: `witnesses` (cosignature/v1 vkeys) and
+    /// `witnessQuorum` (default: all of them).
+    fn witness_policy(options: &JsValue) -> Result<(Vec<WitnessVerifier>, usize), JsValue> {
+        let witnesses: Vec<WitnessVerifier> = strings(opt(options, "witnesses"), "witnesses")?
+            .iter()
+            .map(|w| {
+                w.parse()
+                    .map_err(|e| invalid_argument(&format!("witness {w:?}: {e}")))
+            })
+            .collect::<Result<_, JsValue>>()?;
+        let quorum = match opt(options, "witnessQuorum").as_f64() {
+            None => witnesses.len(),
+            Some(k) if k >= 0.0 && k.fract() == 0.0 && k <= witnesses.len() as f64 => k as usize,
+            Some(_) => {
+                return Err(invalid_argument(
+                    "witnessQuorum must be a whole number between 0 and the number of witnesses",
+                ))
+            }
+        };
+        Ok((witnesses, quorum))
     }
 
     /// The tree size of a trusted checkpoint note, if it verifies.
@@ -248,9 +277,13 @@ mod verifier {
         }
     }
 
-    /// `verifyEvidenceBundle(bytes, { trustedKeys, lastCheckpoint?, consistencyProof? })`: every
-    /// check of an evidence bundle, offline. Resolves to the report even for a bad bundle (read
-    /// `report.ok`); rejects only on bad arguments. The first call loads the verifier module.
+    /// `verifyEvidenceBundle(bytes, { trustedKeys, lastCheckpoint?, consistencyProof?,
+    /// witnesses?, witnessQuorum?, witnessedCheckpoint?, witnessProof? })`: every check of an
+    /// evidence bundle, offline. With `witnesses`, the `witnessed` check: `witnessedCheckpoint`
+    /// (required then) must be cosigned by `witnessQuorum` of them and extend the bundle's tree
+    /// (`witnessProof`: the consistency proof from the bundle's size to its size). Resolves to
+    /// the report even for a bad bundle (read `report.ok`); rejects only on bad arguments. The
+    /// first call loads the verifier module.
     #[wasm_bindgen(js_name = verifyEvidenceBundle, unchecked_return_type = "Promise<VerificationReport>")]
     pub fn verify_evidence_bundle(
         bytes: &[u8],
@@ -260,7 +293,28 @@ mod verifier {
             let keys = verifiers(&opt(&options, "trustedKeys"))?;
             let last = opt(&options, "lastCheckpoint").as_string();
             let proof = strings(opt(&options, "consistencyProof"), "consistencyProof")?;
-            to_js(&verify_bundle_report(bytes, &keys, last, proof))
+            let (witnesses, quorum) = witness_policy(&options)?;
+            let note = opt(&options, "witnessedCheckpoint").as_string();
+            let witnessed = match (witnesses.is_empty(), note) {
+                (true, None) => None,
+                (false, Some(note)) => {
+                    let proof = strings(opt(&options, "witnessProof"), "witnessProof")?;
+                    Some(WitnessedInput::new(note, proof, witnesses).with_quorum(quorum))
+                }
+                (false, None) => return Err(invalid_argument(
+                    "witnesses need witnessedCheckpoint: a checkpoint note with the witnesses' \
+                         cosignatures at the bundle's size or later (the server's current \
+                         /checkpoint), and witnessProof from the bundle's size to it; or use the \
+                         client's verifyEvidenceBundle, which fetches both",
+                )),
+                (true, Some(_)) => {
+                    return Err(invalid_argument(
+                        "witnessedCheckpoint needs witnesses: the trusted witness keys whose \
+                         cosignatures it must carry",
+                    ))
+                }
+            };
+            to_js(&verify_bundle_report(bytes, &keys, last, proof, witnessed))
         })())
     }
 
@@ -273,27 +327,11 @@ mod verifier {
         note: &str,
         #[wasm_bindgen(js_name = trustedKeys, unchecked_param_type = "string[]")]
         trusted_keys: JsValue,
-        #[wasm_bindgen(unchecked_param_type = "CheckpointPolicy | undefined")] policy: JsValue,
+        #[wasm_bindgen(unchecked_optional_param_type = "CheckpointPolicy")] policy: JsValue,
     ) -> Promise {
         settled((|| {
             let keys = verifiers(&trusted_keys)?;
-            let witnesses: Vec<crate::witness::WitnessVerifier> =
-                strings(opt(&policy, "witnesses"), "witnesses")?
-                    .iter()
-                    .map(|w| {
-                        w.parse()
-                            .map_err(|e| invalid_argument(&format!("witness {w:?}: {e}")))
-                    })
-                    .collect::<Result<_, JsValue>>()?;
-            let quorum = match opt(&policy, "witnessQuorum").as_f64() {
-                None => witnesses.len(),
-                Some(k) if k >= 0.0 && k.fract() == 0.0 && k <= witnesses.len() as f64 => {
-                    k as usize
-                }
-                Some(_) => return Err(invalid_argument(
-                    "witnessQuorum must be a whole number between 0 and the number of witnesses",
-                )),
-            };
+            let (witnesses, quorum) = witness_policy(&policy)?;
             let (c, cosigned_by) = if witnesses.is_empty() {
                 let (c, _) = open_checkpoint(note, &keys)
                     .map_err(|e| verification_failed(&e.to_string()))?;
@@ -313,49 +351,92 @@ mod verifier {
         })())
     }
 
-    /// `verifyEvidenceBundleOnline(bytes, options, fetchProof)`: the orchestration behind the
-    /// client's `verifyEvidenceBundle` (the package entries add that method to `DataPilot` and
-    /// pass the client's `getConsistencyProof` as `fetchProof`). Verifies the bundle; with
-    /// `lastCheckpoint`, reads the bundle's tree size, asks `fetchProof(from, to)` for the
-    /// consistency proof from the trusted checkpoint's size to it, and verifies again with the
-    /// proof (the `consistency` check: rollback and fork detection). Not part of the public API.
+    /// `verifyEvidenceBundleOnline(bytes, options, fetchProof, fetchCheckpoint)`: the
+    /// orchestration behind the client's `verifyEvidenceBundle` (the package entries add that
+    /// method to `DataPilot` and pass the client's `getConsistencyProof` as `fetchProof` and its
+    /// `getCheckpoint` as `fetchCheckpoint`). Verifies the bundle; with `lastCheckpoint`, reads
+    /// the bundle's tree size, asks `fetchProof(from, to)` for the consistency proof from the
+    /// trusted checkpoint's size to it (the `consistency` check: rollback and fork detection);
+    /// with `witnesses`, takes `witnessedCheckpoint` or else the server's current checkpoint
+    /// (`fetchCheckpoint()`, which carries the cosignatures the server collected) and the proof
+    /// from the bundle's size to it (the `witnessed` check); then verifies again with those
+    /// inputs. Not part of the public API.
     #[wasm_bindgen(js_name = verifyEvidenceBundleOnline, unchecked_return_type = "Promise<VerificationReport>")]
     pub fn verify_evidence_bundle_online(
         bytes: Vec<u8>,
-        #[wasm_bindgen(unchecked_param_type = "VerifyBundleOptions")] options: JsValue,
+        #[wasm_bindgen(unchecked_param_type = "OnlineVerifyOptions")] options: JsValue,
         #[wasm_bindgen(
             js_name = fetchProof,
             unchecked_param_type = "(from: number, to: number) => Promise<string[]>"
         )]
         fetch_proof: Function,
+        #[wasm_bindgen(js_name = fetchCheckpoint, unchecked_param_type = "() => Promise<string>")]
+        fetch_checkpoint: Function,
     ) -> Promise {
         let decoded = (|| {
             let keys = verifiers(&opt(&options, "trustedKeys"))?;
-            Ok::<_, JsValue>((keys, opt(&options, "lastCheckpoint").as_string()))
+            let (witnesses, quorum) = witness_policy(&options)?;
+            Ok::<_, JsValue>((
+                keys,
+                opt(&options, "lastCheckpoint").as_string(),
+                witnesses,
+                quorum,
+                opt(&options, "witnessedCheckpoint").as_string(),
+            ))
         })();
-        let (keys, last) = match decoded {
+        let (keys, last, witnesses, quorum, given_note) = match decoded {
             Ok(d) => d,
             Err(e) => return Promise::reject(&e),
         };
         future_to_promise(async move {
+            let fetch = |from: u64, to: u64| {
+                let fetch_proof = fetch_proof.clone();
+                async move {
+                    let pending = fetch_proof.call2(
+                        &JsValue::UNDEFINED,
+                        &JsValue::from(from as f64),
+                        &JsValue::from(to as f64),
+                    )?;
+                    let hashes = JsFuture::from(Promise::resolve(&pending)).await?;
+                    strings(hashes, "consistency proof")
+                }
+            };
+            let wants_witnesses = !witnesses.is_empty();
+            if last.is_none() && !wants_witnesses {
+                return to_js(&verify_bundle_report(&bytes, &keys, None, Vec::new(), None));
+            }
+            let offline = verify_bundle_report(&bytes, &keys, None, Vec::new(), None);
+            let bundle_size = offline.summary.tree_size;
             let mut proof = Vec::new();
             if let Some(note) = &last {
-                let offline = verify_bundle_report(&bytes, &keys, None, Vec::new());
-                if let (Some(from), Some(to)) =
-                    (checkpoint_size(note, &keys), offline.summary.tree_size)
-                {
+                if let (Some(from), Some(to)) = (checkpoint_size(note, &keys), bundle_size) {
                     if from > 0 && from < to {
-                        let pending = fetch_proof.call2(
-                            &JsValue::UNDEFINED,
-                            &JsValue::from(from as f64),
-                            &JsValue::from(to as f64),
-                        )?;
-                        let hashes = JsFuture::from(Promise::resolve(&pending)).await?;
-                        proof = strings(hashes, "consistency proof")?;
+                        proof = fetch(from, to).await?;
                     }
                 }
             }
-            to_js(&verify_bundle_report(&bytes, &keys, last, proof))
+            let mut witnessed = None;
+            if wants_witnesses {
+                let note = match given_note {
+                    Some(n) => n,
+                    None => {
+                        let pending = fetch_checkpoint.call0(&JsValue::UNDEFINED)?;
+                        JsFuture::from(Promise::resolve(&pending))
+                            .await?
+                            .as_string()
+                            .ok_or_else(|| invalid_argument("the checkpoint is not text"))?
+                    }
+                };
+                let mut witness_proof = Vec::new();
+                if let (Some(from), Some(to)) = (bundle_size, checkpoint_size(&note, &keys)) {
+                    if from > 0 && from < to {
+                        witness_proof = fetch(from, to).await?;
+                    }
+                }
+                witnessed =
+                    Some(WitnessedInput::new(note, witness_proof, witnesses).with_quorum(quorum));
+            }
+            to_js(&verify_bundle_report(&bytes, &keys, last, proof, witnessed))
         })
     }
 }

@@ -1,5 +1,7 @@
 // Witness policies in the npm package (issue 12): verifyCheckpoint(note, keys, { witnesses,
-// witnessQuorum }) and the CLI's `checkpoint check --witness`, against the reference server
+// witnessQuorum }), bundles held to the server's witnessed checkpoint (the `witnessed` check of
+// verifyEvidenceBundle, offline and through the client), and the CLI's `checkpoint check
+// --witness` and `verify BUNDLE --witness`, against the reference server
 // submitting its checkpoints to a witness. The witness here is written with node:crypto, from
 // C2SP tlog-cosignature alone (an implementation independent of the Rust one the server and SDK
 // share); it cosigns whatever the log sends, since the client's side is what is tested.
@@ -8,10 +10,10 @@ import assert from 'node:assert/strict';
 import { createHash, generateKeyPairSync, sign } from 'node:crypto';
 import { createServer } from 'node:http';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { DataPilot, isDataPilotError, verifyCheckpoint } from '@animus/datapilot';
+import { DataPilot, datasetDigest, isDataPilotError, verifyCheckpoint, verifyEvidenceBundle } from '@animus/datapilot';
 import { ADMIN_TOKEN, startServer } from './support.mjs';
 
 /** A cosignature/v1 witness key: { name, vkey, cosign(text) -> signature line }. */
@@ -40,6 +42,7 @@ const textOf = (note) => note.slice(0, note.indexOf('\n\n') + 1);
 let server;
 let witnessHttp;
 let keys;
+let bundle;
 const w1 = witnessKey('witness.js/w1');
 const w2 = witnessKey('witness.js/w2');
 
@@ -59,8 +62,14 @@ before(async () => {
   server = await startServer(['--witness', `${url}=${w1.vkey}`]);
   const dp = new DataPilot({ baseUrl: server.url, token: ADMIN_TOKEN });
   keys = (await dp.listVerifierKeys()).keys.map((k) => k.verifier);
-  await dp.createDataset({ name: 'witnessed' });
+  const ds = await dp.createDataset({ name: 'witnessed' });
+  const files = [{ path: 'a.txt', sha256: createHash('sha256').update('a').digest('hex'), size: 1 }];
+  const digest = datasetDigest(files);
+  await dp.registerDatasetVersion(ds.id, { digest, files });
+  bundle = await dp.exportDatasetVersionEvidence(ds.id, digest);
 });
+
+const witnessedCheck = (report) => report.checks.find((c) => c.name === 'witnessed');
 
 after(async () => {
   await server?.stop();
@@ -88,6 +97,39 @@ test('verifyCheckpoint requires k of n witness cosignatures when given a policy'
   await assert.rejects(verifyCheckpoint(note, keys, { witnesses: ['not a vkey'] }), (e) => isDataPilotError(e) && e.code === 'invalid_request');
 });
 
+test('a bundle is held to the witnessed checkpoint: through the client and offline', async () => {
+  const dp = new DataPilot({ baseUrl: server.url, token: ADMIN_TOKEN });
+  // Without a policy there is no witnessed check.
+  const plain = await verifyEvidenceBundle(bundle, { trustedKeys: keys });
+  assert.equal(plain.ok, true);
+  assert.equal(witnessedCheck(plain), undefined);
+  const size = plain.summary.tree_size;
+  // Grow the log so the witnessed checkpoint is later than the bundle: the client fetches the
+  // server's checkpoint and the consistency proof from the bundle's size to it.
+  await dp.createDataset({ name: 'witnessed-later' });
+  let r = await dp.verifyEvidenceBundle(bundle, { trustedKeys: keys, witnesses: [w1.vkey], witnessQuorum: 1 });
+  assert.equal(r.ok, true, JSON.stringify(r.checks));
+  assert.match(witnessedCheck(r).reason, /prefix of the one at size \d+ cosigned by 1 of the 1 trusted witness\(es\) \(witness\.js\/w1\)/);
+  r = await dp.verifyEvidenceBundle(bundle, { trustedKeys: keys, witnesses: [w1.vkey, w2.vkey] });
+  assert.equal(r.ok, false);
+  assert.match(witnessedCheck(r).reason, /1 of the required 2/);
+  // Offline with the note and proof the caller fetched; a wrong proof or a note without the
+  // witness's line fails the check; witnesses without a note are a bad argument.
+  const note = await dp.getCheckpoint();
+  const noteSize = (await verifyCheckpoint(note, keys)).tree_size;
+  assert.ok(noteSize > size);
+  const { hashes } = await dp.getConsistencyProof(size, { to: noteSize });
+  r = await verifyEvidenceBundle(bundle, { trustedKeys: keys, witnesses: [w1.vkey], witnessedCheckpoint: note, witnessProof: hashes });
+  assert.equal(r.ok, true, JSON.stringify(r.checks));
+  r = await verifyEvidenceBundle(bundle, { trustedKeys: keys, witnesses: [w1.vkey], witnessedCheckpoint: note, witnessProof: [] });
+  assert.equal(r.ok, false);
+  assert.match(witnessedCheck(r).reason, /not a prefix/);
+  r = await verifyEvidenceBundle(bundle, { trustedKeys: keys, witnesses: [w1.vkey], witnessedCheckpoint: plain.summary.checkpoint });
+  assert.equal(r.ok, false);
+  assert.match(witnessedCheck(r).reason, /0 of the required 1/);
+  await assert.rejects(verifyEvidenceBundle(bundle, { trustedKeys: keys, witnesses: [w1.vkey] }), (e) => isDataPilotError(e) && e.code === 'invalid_request' && /witnessedCheckpoint/.test(e.message));
+});
+
 test('the CLI checks a witness policy before trusting the checkpoint', () => {
   const dir = mkdtempSync(join(tmpdir(), 'datapilot-witness-'));
   const cli = (args) =>
@@ -104,5 +146,16 @@ test('the CLI checks a witness policy before trusting the checkpoint', () => {
   r = cli(['checkpoint', 'save', '--file', file, '--witness', w1.vkey, '--witness', w2.vkey, '--witness-quorum', '1']);
   assert.equal(r.status, 0, r.stderr);
   r = cli(['checkpoint', 'check', '--file', file, '--witness', w1.vkey, '--witness-quorum', 'two']);
+  assert.equal(r.status, 2, r.stderr);
+  // verify BUNDLE --witness: the bundle's tree must be a prefix of the cosigned checkpoint.
+  const zip = join(dir, 'bundle.zip');
+  writeFileSync(zip, bundle);
+  r = cli(['verify', zip, '--witness', w1.vkey]);
+  assert.equal(r.status, 0, r.stderr);
+  assert.match(r.stdout, /^ok {3}witnessed: .*witness\.js\/w1/m);
+  r = cli(['verify', zip, '--witness', w1.vkey, '--witness', w2.vkey]);
+  assert.equal(r.status, 3, r.stderr);
+  assert.match(r.stderr, /does not verify: witnessed: witnessed checkpoint: 1 of the required 2/);
+  r = cli(['verify', zip, '--witness-quorum', '1']);
   assert.equal(r.status, 2, r.stderr);
 });
