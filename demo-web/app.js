@@ -173,7 +173,23 @@ function download(bytes, name) {
 
 // ---- enabling and labelling controls ---------------------------------------------------------
 
+/**
+ * Results belong to what they were about: when the chosen version changes, the gate result
+ * shown for the old one goes, and when the version or the run changes, so does the exported
+ * bundle's box (it named the old scope). Called from refreshControls, which runs after every
+ * change of selection or action.
+ */
+function clearStaleResults() {
+  const version = state.version ? `${state.version.dataset_id}@${state.version.digest}` : "";
+  const run = state.run?.id ?? "";
+  const was = state.shownFor ?? { version, run };
+  if (was.version !== version) show("gate-out");
+  if (was.version !== version || was.run !== run) show("export-out");
+  state.shownFor = { version, run };
+}
+
 function refreshControls() {
+  clearStaleResults();
   const connected = !!state.client;
   const dataset = $("dataset-select").value;
   const writer = connected && canWrite();
@@ -339,7 +355,8 @@ async function loadVersions(selectDigest) {
 
 async function createDataset(ev) {
   ev.preventDefault();
-  const out = $("register-out");
+  // Said next to the name field it is about, not under the Register button.
+  const out = $("new-dataset-out");
   const name = $("new-dataset-name").value.trim();
   if (!/^[a-z0-9][a-z0-9._-]{0,127}$/.test(name)) {
     show(out, errorBox(new Error("A dataset name is 1–128 of a-z, 0-9, '.', '_', '-', starting with a letter or digit."), "create dataset"));

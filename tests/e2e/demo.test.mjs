@@ -198,9 +198,16 @@ test("demo page: register, gate, run, export and verify in Chromium", { timeout:
   assert.match(await page.textContent("#connect-out"), /admin/);
 
   // 2. Create a dataset, hash the directory, register it (new, then already registered).
+  // A name the page refuses itself: said next to the name field, as check_input.
+  await page.fill("#new-dataset-name", "Not A Name");
+  await page.click("#new-dataset-btn");
+  const badName = page.locator('#new-dataset-out [data-code="check_input"]');
+  await badName.waitFor();
+  assert.match(await badName.textContent(), /A dataset name is/);
+  assert.equal(await page.locator("#register-out .msg").count(), 0, "not under the Register button");
   await page.fill("#new-dataset-name", "cats-train");
   await page.click("#new-dataset-btn");
-  await page.locator("#register-out", { hasText: "created" }).waitFor();
+  await page.locator("#new-dataset-out", { hasText: "created" }).waitFor();
   assert.match(await page.locator("#dataset-select option:checked").textContent(), /cats-train/);
 
   // An empty folder from the chooser says so (as a drop does) instead of doing nothing. The
@@ -459,6 +466,15 @@ test("demo page: register, gate, run, export and verify in Chromium", { timeout:
     .filter((v) => v.impact === "serious" || v.impact === "critical")
     .map((v) => `${v.id} (${v.impact}): ${v.nodes.slice(0, 3).map((n) => `${n.target.join(" ")} [${n.failureSummary}] ${n.html.slice(0, 200)}`).join(", ")}`);
   assert.deepEqual(serious, [], "axe-core: serious accessibility violations");
+
+  // Results belong to what they were about: choosing no version clears the gate result and
+  // the exported bundle's box (both named the old version or run).
+  assert.match(await page.textContent("#gate-out"), /recorded as passed/);
+  assert.match(await page.textContent("#export-out"), /evidence-/);
+  await page.selectOption("#version-select", "");
+  assert.equal(await page.textContent("#gate-out"), "", "the old gate result is gone");
+  assert.equal(await page.textContent("#export-out"), "", "the old bundle's box is gone");
+  await page.selectOption("#version-select", DATASET_DIGEST);
 
   // A run can be finished as failed too; a viewer gets the write controls turned off.
   assert.ok(await page.isVisible("#finish-failed-btn"));
