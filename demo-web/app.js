@@ -103,6 +103,13 @@ function errorBox(err, context) {
     el("p", { class: "err-head" }, el("span", { class: "badge bad" }, "error"), " ", el("code", { class: "err-code", text: code }), context ? ` — ${context}` : ""),
     el("p", { class: "err-detail", text: redact(message) }),
   );
+  if (isDp && err.kind === "transport") {
+    // The browser's own words ("Failed to fetch") say nothing about what to do.
+    box.insertBefore(
+      el("p", { class: "err-plain", text: `The server at ${$("base-url").value || location.origin} did not answer: check that it is running and reachable, then try again.` }),
+      box.children[1],
+    );
+  }
   if (isDp) {
     const meta = [];
     if (err.status) meta.push(["HTTP status", String(err.status)]);
@@ -745,7 +752,14 @@ function dropzone(zone, onDrop) {
 // ---- start -------------------------------------------------------------------------------------
 
 /** Section 6 (explore.js): lists, lineage graph, metric curves, audit timeline. */
-const explorer = initExplorer({ getClient: () => state.client, errorBox });
+// Section 6's failures also turn the pill to "Connection lost" when the server is gone.
+const explorer = initExplorer({
+  getClient: () => state.client,
+  errorBox: (err, what) => {
+    noteConnectionLost(err);
+    return errorBox(err, what);
+  },
+});
 
 function wire() {
   $("base-url").value = location.origin;

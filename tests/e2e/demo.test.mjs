@@ -521,4 +521,13 @@ test("demo page: register, gate, run, export and verify in Chromium", { timeout:
 
   // Screenshot of the final state (the tampered bundle's report) for a human look.
   await page.screenshot({ path: SCREENSHOT, fullPage: true });
+
+  // The server goes away: the pill stops saying Connected, and the error says in plain words
+  // that the server did not answer (not only the browser's "Failed to fetch").
+  await stop(server.child);
+  await page.click("#ex-refresh");
+  await page.locator("#conn-pill", { hasText: "Connection lost" }).waitFor();
+  const dead = page.locator('#ex-out [data-code="transport_error"]');
+  await dead.waitFor();
+  assert.match(await dead.textContent(), /did not answer: check that it is running/);
 });
