@@ -341,8 +341,14 @@ function pairs(list, flag) {
 }
 
 async function findDataset(dp, name) {
-  for await (const ds of dp.listDatasets({ limit: 500 })) if (ds.name === name) return ds;
-  return undefined;
+  // One request by name (listDatasets?name=), not a walk over every dataset.
+  const it = dp.listDatasets({ name });
+  try {
+    const [ds] = (await it.nextPage()).items;
+    return ds;
+  } finally {
+    it.free?.();
+  }
 }
 
 async function findOrCreateDataset(dp, name) {
