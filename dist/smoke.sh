@@ -4,11 +4,12 @@
 #   dist/smoke.sh KIT_DIR ALLOWED_SIGNERS
 #
 # Runs with a PATH holding only system tools (no cargo, rustc, node or npm: the caller checks
-# and this script checks again). Verifies the kit's signed SHA256SUMS, starts the server from
-# the kit on a free port with a fresh data directory, serves the demo site, runs an audited
-# flow over plain HTTP with curl (dataset, version, run, metrics, artifact, finish, checkpoint,
-# evidence bundle), scrapes /metrics, stops the server, then runs the kit's `verify` and
-# `backup` on the data directory and `systemd-analyze verify` on the kit's unit.
+# and this script checks again). Verifies the kit's signed SHA256SUMS and that its SBOMs are
+# CycloneDX 1.5 naming what was built, starts the server from the kit on a free port with a
+# fresh data directory, serves the demo site, runs an audited flow over plain HTTP with curl
+# (dataset, version, run, metrics, artifact, finish, checkpoint, evidence bundle), scrapes
+# /metrics, stops the server, then runs the kit's `verify` and `backup` on the data directory
+# and `systemd-analyze verify` on the kit's unit.
 set -euo pipefail
 
 KIT=$(cd "$1" && pwd)
@@ -31,6 +32,22 @@ step "SHA256SUMS signature and checksums"
 (cd "$KIT" && ssh-keygen -Y verify -f "$SIGNERS" -I release@datapilot -n datapilot-release \
   -s SHA256SUMS.sig < SHA256SUMS >/dev/null) || fail "SHA256SUMS signature"
 (cd "$KIT" && sha256sum --quiet -c SHA256SUMS) || fail "checksums"
+
+step "SBOMs (CycloneDX 1.5), LIBC.txt, BUILD.txt"
+for sbom in datapilot-server animus-datapilot; do
+  f=$KIT/sbom/$sbom.cdx.json
+  jq -e '.bomFormat == "CycloneDX" and .specVersion == "1.5" and (.components | length) > 0' "$f" >/dev/null \
+    || fail "$f is not a CycloneDX 1.5 SBOM with components"
+done
+# The server's tree names the crates it is built from, the npm SBOM the package as shipped.
+for crate in axum rusqlite rustls prometheus-client; do
+  jq -e --arg n "$crate" '[.components[] | .. | objects | select(.name? == $n)] | length > 0' \
+    "$KIT/sbom/datapilot-server.cdx.json" >/dev/null || fail "the server SBOM does not list $crate"
+done
+jq -e '.metadata.component.group == "@animus" and .metadata.component.name == "datapilot"' \
+  "$KIT/sbom/animus-datapilot.cdx.json" >/dev/null || fail "the npm SBOM is not about @animus/datapilot"
+grep -q 'glibc >= ' "$KIT/LIBC.txt" || fail "LIBC.txt names no glibc"
+grep -q '^datapilot-server ' "$KIT/BUILD.txt" || fail "BUILD.txt"
 
 BIN=$KIT/bin/datapilot-server
 "$BIN" --version | grep -q '^datapilot-server ' || fail "--version"
