@@ -2,7 +2,8 @@
 //! `tlog-cosignature`, verified by the SDK under a k-of-n policy, and a split view (one key,
 //! two histories) detected, both by the SDK from two checkpoints and by the witness, which
 //! refuses to cosign the second history; and a bundle held to a witnessed checkpoint (the
-//! `witnessed` step of bundle verification), which refuses a bundle from the other history.
+//! `witnessed` step of bundle verification, by the SDK and by the independent Python auditor),
+//! which refuses a bundle from the other history.
 //!
 //! No witness installs from the registries this project builds with (tried: PyPI `aics-witness`
 //! 0.1.0, an unvetted 2026 release; Go `filippo.io/torchwood` litewitness, which needs a Go
@@ -338,8 +339,14 @@ async fn consistency(api: &Api, from: u64, to: u64) -> Vec<String> {
         .collect()
 }
 
+const AUDITOR: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../tests/auditor/verify_bundle.py"
+);
+
 /// The `witnessed` check of `bundle` against `note` under `k` of `witnesses` (and whether the
-/// whole report is ok).
+/// whole report is ok), from the SDK; the independent Python auditor
+/// (`tests/auditor/verify_bundle.py --witnessed`) must give the same verdicts.
 fn witnessed_check(
     bundle: &[u8],
     keys: &[Verifier],
@@ -349,12 +356,42 @@ fn witnessed_check(
     k: usize,
 ) -> (bool, bool, String) {
     let options = VerifyOptions::default().with_witnessed(
-        WitnessedInput::new(note.to_owned(), proof, witnesses.to_vec()).with_quorum(k),
+        WitnessedInput::new(note.to_owned(), proof.clone(), witnesses.to_vec()).with_quorum(k),
     );
     let report = verify_bundle_with(bundle, keys, &options);
     let c = report
         .check(checks::WITNESSED)
         .expect("the witnessed check is reported");
+
+    let dir = tempfile::tempdir().unwrap();
+    let (zip, note_file) = (dir.path().join("b.zip"), dir.path().join("note.txt"));
+    std::fs::write(&zip, bundle).unwrap();
+    std::fs::write(&note_file, note).unwrap();
+    let mut cmd = std::process::Command::new("python3");
+    cmd.arg(AUDITOR).arg(&zip);
+    for key in keys {
+        cmd.arg(key.to_string());
+    }
+    cmd.arg("--witnessed").arg(&note_file);
+    for w in witnesses {
+        cmd.arg("--witness").arg(w.vkey());
+    }
+    cmd.arg("--witness-quorum").arg(k.to_string());
+    for h in &proof {
+        cmd.arg("--witness-proof").arg(h);
+    }
+    let out = cmd
+        .output()
+        .expect("python3 (installed by ./x setup) runs the auditor verifier");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let verdict = if c.passed { "PASS" } else { "FAIL" };
+    assert!(
+        text.contains(&format!("{verdict} witnessed: ")),
+        "the auditor disagrees (SDK: {verdict} {}):\n{text}{}",
+        c.reason,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(out.status.success(), report.ok, "{text}");
     (report.ok, c.passed, c.reason.clone())
 }
 

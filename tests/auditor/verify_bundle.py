@@ -2,10 +2,17 @@
 """Independent verifier of DataPilot evidence bundles, written from docs/formats.md alone.
 
     python3 verify_bundle.py BUNDLE.zip VERIFIER_KEY [VERIFIER_KEY ...]
+        [--witnessed NOTE_FILE --witness VKEY [--witness VKEY ...] [--witness-quorum K]
+         [--witness-proof BASE64_HASH ...]]
 
 VERIFIER_KEY is a pinned key string `<name>+<8 hex key id>+<base64(0x01 || public key)>`
 (`verifier` of GET /v1/keys, obtained out of band). Runs the checks of docs/formats.md
 section 7 in order, prints one line per check, and exits 0 only if every check passed.
+With --witnessed, also check 12 (`witnessed`): NOTE_FILE is a checkpoint of the same log
+cosigned by at least K (default: all) of the witnesses VKEY (C2SP cosignature/v1 keys
+`<name>+<8 hex key id>+<base64(0x04 || public key)>`, e.g. the server's /checkpoint), and
+the --witness-proof hashes (GET /v1/ledger/proofs/consistency?from=<bundle size>&to=<its
+size>) prove the bundle's tree a prefix of it.
 Python 3.9+, standard library only; Ed25519 uses the `cryptography` package when it is
 installed and the pure-Python RFC 8032 code below otherwise. Nothing is ever skipped.
 """
@@ -245,15 +252,14 @@ def statement_subjects(m, st):
     return None, (f"{len(names) - linked} members match their signed digests; {linked} artifact "
                   f"and dataset version subject(s) well formed")
 
-def checkpoint_signature(m, keys):
-    need("ledger/checkpoint.txt" in m, "member ledger/checkpoint.txt is missing")
-    note = m["ledger/checkpoint.txt"].decode("utf-8")
+def open_note(note, keys):
+    """A C2SP checkpoint note signed by a pinned key: ((origin, size, root), text, lines)."""
     need(len(note.encode()) <= 1_000_000 and all(c == "\n" or c >= " " for c in note),
          "note too large or with a control character")
     need("\n\n" in note, "no blank line before the signatures")
     text, sigs = note[:note.rindex("\n\n") + 1], note[note.rindex("\n\n") + 2:]
     need(sigs.endswith("\n"), "the last signature line must end with a newline")
-    lines, signers = sigs[:-1].split("\n"), set()
+    lines, signers, parsed = sigs[:-1].split("\n"), set(), []
     need(len(lines) <= 100, "more than 100 signature lines")
     for line in lines:
         need(line.startswith("\u2014 ") and " " in line[2:], f"bad signature line {line!r}")
@@ -261,6 +267,7 @@ def checkpoint_signature(m, keys):
         need(name and not any(c.isspace() or c == "+" for c in name), f"bad key name {name!r}")
         raw = b64(sig)
         need(len(raw) >= 5, "signature shorter than a key id and one byte")
+        parsed.append((name, raw))
         for kname, kid, pub in keys:  # only the first line of a pinned key counts
             if (name, raw[:4]) == (kname, kid) and (name, kid) not in signers:
                 need(ed25519_verify(pub, text.encode(), raw[4:]), f"{name}: bad signature")
@@ -270,7 +277,13 @@ def checkpoint_signature(m, keys):
     need(origin and size.isascii() and size.isdigit() and str(int(size)) == size
          and int(size) < 2**64 and "" not in extensions, "malformed checkpoint body")
     need(origin in {n for n, _ in signers}, f"no pinned key named {origin} signed it")
-    return (origin, int(size), b64(root, 32)), f"{origin} at size {size} signed by a pinned key"
+    return (origin, int(size), b64(root, 32)), text, parsed
+
+def checkpoint_signature(m, keys):
+    need("ledger/checkpoint.txt" in m, "member ledger/checkpoint.txt is missing")
+    cp, _, _ = open_note(m["ledger/checkpoint.txt"].decode("utf-8"), keys)
+    origin, size, _ = cp
+    return cp, f"{origin} at size {size} signed by a pinned key"
 
 def checkpoint_matches(st, cp):
     p = st["predicate"]
@@ -449,6 +462,58 @@ def policy_snapshot(m, events):
     need(same(updates[0]["data"]), f"policy.json differs from event {updates[0]['seq']}")
     return None, f"policy version {pol['version']} backed by event {updates[0]['seq']}"
 
+def node_hash(l, r): return sha256(b"\x01" + l + r)
+
+def verify_consistency(m, n, proof, old, new):
+    """RFC 9162 2.1.4.2: the tree of size m with root old is a prefix of the one of size n."""
+    if m == n:
+        need(not proof and old == new, f"tree size {m} has two different roots"); return
+    need(0 < m < n, f"no consistency proof from size {m} to {n}")
+    if m & (m - 1) == 0: proof = [old] + proof
+    fn, sn = m - 1, n - 1
+    while fn & 1: fn >>= 1; sn >>= 1
+    need(proof, "empty consistency proof")
+    fr = sr = proof[0]
+    for c in proof[1:]:
+        need(sn > 0, "consistency proof too long")
+        if fn & 1 or fn == sn:
+            fr, sr = node_hash(c, fr), node_hash(c, sr)
+            while not fn & 1 and fn: fn >>= 1; sn >>= 1
+        else:
+            sr = node_hash(sr, c)
+        fn >>= 1; sn >>= 1
+    need(sn == 0 and fr == old and sr == new, "the consistency proof does not match the roots")
+
+def parse_witness_key(s):
+    name, kid, key = s.split("+", 2)
+    raw = b64(key)
+    need(name and len(kid) == 8 and len(raw) == 33 and raw[0] == 4, f"bad witness key {s!r}")
+    need(sha256(name.encode() + b"\n" + raw)[:4].hex() == kid, f"key id of {s!r} is wrong")
+    return name, bytes.fromhex(kid), raw[1:]
+
+def witnessed(cp, note, keys, witnesses, quorum, proof):
+    """Check 12: the note is signed by a pinned key and cosigned (cosignature/v1: Ed25519 over
+    "cosignature/v1\ntime <t>\n" + text; payload key id || 8-byte time || signature) by at
+    least `quorum` distinct trusted witnesses, and the bundle's tree is a prefix of it."""
+    seen, text, lines = open_note(note, keys)
+    cosigned = []
+    for name, raw in lines:
+        for wname, kid, pub in witnesses:
+            if (name, raw[:4]) != (wname, kid): continue
+            need(len(raw) == 76, f"the cosignature of trusted witness {name} does not verify")
+            t = int.from_bytes(raw[4:12], "big")
+            need(t < 2**63 and ed25519_verify(pub, f"cosignature/v1\ntime {t}\n{text}".encode(), raw[12:]),
+                 f"the cosignature of trusted witness {name} does not verify")
+            if name not in cosigned: cosigned.append(name)
+    need(len(cosigned) >= quorum,
+         f"{len(cosigned)} of the required {quorum} trusted witness cosignatures ({', '.join(cosigned)})")
+    (origin, size, root), (w_origin, w_size, w_root) = cp, seen
+    need(origin == w_origin, f"origin changed from {origin!r} to {w_origin!r}")
+    need(w_size >= size, f"the witnessed checkpoint (size {w_size}) is older than the bundle's tree (size {size})")
+    verify_consistency(size, w_size, [b64(h, 32) for h in proof], root, w_root)
+    return None, f"the bundle's tree is a prefix of the checkpoint at size {w_size} cosigned by " \
+                 f"{len(cosigned)} of {len(witnesses)} trusted witness(es) ({', '.join(cosigned) or 'none required'})"
+
 def parse_key(s):
     name, kid, key = s.split("+", 2)
     raw = b64(key)
@@ -458,10 +523,26 @@ def parse_key(s):
 
 def main(argv):
     try:
-        keys = [parse_key(k) for k in argv[2:]]
-        with open(argv[1], "rb") as f: zb = f.read()
+        args, opts = [], {"--witnessed": [], "--witness": [], "--witness-quorum": [], "--witness-proof": []}
+        it = iter(argv[1:])
+        for a in it:
+            if a in opts: opts[a].append(next(it))
+            else:
+                need(not a.startswith("--"), f"unknown option {a}")
+                args.append(a)
+        keys = [parse_key(k) for k in args[1:]]
+        with open(args[0], "rb") as f: zb = f.read()
         need(keys, "no verifier key")
-    except (Bad, ValueError, OSError, IndexError) as e:
+        witnesses = [parse_witness_key(w) for w in opts["--witness"]]
+        need(len(opts["--witnessed"]) <= 1 and bool(witnesses) == bool(opts["--witnessed"]),
+             "--witnessed NOTE_FILE and --witness VKEY go together")
+        need(len(opts["--witness-quorum"]) <= 1, "one --witness-quorum")
+        quorum = int(opts["--witness-quorum"][0]) if opts["--witness-quorum"] else len(witnesses)
+        need(0 <= quorum <= len(witnesses), "--witness-quorum must be between 0 and the number of witnesses")
+        note = None
+        if opts["--witnessed"]:
+            with open(opts["--witnessed"][0], "rb") as f: note = f.read().decode("utf-8")
+    except (Bad, ValueError, OSError, IndexError, StopIteration) as e:
         print(f"error: {e}\n{__doc__}", file=sys.stderr)
         return 2
     print(f"verifying {argv[1]} with {len(keys)} pinned key(s); Ed25519: {BACKEND}")
@@ -488,7 +569,12 @@ def main(argv):
     check("inclusion.proofs", ["archive.safe", "checkpoint.signature"], inclusion_proofs)
     check("lineage.edges", ["archive.safe", "inclusion.proofs", "statement.format"], lineage_edges)
     check("policy.snapshot", ["archive.safe", "inclusion.proofs"], policy_snapshot)
-    print("bundle OK" if not failed else f"bundle REJECTED: {failed} of 10 checks failed")
+    total = 10
+    if note is not None:
+        total += 1
+        check("witnessed", ["checkpoint.signature"],
+              lambda cp: witnessed(cp, note, keys, witnesses, quorum, opts["--witness-proof"]))
+    print("bundle OK" if not failed else f"bundle REJECTED: {failed} of {total} checks failed")
     return 1 if failed else 0
 
 if __name__ == "__main__":
