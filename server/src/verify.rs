@@ -115,21 +115,38 @@ impl Progress {
         }
         self.last = Instant::now();
         self.shown = Some((done, total));
-        let pct = if total == 0 {
-            100.0
-        } else {
-            done as f64 * 100.0 / total as f64
-        };
+        let line = progress_line(what, done, total);
         if self.tty {
-            eprint!("\rverify: {what}: {done}/{total} ({pct:.0}%)   ");
+            eprint!("\r{line}   ");
             if done == total {
                 eprintln!();
             }
             let _ = std::io::stderr().flush();
         } else {
-            eprintln!("verify: {what}: {done}/{total} ({pct:.0}%)");
+            eprintln!("{line}");
         }
     }
+}
+
+/// Width of the progress bar, in characters.
+const BAR_WIDTH: u64 = 30;
+
+/// `verify: ledger entries [#########.....................] 300/1000 (30%)`.
+fn progress_line(what: &str, done: u64, total: u64) -> String {
+    let (filled, pct) = if total == 0 {
+        (BAR_WIDTH, 100)
+    } else {
+        let done = done.min(total);
+        (
+            done * BAR_WIDTH / total,
+            (done as u128 * 100 / total as u128) as u64,
+        )
+    };
+    format!(
+        "verify: {what} [{}{}] {done}/{total} ({pct}%)",
+        "#".repeat(filled as usize),
+        ".".repeat((BAR_WIDTH - filled) as usize)
+    )
 }
 
 /// The rebuilt tree: `levels[l][i]` is the hash of leaves `[i·2^l, (i+1)·2^l)`.
@@ -740,4 +757,30 @@ async fn hash_blob(
         }
     }
     Ok(Some((hex::encode(h.finalize()), n)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::progress_line;
+
+    #[test]
+    fn the_progress_bar_fills_with_the_work_done() {
+        assert_eq!(
+            progress_line("blobs", 0, 10),
+            "verify: blobs [..............................] 0/10 (0%)"
+        );
+        assert_eq!(
+            progress_line("blobs", 5, 10),
+            "verify: blobs [###############...............] 5/10 (50%)"
+        );
+        assert_eq!(
+            progress_line("blobs", 10, 10),
+            "verify: blobs [##############################] 10/10 (100%)"
+        );
+        // Nothing to do is done; more than the total (a ledger that grew meanwhile) is capped.
+        assert!(
+            progress_line("blobs", 0, 0).ends_with("[##############################] 0/0 (100%)")
+        );
+        assert!(progress_line("x", 12, 10).contains("[##############################]"));
+    }
 }

@@ -196,6 +196,19 @@ async fn verify_reports_a_corrupted_blob() {
     let bytes = populate(&srv.client(ADMIN)).await;
     let (code, out, err) = ops(&["verify"], &srv.dir);
     assert_eq!(code, 0, "{out}{err}");
+    // Progress on stderr (a bar per phase, ending full), the summary on stdout.
+    for phase in ["ledger entries", "Merkle nodes", "blobs"] {
+        assert!(
+            err.lines().any(|l| l.starts_with(&format!(
+                "verify: {phase} [##############################] "
+            )) && l.ends_with("(100%)")),
+            "{phase}: {err}"
+        );
+    }
+    assert!(
+        out.trim_end().ends_with("blobs (28 bytes): all verified"),
+        "{out}"
+    );
     let sha = sha256_hex(&bytes);
     let path = srv.dir.join("blobs/sha256").join(&sha[..2]).join(&sha);
     let mut b = std::fs::read(&path).unwrap();
