@@ -137,6 +137,18 @@ pub async fn open(config: &Config) -> Result<Started, String> {
         key
     };
     let key = key.with_witnesses(crate::witness::Witnesses::from_config(&config.witness)?);
+    // With witnesses, also what they cosigned must be reached (a restore of the whole data
+    // directory rolls `ledger.checkpoint` back too; see `Witnesses::check_not_behind`).
+    if !key.witnesses().is_empty() {
+        if let Ok(note) = std::fs::read_to_string(key.published().path()) {
+            let size = note
+                .lines()
+                .nth(1)
+                .and_then(|l| l.parse::<u64>().ok())
+                .ok_or_else(|| format!("{}: no tree size", key.published().path().display()))?;
+            key.witnesses().check_not_behind(size, &note).await?;
+        }
+    }
 
     let gateway_key = match &config.gateway_hmac_key_file {
         None => None,

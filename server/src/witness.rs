@@ -91,6 +91,69 @@ impl Witnesses {
         self.witnesses.is_empty()
     }
 
+    /// Start-up check: whether a witness has cosigned a larger size of this log than `note`,
+    /// the largest checkpoint this server has published. `ledger.checkpoint` beside the key
+    /// stops a restored database from signing over what was published, but not a restore of
+    /// the whole data directory (key and file included); a witness keeps the log's largest
+    /// cosigned size outside it. Each witness is sent the note with `old 0`: one that has
+    /// cosigned nothing cosigns it, one that holds a size answers 409 with it (C2SP
+    /// tlog-witness). A larger size means this data directory is older than what was
+    /// published: refuse (the caller refuses to start). A witness that is down, or answers
+    /// anything else, does not block the start (logged), as for submissions.
+    pub async fn check_not_behind(&self, size: u64, note: &str) -> Result<(), String> {
+        let Some(http) = &self.http else {
+            return Ok(());
+        };
+        let answers = futures_util::future::join_all(self.witnesses.iter().map(|w| async move {
+            let sent = http
+                .post(format!("{}/add-checkpoint", w.url))
+                .body(format!("old 0\n\n{note}"))
+                .send()
+                .await;
+            let answer = match sent {
+                Ok(r) => {
+                    let status = r.status().as_u16();
+                    (status, r.text().await.unwrap_or_default())
+                }
+                Err(e) => {
+                    tracing::warn!(witness = %w.url, error = %e, "witness unreachable at start");
+                    return None;
+                }
+            };
+            Some((w, answer))
+        }))
+        .await;
+        for (w, (status, text)) in answers.into_iter().flatten() {
+            match status {
+                200 => *w.last_size.lock().unwrap_or_else(|p| p.into_inner()) = size,
+                409 => match text.trim().parse::<u64>() {
+                    Ok(theirs) if theirs > size => {
+                        return Err(format!(
+                            "refusing to start: witness {} ({}) has cosigned size {theirs} of \
+                             this log, but the largest checkpoint in this data directory is \
+                             size {size}: the data directory (key and ledger.checkpoint \
+                             included) is older than what was published, and signing now would \
+                             fork the log. To recover: restore the newest backup (the database \
+                             must reach size {theirs}), or, if those events are lost, start a new \
+                             log in a new data directory (a new origin) and publish why. See \
+                             docs/server.md, \"Backup and restore\"",
+                            w.key.name(),
+                            w.url
+                        ));
+                    }
+                    Ok(theirs) => {
+                        *w.last_size.lock().unwrap_or_else(|p| p.into_inner()) = theirs;
+                    }
+                    Err(_) => tracing::warn!(witness = %w.url, body = %text.trim(),
+                        "the witness answered 409 without a size at start"),
+                },
+                _ => tracing::warn!(witness = %w.url, status, body = %text.trim(),
+                    "the witness did not take the published checkpoint at start"),
+            }
+        }
+        Ok(())
+    }
+
     /// `note` with the cosignatures held for its size and root, if any.
     pub fn with_cosignatures(&self, size: u64, root: &Hash, note: String) -> String {
         match &*self.latest.lock().unwrap_or_else(|p| p.into_inner()) {

@@ -3,7 +3,8 @@
 //! two histories) detected, both by the SDK from two checkpoints and by the witness, which
 //! refuses to cosign the second history; and a bundle held to a witnessed checkpoint (the
 //! `witnessed` step of bundle verification, by the SDK and by the independent Python auditor),
-//! which refuses a bundle from the other history.
+//! which refuses a bundle from the other history; and a data directory restored behind what a
+//! witness cosigned is refused at start.
 //!
 //! No witness installs from the registries this project builds with (tried: PyPI `aics-witness`
 //! 0.1.0, an unvetted 2026 release; Go `filippo.io/torchwood` litewitness, which needs a Go
@@ -499,4 +500,67 @@ async fn a_bundle_is_held_to_a_witnessed_checkpoint_and_a_split_view_bundle_is_r
     let proof = consistency(&a, seen_size, seen2_size).await;
     let (ok, _, why) = witnessed_check(&honest, &keys, &seen2, proof, &one, 1);
     assert!(ok, "{why}");
+}
+
+/// No equivocation with witnesses: a whole data directory (key and `ledger.checkpoint`
+/// included) restored from a backup older than what the witness cosigned is refused at start,
+/// since the witness remembers the larger size; the newer data directory starts again.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_data_directory_older_than_what_the_witness_cosigned_is_refused_at_start() {
+    if skip_on_remote("copies a SQLite data directory as a backup") {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("data");
+    let first = Server::start_in(&dir, &[]);
+    let log_key = verifier(&first.client(ADMIN)).await;
+    drop(first);
+    let (witness, w) = start_witness("witness.test/w1", 41, vec![log_key.clone()]).await;
+    let spec = format!("{witness}={}", w.verifier().vkey());
+    let mut srv = Server::start_in(&dir, &["--witness", &spec]);
+    let admin = srv.client(ADMIN);
+    admin.dataset("before-backup").await;
+    let (old_size, _, _) = checkpoint(&admin).await;
+    srv.kill9();
+    let backup = tmp.path().join("backup");
+    copy_tree(&dir, &backup);
+
+    let mut srv = Server::start_in(&dir, &["--witness", &spec]);
+    let admin = srv.client(ADMIN);
+    admin.dataset("after-backup").await;
+    let note = admin.get("/checkpoint").await.text();
+    let witnessed = verify_witnessed(
+        &note,
+        std::slice::from_ref(&log_key),
+        &[w.verifier().clone()],
+        1,
+    )
+    .expect("the later checkpoint is cosigned");
+    let new_size = witnessed.checkpoint.tree_size;
+    assert!(new_size > old_size);
+    srv.kill9();
+    let newer = tmp.path().join("newer");
+    copy_tree(&dir, &newer);
+
+    // The whole directory rolled back: ledger.checkpoint agrees with the database, only the
+    // witness knows better.
+    std::fs::remove_dir_all(&dir).unwrap();
+    copy_tree(&backup, &dir);
+    let (status, err) = start_fails(&dir, &["--witness", &spec]);
+    assert_eq!(status.code(), Some(1), "{err}");
+    assert!(
+        err.contains(&format!(
+            "witness witness.test/w1 ({witness}) has cosigned size {new_size}"
+        )) && err.contains(&format!("is size {old_size}")),
+        "{err}"
+    );
+    // The documented recovery: restore the newest backup; it starts and is cosigned again.
+    std::fs::remove_dir_all(&dir).unwrap();
+    copy_tree(&newer, &dir);
+    let srv = Server::start_in(&dir, &["--witness", &spec]);
+    let admin = srv.client(ADMIN);
+    admin.dataset("recovered").await;
+    let note = admin.get("/checkpoint").await.text();
+    verify_witnessed(&note, &[log_key], &[w.verifier().clone()], 1)
+        .expect("the recovered log is cosigned again");
 }
