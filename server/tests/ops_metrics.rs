@@ -328,6 +328,28 @@ async fn json_access_log_names_request_principal_operation_status_duration() {
     assert_eq!(v["status"], 201);
     assert!(v["duration_ms"].as_f64().is_some_and(|d| d >= 0.0), "{v}");
     assert_eq!(v["level"], "INFO");
+    // A request without X-Request-Id is logged under the id the server gave it (the one its
+    // answer carries), so a client's report can be found in the log.
+    let r = admin.get("/v1/datasets?limit=1").await;
+    assert_eq!(r.status, 200);
+    let given = r.header("x-request-id").expect("an id").to_string();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let v: serde_json::Value = loop {
+        let text = std::fs::read_to_string(&log_path).unwrap();
+        if let Some(l) = text
+            .lines()
+            .find(|l| l.contains(&format!("\"request_id\":\"{given}\"")))
+        {
+            break serde_json::from_str(l).unwrap();
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{given} not in the log: {text}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    assert_eq!(v["operation"], "GET /v1/datasets");
+    assert_eq!(v["status"], 200);
     // Without --trust-forwarded-for the header does not reach the log.
     admin
         .send(
