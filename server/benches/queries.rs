@@ -5,7 +5,8 @@
 //! DP_BENCH_ITERS times (default 200) from one client and its p50/p95/max printed:
 //!
 //! - latest 20 runs (`listRuns?order=desc&limit=20`);
-//! - a filtered list (`listRuns?input=…&status=succeeded&order=desc&limit=20`);
+//! - filtered lists (`listRuns?input=…&status=succeeded&order=desc&limit=20`, for a version
+//!   whose runs all match and one whose runs none do; `status` + `git_commit`);
 //! - 3-generation lineage (`getLineage?…&direction=downstream&depth=3`);
 //! - a 5-run comparison (`compareMetrics?run_ids=5 runs&name=loss&points=200`).
 //!
@@ -257,12 +258,30 @@ async fn main() {
             "latest 20 runs",
             format!("{base}/v1/runs?order=desc&limit=20"),
         ),
+        // Input i is used by the runs i, i + 100, …: every one of input 40's is finished
+        // (i % 4 == 0), none of input 42's, so the second walks all of that version's runs
+        // and finds nothing (the worst case of a filter).
         (
-            "filtered list (input + status, newest 20)",
+            "filtered list (input + status, newest 20 of 1 000)",
+            format!(
+                "{base}/v1/runs?input={}%40{}&status=succeeded&order=desc&limit=20",
+                inputs[40].0,
+                inputs[40].1.replace(':', "%3A")
+            ),
+        ),
+        (
+            "filtered list (input + status, 0 of 1 000 match)",
             format!(
                 "{base}/v1/runs?input={}%40{}&status=succeeded&order=desc&limit=20",
                 inputs[42].0,
                 inputs[42].1.replace(':', "%3A")
+            ),
+        ),
+        (
+            "filtered list (status + git commit, newest 20)",
+            format!(
+                "{base}/v1/runs?status=running&git_commit={:040x}&order=desc&limit=20",
+                7
             ),
         ),
         (

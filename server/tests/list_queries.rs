@@ -243,6 +243,32 @@ async fn run_filters_dataset_by_name_artifacts_by_content() {
         q(format!("/v1/runs?output={}", enc(&format!("{clean}@{c1}")))).await,
         vec![a.clone()]
     );
+    // Filters combined (the version filters drive the query: each path once).
+    assert_eq!(
+        q(format!(
+            "/v1/runs?input={}&output={}",
+            enc(&format!("{raw}@{v1}")),
+            enc(&format!("{clean}@{c1}"))
+        ))
+        .await,
+        vec![a.clone()]
+    );
+    assert_eq!(
+        q(format!(
+            "/v1/runs?input={}&status=succeeded&created_by={eng_id}&order=desc",
+            enc(&format!("{raw}@{v1}"))
+        ))
+        .await,
+        vec![c.clone()]
+    );
+    assert_eq!(
+        q(format!(
+            "/v1/runs?output={}&status=running",
+            enc(&format!("{clean}@{c1}"))
+        ))
+        .await,
+        Vec::<String>::new()
+    );
     assert_eq!(q("/v1/runs?status=running".into()).await, vec![b.clone()]);
     assert_eq!(
         q("/v1/runs?status=succeeded".into()).await,

@@ -58,10 +58,30 @@ impl Store {
         self.read(move |tx| {
             Box::pin(async move {
                 let mut p: Vec<Val> = vec![Val::Int(after(page, 0))];
+                // With a version filter the runs of that version are few next to all runs, so
+                // the query starts from them (run_inputs/run_outputs by version, then runs by
+                // id): its cost is the version's run count, whatever the other filters. From
+                // runs in n order instead, a filter that matches little (a status no run of the
+                // version has) walked every run: 72 ms p95 at 100 000 runs on SQLite. CROSS JOIN
+                // makes SQLite keep that order; PostgreSQL plans it as an inner join.
+                let (from, by) = match (&q.input, &q.output) {
+                    (Some(v), _) => ("run_inputs v CROSS JOIN runs", Some(v)),
+                    (None, Some(v)) => ("run_outputs v CROSS JOIN runs", Some(v)),
+                    (None, None) => ("runs", None),
+                };
                 let mut sql = format!(
-                    "SELECT {RUN_COLS} FROM runs WHERE n {} $1",
+                    "SELECT {RUN_COLS} FROM {from} WHERE n {} $1",
                     if page.desc { "<" } else { ">" }
                 );
+                if let Some((ds, digest)) = by {
+                    p.push(ds.into());
+                    p.push(digest.into());
+                    sql.push_str(&format!(
+                        " AND runs.id = v.run_id AND v.dataset_id = ${} AND v.digest = ${}",
+                        p.len() - 1,
+                        p.len()
+                    ));
+                }
                 let mut eq = |col: &str, v: &Option<String>, op: &str, sql: &mut String| {
                     if let Some(v) = v {
                         p.push(v.into());
@@ -74,16 +94,15 @@ impl Store {
                 eq("created_at", &q.created_before, "<", &mut sql);
                 eq("git_commit", &q.git_commit, "=", &mut sql);
                 eq("image_digest", &q.image_digest, "=", &mut sql);
-                for (table, v) in [("run_inputs", &q.input), ("run_outputs", &q.output)] {
-                    if let Some((ds, digest)) = v {
-                        p.push(ds.into());
-                        p.push(digest.into());
-                        sql.push_str(&format!(
-                            " AND id IN (SELECT run_id FROM {table} WHERE dataset_id = ${} AND digest = ${})",
-                            p.len() - 1,
-                            p.len()
-                        ));
-                    }
+                // The output filter when the input one already drives the query.
+                if let (Some(_), Some((ds, digest))) = (&q.input, &q.output) {
+                    p.push(ds.into());
+                    p.push(digest.into());
+                    sql.push_str(&format!(
+                        " AND runs.id IN (SELECT run_id FROM run_outputs WHERE dataset_id = ${} AND digest = ${})",
+                        p.len() - 1,
+                        p.len()
+                    ));
                 }
                 p.push((page.limit + 1).into());
                 sql.push_str(&format!(
