@@ -376,12 +376,19 @@ mod verifier {
         let decoded = (|| {
             let keys = verifiers(&opt(&options, "trustedKeys"))?;
             let (witnesses, quorum) = witness_policy(&options)?;
+            let note = opt(&options, "witnessedCheckpoint").as_string();
+            if witnesses.is_empty() && note.is_some() {
+                return Err(invalid_argument(
+                    "witnessedCheckpoint needs witnesses: the trusted witness keys whose \
+                     cosignatures it must carry",
+                ));
+            }
             Ok::<_, JsValue>((
                 keys,
                 opt(&options, "lastCheckpoint").as_string(),
                 witnesses,
                 quorum,
-                opt(&options, "witnessedCheckpoint").as_string(),
+                note,
             ))
         })();
         let (keys, last, witnesses, quorum, given_note) = match decoded {

@@ -128,6 +128,9 @@ test('a bundle is held to the witnessed checkpoint: through the client and offli
   assert.equal(r.ok, false);
   assert.match(witnessedCheck(r).reason, /0 of the required 1/);
   await assert.rejects(verifyEvidenceBundle(bundle, { trustedKeys: keys, witnesses: [w1.vkey] }), (e) => isDataPilotError(e) && e.code === 'invalid_request' && /witnessedCheckpoint/.test(e.message));
+  for (const verify of [(b, o) => verifyEvidenceBundle(b, o), (b, o) => dp.verifyEvidenceBundle(b, o)]) {
+    await assert.rejects(verify(bundle, { trustedKeys: keys, witnessedCheckpoint: note }), (e) => isDataPilotError(e) && e.code === 'invalid_request' && /needs witnesses/.test(e.message));
+  }
 });
 
 test('the CLI checks a witness policy before trusting the checkpoint', () => {
