@@ -241,6 +241,48 @@ function makeNodeApi({ fs, fsp, path, crypto, os, workerThreads, DigestBuilder, 
     });
   }
 
+  /** Files handed to the wasm builder per addFiles call. */
+  const ADD_BATCH = 8192;
+
+  /**
+   * Files on their way into a DigestBuilder, ADD_BATCH at a time through addFiles: one wasm
+   * call per batch instead of one per file (paths NUL-joined: no path holds a NUL).
+   */
+  class PackedFiles {
+    constructor(builder) {
+      this.builder = builder;
+      this.paths = [];
+      this.shas = [];
+      this.sizes = [];
+    }
+
+    push(path, sha256, size) {
+      this.paths.push(path);
+      this.shas.push(sha256);
+      this.sizes.push(size);
+      if (this.paths.length >= ADD_BATCH) this.flush();
+    }
+
+    flush() {
+      if (this.paths.length === 0) return;
+      this.builder.addFiles(this.paths.join('\0'), this.shas.join(''), Float64Array.from(this.sizes));
+      this.paths = [];
+      this.shas = [];
+      this.sizes = [];
+    }
+  }
+
+  /** hashDirectory's result from DigestBuilder#finishPacked. */
+  function unpack(packed, excluded) {
+    const paths = packed.paths.split('\0');
+    const { sha256s, sizes } = packed;
+    const files = new Array(paths.length);
+    for (let i = 0; i < paths.length; i++) {
+      files[i] = { path: paths[i], sha256: sha256s.slice(64 * i, 64 * i + 64), size: sizes[i] };
+    }
+    return { digest: packed.digest, files, total_bytes: packed.total_bytes, file_count: files.length, excluded };
+  }
+
   /**
    * The DPM-1 digest of a directory. Options: onProgress({ phase: 'hashing', bytesHashed,
    * filesHashed, totalFiles, path }), signal, ignore (default true: the root .datapilotignore
@@ -289,11 +331,13 @@ function makeNodeApi({ fs, fsp, path, crypto, os, workerThreads, DigestBuilder, 
     try {
       if (workerThreads && files.length >= WORKER_MIN_FILES && options.threads !== 1) {
         const results = await hashOnWorkers(files, progress, report, signal);
-        for (let i = 0; i < files.length; i++) builder.addFile(files[i][0], results[i][0], results[i][1]);
+        const added = new PackedFiles(builder);
+        for (let i = 0; i < files.length; i++) added.push(files[i][0], results[i][0], results[i][1]);
+        added.flush();
         report(true);
-        const d = builder.finish();
-        return { ...d, file_count: d.files.length, excluded };
+        return unpack(builder.finishPacked(), excluded);
       }
+      const added = new PackedFiles(builder);
       for (let i = 0; i < files.length; i++) {
         if (i % BATCH_FILES === 0) {
           signal?.throwIfAborted();
@@ -321,13 +365,13 @@ function makeNodeApi({ fs, fsp, path, crypto, os, workerThreads, DigestBuilder, 
         } else {
           progress.bytesHashed += size;
         }
-        builder.addFile(rel, sha, size);
+        added.push(rel, sha, size);
         progress.filesHashed = i + 1;
         progress.path = rel;
       }
+      added.flush();
       report(true);
-      const d = builder.finish();
-      return { ...d, file_count: d.files.length, excluded };
+      return unpack(builder.finishPacked(), excluded);
     } finally {
       builder.free();
     }

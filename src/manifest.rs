@@ -408,6 +408,14 @@ impl ManifestBuilder {
         Ok(path)
     }
 
+    /// Takes a file added with `add_file` out again (by the path given there); a no-op for a
+    /// path that was not added.
+    pub fn remove_file(&mut self, path: &str) {
+        if let Ok(p) = normalize_path(path) {
+            self.files.remove(&p);
+        }
+    }
+
     /// The finished manifest (fails if no file was added).
     pub fn finish(self) -> Result<Manifest, ManifestError> {
         let files = self

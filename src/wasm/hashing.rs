@@ -510,6 +510,20 @@ pub fn files_from_data_transfer(
 
 // ---- DigestBuilder ---------------------------------------------------------------------------
 
+#[wasm_bindgen(typescript_custom_section)]
+const TS_PACKED_DIGEST: &str = r#"
+/** `DigestBuilder#finishPacked()`: the manifest in DPM-1 order, packed (see there). */
+export interface PackedDatasetDigest {
+  digest: string;
+  total_bytes: number;
+  /** The NFC paths joined by NUL. */
+  paths: string;
+  /** 64 lowercase hex per file. */
+  sha256s: string;
+  sizes: Float64Array;
+}
+"#;
+
 /// Builds a DPM-1 digest file by file: from hashes computed elsewhere (`addFile`, what the
 /// Node entry does with `node:crypto`) or from bytes streamed in (`beginFile`, `update`,
 /// `endFile`). Paths are normalised to NFC and checked when added.
@@ -537,6 +551,91 @@ impl DigestBuilder {
         self.builder
             .add_file(path, sha256, size as u64)
             .map_err(|e| invalid_argument(&e.to_string()))
+    }
+
+    /// Adds many files at once, for large directories: `paths` joined by NUL (`\0`, which no
+    /// file path holds), their SHA-256s as one string of 64 hex each, and their sizes. The same
+    /// checks as `addFile`; one call instead of one per file (the wasm boundary, not the
+    /// checks, was most of `addFile`'s cost on 150,000 small files).
+    #[wasm_bindgen(js_name = addFiles)]
+    pub fn add_files(&mut self, paths: &str, sha256s: &str, sizes: &[f64]) -> Result<(), JsValue> {
+        if sizes.is_empty() {
+            return if paths.is_empty() && sha256s.is_empty() {
+                Ok(())
+            } else {
+                Err(invalid_argument(
+                    "addFiles: paths and sha256s given without sizes",
+                ))
+            };
+        }
+        if sha256s.len() != 64 * sizes.len() {
+            return Err(invalid_argument(&format!(
+                "addFiles: {} sizes need {} sha256 characters, got {}",
+                sizes.len(),
+                64 * sizes.len(),
+                sha256s.len()
+            )));
+        }
+        let count = paths.bytes().filter(|&b| b == 0).count() + 1;
+        if count != sizes.len() {
+            return Err(invalid_argument(&format!(
+                "addFiles: {count} paths for {} sizes",
+                sizes.len()
+            )));
+        }
+        // All or nothing: a file refused half-way takes the call's earlier files out again.
+        let mut added = Vec::with_capacity(count);
+        for (i, path) in paths.split('\0').enumerate() {
+            if let Err(e) = self.add_file(path, &sha256s[64 * i..64 * i + 64], sizes[i]) {
+                for p in added {
+                    self.builder.remove_file(p);
+                }
+                return Err(e);
+            }
+            added.push(path);
+        }
+        Ok(())
+    }
+
+    /// `finish()` in the packed form `addFiles` takes, for large directories:
+    /// `{ digest, total_bytes, paths, sha256s, sizes }` with the files in DPM-1 order, `paths`
+    /// NFC and joined by NUL, `sha256s` 64 hex each, `sizes` a `Float64Array`. Building the
+    /// entry objects in JS from these is several times faster than `finish()` returning them.
+    #[wasm_bindgen(js_name = finishPacked, unchecked_return_type = "PackedDatasetDigest")]
+    pub fn finish_packed(&mut self) -> Result<JsValue, JsValue> {
+        if self.pending.is_some() {
+            return Err(invalid_argument("endFile() the current file first"));
+        }
+        let m = std::mem::take(&mut self.builder)
+            .finish()
+            .map_err(|e| invalid_argument(&e.to_string()))?;
+        let files = m.files();
+        let mut paths = String::with_capacity(files.iter().map(|f| f.path.len() + 1).sum());
+        let mut sha256s = String::with_capacity(64 * files.len());
+        let mut sizes = Vec::with_capacity(files.len());
+        for (i, f) in files.iter().enumerate() {
+            if i > 0 {
+                paths.push('\0');
+            }
+            paths.push_str(&f.path);
+            sha256s.push_str(&f.sha256);
+            sizes.push(f.size as f64);
+        }
+        let out = Object::new();
+        Reflect::set(&out, &"digest".into(), &m.digest().into())?;
+        Reflect::set(
+            &out,
+            &"total_bytes".into(),
+            &(m.total_bytes() as f64).into(),
+        )?;
+        Reflect::set(&out, &"paths".into(), &paths.into())?;
+        Reflect::set(&out, &"sha256s".into(), &sha256s.into())?;
+        Reflect::set(
+            &out,
+            &"sizes".into(),
+            &js_sys::Float64Array::from(sizes.as_slice()).into(),
+        )?;
+        Ok(out.into())
     }
 
     /// Starts streaming a file's bytes (the path is checked now).

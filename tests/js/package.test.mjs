@@ -71,7 +71,8 @@ test('hashDirectory equals the coreutils DPM-1 recipe, with progress', async () 
   const last = seen.at(-1);
   assert.equal(last.bytesHashed, d.total_bytes);
   assert.equal(last.filesHashed, 4);
-  assert.ok(seen.length > 4, 'progress per chunk');
+  // Progress is throttled (at most every 100 ms, and once at the end), not one per chunk.
+  for (let i = 1; i < seen.length; i++) assert.ok(seen[i].bytesHashed >= seen[i - 1].bytesHashed, 'progress only grows');
   assert.equal(dp.datasetDigest(d.files), d.digest);
 });
 
@@ -92,6 +93,27 @@ test('the wasm browser path (hashFiles over Blobs) gives the same digest', async
   assert.equal(b.endFile().sha256, dp.sha256Hex(new TextEncoder().encode('hello')));
   assert.throws(() => b.addFile('../evil', '0'.repeat(64), 1), (e) => dp.isDataPilotError(e) && e.code === 'invalid_request');
   b.free();
+  // The packed forms (what hashDirectory uses): same checks and the same digest as one by one.
+  const entries = [{ path: 'b/2', sha256: 'a'.repeat(64), size: 2 }, { path: 'a', sha256: 'b'.repeat(64), size: 1 }];
+  const packed = new dp.DigestBuilder();
+  packed.addFiles(entries.map((e) => e.path).join('\0'), entries.map((e) => e.sha256).join(''), Float64Array.of(2, 1));
+  const out = packed.finishPacked();
+  assert.equal(out.digest, dp.datasetDigest(entries));
+  assert.equal(out.paths, 'a\0b/2');
+  assert.equal(out.sha256s, 'b'.repeat(64) + 'a'.repeat(64));
+  assert.deepEqual([...out.sizes], [1, 2]);
+  assert.equal(out.total_bytes, 3);
+  const bad = (paths, shas, sizes, re) => assert.throws(() => packed.addFiles(paths, shas, Float64Array.from(sizes)), (e) => dp.isDataPilotError(e) && e.code === 'invalid_request' && re.test(e.message));
+  bad('a\0b', 'a'.repeat(64), [1, 2], /sha256 characters/);
+  bad('a\0b', 'a'.repeat(64), [1], /2 paths for 1 sizes/);
+  bad('a', 'a'.repeat(128), [1, 2], /1 paths for 2 sizes/);
+  bad('a\0b\0c', 'a'.repeat(128), [1, 2], /3 paths for 2 sizes/);
+  bad('c\0x\0x', 'a'.repeat(192), [1, 2, 3], /x/);
+  bad('d\0y', 'a'.repeat(64) + 'z'.repeat(64), [1, 2], /sha256|hex/i);
+  // All or nothing: c and d (before the refused files) were taken out again.
+  packed.addFiles('c\0d', 'c'.repeat(128), Float64Array.of(5, 6));
+  assert.equal(packed.finishPacked().paths, 'c\0d');
+  packed.free();
 });
 
 test('tsc --noEmit --strict accepts the consumer file (and rejects misuse)', () => {
