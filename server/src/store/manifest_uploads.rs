@@ -81,7 +81,7 @@ pub fn part_fingerprint(files: &[FileEntry]) -> String {
 fn expires_at(unix: i64) -> String {
     chrono::DateTime::from_timestamp(unix, 0)
         .unwrap_or_default()
-        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
 struct UploadRow {
