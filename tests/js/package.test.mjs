@@ -116,6 +116,26 @@ test('the wasm browser path (hashFiles over Blobs) gives the same digest', async
   packed.free();
 });
 
+test('hashFiles reads small files in batches and still hashes each one on its own', async () => {
+  // Empty files, files across batch limits (1,024 files, 8 MiB) and files above the batch
+  // size (256 KiB) in between: every entry must match its own bytes.
+  const { createHash } = await import('node:crypto');
+  const files = [];
+  const entries = [];
+  for (let i = 0; i < 2600; i++) {
+    const size = i % 700 === 0 ? 300 << 10 : i % 97 === 0 ? 0 : (i * 37) % 9000;
+    const bytes = Buffer.alloc(size, i % 251);
+    const path = `d${i % 13}/f${i}`;
+    files.push({ path, file: new Blob([bytes]) });
+    entries.push({ path, sha256: createHash('sha256').update(bytes).digest('hex'), size });
+  }
+  let reports = 0;
+  const d = await dp.hashFiles(files, { onProgress: () => reports++ });
+  assert.equal(d.digest, dp.datasetDigest(entries));
+  assert.equal(d.files.length, 2600);
+  assert.ok(reports > 3, 'progress during the batches');
+});
+
 test('tsc --noEmit --strict accepts the consumer file (and rejects misuse)', () => {
   writeFileSync('tsconfig.json', JSON.stringify({
     compilerOptions: { strict: true, noEmit: true, module: 'nodenext', moduleResolution: 'nodenext', target: 'es2022', lib: ['es2022', 'dom'], skipLibCheck: false, types: [] },
