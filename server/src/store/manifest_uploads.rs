@@ -469,7 +469,7 @@ async fn put_part(
     let held = cx
         .tx
         .query_one(
-            "SELECT COUNT(*), COALESCE(SUM(file_count), 0) FROM manifest_upload_parts
+            "SELECT COUNT(*), CAST(COALESCE(SUM(file_count), 0) AS BIGINT) FROM manifest_upload_parts
              WHERE upload_id = $1",
             params![id],
         )
@@ -578,7 +578,7 @@ async fn commit(
         let now = cx
             .tx
             .query_one(
-                "SELECT COUNT(*), COALESCE(SUM(size), 0) FROM manifest_upload_files
+                "SELECT COUNT(*), CAST(COALESCE(SUM(size), 0) AS BIGINT) FROM manifest_upload_files
                  WHERE upload_id = $1",
                 params![id],
             )
