@@ -777,8 +777,11 @@ function wire() {
     refreshControls();
   });
   $("dir-input").addEventListener("change", (e) => {
-    const files = e.target.files;
-    if (!files || !files.length) {
+    const files = [...(e.target.files ?? [])];
+    // Cleared at once, as the zip chooser is: choosing the same folder again (after its files
+    // changed, or after a cancel) fires change and hashes it again instead of doing nothing.
+    e.target.value = "";
+    if (!files.length) {
       // An empty folder (or one whose files the browser left out): say so, as a drop does.
       state.hashed = null;
       show("register-out");

@@ -240,6 +240,9 @@ test("demo page: register, gate, run, export and verify in Chromium", { timeout:
   assert.ok(digestText.includes(DATASET_DIGEST), `page shows the DPM-1 id: ${digestText}`);
   assert.match(digestText, /Files\s*4(?!\d)/);
   assert.equal(await page.getAttribute("#hash-bar", "value"), String(await page.getAttribute("#hash-bar", "max")));
+  // The chooser is cleared once read, so a browser fires change when the same folder is chosen
+  // again (it fires none for an unchanged value) and the page hashes it afresh.
+  assert.equal(await page.inputValue("#dir-input"), "", "folder chooser cleared after reading");
 
   // The same folder dragged onto the drop zone. A real drag is dispatched through CDP with the
   // directory's path, so Chromium gives the page FileSystemDirectoryEntry items, as for a user's
