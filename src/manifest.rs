@@ -132,7 +132,10 @@ pub enum ManifestError {
         path: String,
     },
     /// A file's `sha256` is not 64 hex digits (lowercase, on the strict server side).
-    #[error("file {path:?}: sha256 must be 64 lowercase hex digits, got {value:?}")]
+    #[error(
+        "file {path:?}: sha256 must be 64 lowercase hex digits, got {value:?}{}",
+        spelling_hint(value, Sha256Spelling::BareHex)
+    )]
     InvalidSha256 {
         /// The file whose hash is malformed.
         path: String,
@@ -149,7 +152,10 @@ pub enum ManifestError {
     #[error("a manifest must list at least one file")]
     NoFiles,
     /// A dataset version id is not `sha256:` followed by 64 lowercase hex digits.
-    #[error("invalid dataset digest {value:?}: expected \"sha256:\" and 64 lowercase hex digits")]
+    #[error(
+        "invalid dataset digest {value:?}: expected \"sha256:\" and 64 lowercase hex digits{}",
+        spelling_hint(value, Sha256Spelling::Prefixed)
+    )]
     InvalidDigest {
         /// The malformed value (truncated to 80 characters).
         value: String,
@@ -264,6 +270,33 @@ fn is_lower_hex64(value: &str) -> bool {
         && value
             .bytes()
             .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
+/// The two spellings of a SHA-256 value in the contract (docs/compatibility.md, "SHA-256
+/// spellings"): the name says the spelling.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Sha256Spelling {
+    /// Fields, parameters and headers named `sha256`: 64 lowercase hex, no prefix.
+    BareHex,
+    /// Fields named `digest` or `*_digest`: `sha256:<64 lowercase hex>`.
+    Prefixed,
+}
+
+/// A hint to append to an error about a malformed SHA-256 when `value` is well formed in the
+/// *other* spelling (the mistake a caller makes when copying an artifact's `sha256` into a
+/// `digest` field or back); empty otherwise. It begins with a space.
+pub fn spelling_hint(value: &str, expected: Sha256Spelling) -> &'static str {
+    match expected {
+        Sha256Spelling::BareHex
+            if value.strip_prefix(DIGEST_PREFIX).is_some_and(is_lower_hex64) =>
+        {
+            " (drop the \"sha256:\" prefix: a value named sha256 is bare hex; see docs/compatibility.md)"
+        }
+        Sha256Spelling::Prefixed if is_lower_hex64(value) => {
+            " (add the \"sha256:\" prefix: a digest names its algorithm; see docs/compatibility.md)"
+        }
+        _ => "",
+    }
 }
 
 /// Checks that `value` has the shape of a dataset version id:
@@ -598,6 +631,23 @@ mod tests {
     use super::*;
 
     const EMPTY_SHA: &str = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+
+    #[test]
+    fn a_sha256_in_the_other_spelling_gets_a_hint() {
+        let prefixed = format!("{DIGEST_PREFIX}{EMPTY_SHA}");
+        assert!(spelling_hint(&prefixed, Sha256Spelling::BareHex).contains("drop the"));
+        assert!(spelling_hint(EMPTY_SHA, Sha256Spelling::Prefixed).contains("add the"));
+        // Right spelling, or not a SHA-256 at all: nothing to hint.
+        assert_eq!(spelling_hint(EMPTY_SHA, Sha256Spelling::BareHex), "");
+        assert_eq!(spelling_hint(&prefixed, Sha256Spelling::Prefixed), "");
+        assert_eq!(spelling_hint("xyz", Sha256Spelling::Prefixed), "");
+        assert_eq!(
+            spelling_hint(&EMPTY_SHA.to_uppercase(), Sha256Spelling::Prefixed),
+            ""
+        );
+        let e = validate_digest(EMPTY_SHA).unwrap_err().to_string();
+        assert!(e.contains("add the \"sha256:\" prefix"), "{e}");
+    }
 
     fn entry(path: &str, content: &[u8]) -> FileEntry {
         let mut h = FileHasher::new();

@@ -4,6 +4,7 @@
 //! an `errors` entry it can show next to the right input.
 
 use crate::error::ApiError;
+use datapilot::manifest::{spelling_hint, Sha256Spelling};
 
 fn is_lower_hex(s: &str, len: usize) -> bool {
     s.len() == len
@@ -37,7 +38,10 @@ pub fn sha256_hex(field: &str, s: &str) -> Result<(), ApiError> {
     } else {
         Err(ApiError::validation(
             field,
-            "must be 64 lowercase hex characters",
+            format!(
+                "must be 64 lowercase hex characters{}",
+                spelling_hint(s, Sha256Spelling::BareHex)
+            ),
         ))
     }
 }
@@ -48,7 +52,10 @@ pub fn digest(field: &str, s: &str) -> Result<(), ApiError> {
         Some(h) if is_lower_hex(h, 64) => Ok(()),
         _ => Err(ApiError::validation(
             field,
-            "must be sha256:<64 lowercase hex>",
+            format!(
+                "must be sha256:<64 lowercase hex>{}",
+                spelling_hint(s, Sha256Spelling::Prefixed)
+            ),
         )),
     }
 }

@@ -313,6 +313,13 @@ async fn run_filters_dataset_by_name_artifacts_by_content() {
             .await
             .assert_problem(400, "validation_failed");
     }
+    // An image digest in bare hex (the artifact spelling): refused, with a hint naming the fix.
+    let bare = admin
+        .get(&format!("/v1/runs?image_digest={}", "c".repeat(64)))
+        .await;
+    bare.assert_problem(400, "validation_failed");
+    let detail = bare.json()["detail"].as_str().unwrap().to_string();
+    assert!(detail.contains("add the \"sha256:\" prefix"), "{detail}");
     // A filtered page's cursor works with the same filter only.
     let p1 = admin
         .get(&format!(
@@ -376,6 +383,13 @@ async fn run_filters_dataset_by_name_artifacts_by_content() {
         .get("/v1/artifacts?sha256=xyz")
         .await
         .assert_problem(400, "validation_failed");
+    // The digest spelling where bare hex is wanted: refused, with a hint naming the fix.
+    let wrong = admin
+        .get(&format!("/v1/artifacts?sha256=sha256:{sha}"))
+        .await;
+    wrong.assert_problem(400, "validation_failed");
+    let detail = wrong.json()["detail"].as_str().unwrap().to_string();
+    assert!(detail.contains("drop the \"sha256:\" prefix"), "{detail}");
     admin
         .get("/v1/artifacts")
         .await

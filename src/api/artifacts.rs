@@ -29,7 +29,10 @@ fn is_sha256_hex(s: &str) -> bool {
 
 fn upload_call(run_id: &str, name: &str, sha256: &str, body: Body) -> Result<Call> {
     if !is_sha256_hex(sha256) {
-        return Err(Error::build("sha256 must be 64 lowercase hex characters"));
+        return Err(Error::build(format!(
+            "sha256 must be 64 lowercase hex characters{}",
+            crate::manifest::spelling_hint(sha256, crate::manifest::Sha256Spelling::BareHex)
+        )));
     }
     if name.is_empty() || name.len() > 255 {
         return Err(Error::build("artifact name must be 1-255 characters"));
