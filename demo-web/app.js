@@ -192,7 +192,25 @@ function clearStaleResults() {
   const was = state.shownFor ?? { version, run };
   if (was.version !== version) show("gate-out");
   if (was.version !== version || was.run !== run) show("export-out");
+  // The registration box names one version, the run box one run: each goes when it no longer
+  // names the one chosen.
+  const reg = $("register-out");
+  if (reg.dataset.version && reg.dataset.version !== state.version?.digest) {
+    show(reg);
+    delete reg.dataset.version;
+  }
+  if (was.run !== run && !run) show("run-out");
   state.shownFor = { version, run };
+}
+
+/**
+ * Boxes that show what a server said to one signed-in identity: cleared when the page
+ * disconnects or connects as someone else (or elsewhere), so no answer outlives its session.
+ * The hash and the bundle verdict are the browser's own work and stay.
+ */
+function clearServerResults() {
+  for (const id of ["new-dataset-out", "register-out", "gate-out", "run-out", "export-out"]) show(id);
+  delete $("register-out").dataset.version;
 }
 
 function refreshControls() {
@@ -248,6 +266,12 @@ async function connect(ev) {
   await act($("connect-btn"), out, "connect", async () => {
     const client = new sdk.DataPilot({ baseUrl, token, timeoutMs: 30_000 });
     const me = await client.whoAmI();
+    const identity = `${client.baseUrl} ${me.subject} ${me.role}`;
+    if (state.identity && state.identity !== identity) {
+      clearServerResults();
+      state.run = null;
+    }
+    state.identity = identity;
     if (state.client && state.client !== client) state.client.free?.();
     state.client = client;
     state.role = me.role;
@@ -282,9 +306,11 @@ async function connect(ev) {
 function disconnect() {
   state.client?.free?.();
   state.client = null;
+  state.identity = null;
   state.run = null;
   state.version = null;
   state.datasets = [];
+  clearServerResults();
   $("conn-pill").textContent = "Not connected";
   $("disconnect-btn").hidden = true;
   $("connect-btn").textContent = "Connect";

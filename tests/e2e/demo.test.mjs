@@ -477,6 +477,7 @@ test("demo page: register, gate, run, export and verify in Chromium", { timeout:
   await page.selectOption("#version-select", "");
   assert.equal(await page.textContent("#gate-out"), "", "the old gate result is gone");
   assert.equal(await page.textContent("#export-out"), "", "the old bundle's box is gone");
+  assert.equal(await page.textContent("#register-out"), "", "the old registration's box is gone");
   await page.selectOption("#version-select", DATASET_DIGEST);
 
   // A run can be finished as failed too; a viewer gets the write controls turned off.
@@ -492,6 +493,11 @@ test("demo page: register, gate, run, export and verify in Chromium", { timeout:
   await page.click("#connect-btn");
   await page.locator("#conn-pill", { hasText: "(viewer)" }).waitFor();
   await page.locator("#read-only-note").waitFor();
+  // What the server told the admin session does not stay on screen for the viewer's.
+  assert.match(await page.textContent("#connect-out"), /viewer/);
+  for (const id of ["new-dataset-out", "register-out", "gate-out", "run-out", "export-out"]) {
+    assert.equal(await page.textContent(`#${id}`), "", `#${id} cleared for the new identity`);
+  }
   for (const id of ["new-dataset-btn", "run-btn", "gate-btn", "register-btn", "finish-btn", "finish-failed-btn"]) {
     assert.ok(await page.isDisabled(`#${id}`), `#${id} is off for a viewer`);
   }
