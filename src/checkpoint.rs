@@ -615,6 +615,11 @@ pub struct Checkpoint {
 }
 
 impl Checkpoint {
+    /// The root hash as the note spells it: standard base64.
+    pub fn root_hash_base64(&self) -> String {
+        B64.encode(self.root_hash)
+    }
+
     /// Parses a checkpoint body (a note's text).
     pub fn parse(text: &str) -> Result<Checkpoint> {
         let bad = |reason| CheckpointError::MalformedCheckpoint { reason };

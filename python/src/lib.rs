@@ -234,6 +234,18 @@ fn to_py_err(py: Python<'_>, e: &Error) -> PyErr {
     exception(py, class, &e.to_string(), &error_fields(py, e, &code), &[])
 }
 
+/// A local verification that refused its input (`VerificationError`, nothing sent).
+fn verification_failed(py: Python<'_>, message: &str) -> PyErr {
+    let text = |v: &str| PyString::new(py, v).into_any().unbind();
+    exception(
+        py,
+        "VerificationError",
+        message,
+        &[("code", text("verification_failed")), ("sent", text("no"))],
+        &[],
+    )
+}
+
 /// A local bad argument (`InvalidArgumentError`, nothing sent).
 fn invalid(message: impl Into<String>) -> PyErr {
     let message = message.into();
@@ -340,6 +352,52 @@ impl Client {
         let c = self.inner.clone();
         let keys = call(py, async move { c.list_verifier_keys().send().await })?;
         Ok(keys.keys.into_iter().map(|k| k.verifier).collect())
+    }
+
+    fn get_checkpoint(&self, py: Python<'_>) -> PyResult<String> {
+        let c = self.inner.clone();
+        call(py, async move { c.get_checkpoint().send().await })
+    }
+
+    /// The bundle verified with this server's help: the consistency proof from
+    /// `last_checkpoint`, and with `witnesses` the server's cosigned checkpoint (or
+    /// `witnessed_checkpoint`) and the proof from the bundle to it.
+    #[pyo3(signature = (bundle, trusted_keys, last_checkpoint=None, witnesses=Vec::new(), witness_quorum=None, witnessed_checkpoint=None))]
+    #[allow(clippy::too_many_arguments)]
+    fn verify_evidence_bundle(
+        &self,
+        py: Python<'_>,
+        bundle: &Bound<'_, PyAny>,
+        trusted_keys: Vec<String>,
+        last_checkpoint: Option<String>,
+        witnesses: Vec<String>,
+        witness_quorum: Option<usize>,
+        witnessed_checkpoint: Option<String>,
+    ) -> PyResult<Py<PyAny>> {
+        let keys = log_keys(&trusted_keys)?;
+        let (witnesses, quorum) = witness_policy(&witnesses, witness_quorum)?;
+        if witnesses.is_empty() && witnessed_checkpoint.is_some() {
+            return Err(invalid(
+                "witnessed_checkpoint needs witnesses: the trusted witness keys whose \
+                 cosignatures it must carry",
+            ));
+        }
+        let mut policy = evidence::OnlinePolicy::new().with_witnesses(witnesses, quorum);
+        if let Some(note) = last_checkpoint {
+            policy = policy.with_last_checkpoint(note);
+        }
+        if let Some(note) = witnessed_checkpoint {
+            policy = policy.with_witnessed_checkpoint(note);
+        }
+        let bytes = bundle_bytes(py, bundle)?;
+        let c = self.inner.clone();
+        let report = call(py, async move {
+            c.verify_evidence_bundle(&bytes, &keys)
+                .policy(policy)
+                .send()
+                .await
+        })?;
+        to_py(py, &report)
     }
 
     // ---- datasets
@@ -1093,38 +1151,145 @@ fn hash_directory(
     })
 }
 
-/// Verifies an evidence bundle offline (`bundle`: the zip's bytes, or a path to it) against
-/// the pinned verifier keys; returns the report `{ok, checks, summary}` whatever the outcome.
-#[pyfunction]
-fn verify_evidence_bundle(
-    py: Python<'_>,
-    bundle: &Bound<'_, PyAny>,
-    trusted_keys: Vec<String>,
-) -> PyResult<Py<PyAny>> {
+/// The pinned log keys: at least one, each `<origin>+<hex id>+<base64 key>`.
+fn log_keys(trusted_keys: &[String]) -> PyResult<Vec<datapilot::checkpoint::Verifier>> {
     if trusted_keys.is_empty() {
         return Err(invalid(
             "trusted_keys must name at least one verifier key ('<origin>+<hex id>+<base64 key>', \
              pinned out of band; Client.verifier_keys() only helps bootstrap the pin)",
         ));
     }
-    let keys = trusted_keys
+    trusted_keys
         .iter()
         .map(|k| {
             k.parse::<datapilot::checkpoint::Verifier>()
                 .map_err(|e| invalid(format!("trusted key {k:?}: {e}")))
         })
+        .collect()
+}
+
+/// A witness policy: the trusted witnesses' C2SP cosignature/v1 vkeys and how many of them
+/// must have cosigned (default: all).
+fn witness_policy(
+    witnesses: &[String],
+    quorum: Option<usize>,
+) -> PyResult<(Vec<evidence::WitnessVerifier>, usize)> {
+    let parsed = witnesses
+        .iter()
+        .map(|w| {
+            w.parse::<evidence::WitnessVerifier>()
+                .map_err(|e| invalid(format!("witness {w:?}: {e}")))
+        })
         .collect::<PyResult<Vec<_>>>()?;
-    let bytes: Vec<u8> = if let Ok(b) = bundle.cast::<PyBytes>() {
-        b.as_bytes().to_vec()
-    } else {
-        let path: PathBuf = bundle
-            .extract()
-            .map_err(|_| invalid("bundle must be bytes or a path"))?;
-        py.detach(|| files::read_bundle_file(&path, DEFAULT_MAX_ARCHIVE_BYTES))
-            .map_err(|e| dir_err(py, e))?
+    let k = match quorum {
+        None => parsed.len(),
+        Some(k) if k <= parsed.len() && (k > 0 || parsed.is_empty()) => k,
+        Some(k) => {
+            return Err(invalid(format!(
+                "witness_quorum {k} must be between 1 and the number of witnesses ({})",
+                parsed.len()
+            )))
+        }
     };
-    let report = py.detach(|| evidence::verify_bundle(&bytes, &keys));
+    if parsed.is_empty() && quorum.is_some() {
+        return Err(invalid(
+            "witness_quorum needs witnesses: the trusted witness keys",
+        ));
+    }
+    Ok((parsed, k))
+}
+
+/// A bundle given as bytes or as a path to the zip (read with the archive size limit).
+fn bundle_bytes(py: Python<'_>, bundle: &Bound<'_, PyAny>) -> PyResult<Vec<u8>> {
+    if let Ok(b) = bundle.cast::<PyBytes>() {
+        return Ok(b.as_bytes().to_vec());
+    }
+    let path: PathBuf = bundle
+        .extract()
+        .map_err(|_| invalid("bundle must be bytes or a path"))?;
+    py.detach(|| files::read_bundle_file(&path, DEFAULT_MAX_ARCHIVE_BYTES))
+        .map_err(|e| dir_err(py, e))
+}
+
+/// Verifies an evidence bundle offline (`bundle`: the zip's bytes, or a path to it) against
+/// the pinned verifier keys; returns the report `{ok, checks, summary}` whatever the outcome.
+/// With `witnesses`, also the `witnessed` check: `witnessed_checkpoint` (required then) must be
+/// cosigned by `witness_quorum` of them and extend the bundle's tree (`witness_proof`: the
+/// consistency proof from the bundle's size to its size, empty when they are equal).
+#[pyfunction]
+#[pyo3(signature = (bundle, trusted_keys, witnesses=Vec::new(), witness_quorum=None, witnessed_checkpoint=None, witness_proof=Vec::new()))]
+fn verify_evidence_bundle(
+    py: Python<'_>,
+    bundle: &Bound<'_, PyAny>,
+    trusted_keys: Vec<String>,
+    witnesses: Vec<String>,
+    witness_quorum: Option<usize>,
+    witnessed_checkpoint: Option<String>,
+    witness_proof: Vec<String>,
+) -> PyResult<Py<PyAny>> {
+    let keys = log_keys(&trusted_keys)?;
+    let (witnesses, quorum) = witness_policy(&witnesses, witness_quorum)?;
+    let witnessed = match (witnesses.is_empty(), witnessed_checkpoint) {
+        (true, None) => None,
+        (false, Some(note)) => {
+            Some(evidence::WitnessedInput::new(note, witness_proof, witnesses).with_quorum(quorum))
+        }
+        (false, None) => {
+            return Err(invalid(
+                "witnesses need witnessed_checkpoint: a checkpoint note with the witnesses' \
+                 cosignatures at the bundle's size or later (the server's current one), and \
+                 witness_proof from the bundle's size to it; or use \
+                 Client.verify_evidence_bundle, which fetches both",
+            ))
+        }
+        (true, Some(_)) => {
+            return Err(invalid(
+                "witnessed_checkpoint needs witnesses: the trusted witness keys whose \
+                 cosignatures it must carry",
+            ))
+        }
+    };
+    let bytes = bundle_bytes(py, bundle)?;
+    let report = py.detach(|| {
+        evidence::online::verify_bundle_parts(&bytes, &keys, None, Vec::new(), witnessed)
+    });
     to_py(py, &report)
+}
+
+/// A checkpoint note whose signature verified.
+#[derive(Serialize)]
+struct VerifiedCheckpoint {
+    origin: String,
+    tree_size: u64,
+    root_hash: String,
+    cosigned_by: Vec<String>,
+}
+
+/// Opens a signed checkpoint note with the pinned log keys; with `witnesses`, it must also carry
+/// cosignatures of `witness_quorum` of them (default: all). Returns `{origin, tree_size,
+/// root_hash, cosigned_by}`; raises `VerificationError` otherwise.
+#[pyfunction]
+#[pyo3(signature = (note, trusted_keys, witnesses=Vec::new(), witness_quorum=None))]
+fn verify_checkpoint(
+    py: Python<'_>,
+    note: &str,
+    trusted_keys: Vec<String>,
+    witnesses: Vec<String>,
+    witness_quorum: Option<usize>,
+) -> PyResult<Py<PyAny>> {
+    let keys = log_keys(&trusted_keys)?;
+    let (witnesses, quorum) = witness_policy(&witnesses, witness_quorum)?;
+    let w = datapilot::witness::verify_witnessed(note, &keys, &witnesses, quorum)
+        .map_err(|e| verification_failed(py, &format!("checkpoint refused: {e}")))?;
+    to_py(
+        py,
+        &VerifiedCheckpoint {
+            root_hash: w.checkpoint.root_hash_base64(),
+            origin: w.checkpoint.origin,
+            tree_size: w.checkpoint.tree_size,
+            cosigned_by: w.cosigned_by.into_iter().map(|(n, _)| n).collect(),
+        },
+    )
 }
 
 /// The SDK version (the crate's).
@@ -1141,6 +1306,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<DatasetDigest>()?;
     m.add_function(wrap_pyfunction!(hash_directory, m)?)?;
     m.add_function(wrap_pyfunction!(verify_evidence_bundle, m)?)?;
+    m.add_function(wrap_pyfunction!(verify_checkpoint, m)?)?;
     m.add_function(wrap_pyfunction!(sdk_version, m)?)?;
     Ok(())
 }

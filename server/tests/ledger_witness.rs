@@ -25,7 +25,7 @@ use base64::Engine;
 use common::*;
 use datapilot::checkpoint::{open_checkpoint, Checkpoint, Verifier};
 use datapilot::evidence::{
-    checks, verify_bundle, verify_bundle_with, VerifyOptions, WitnessedInput,
+    checks, verify_bundle, verify_bundle_with, OnlinePolicy, VerifyOptions, WitnessedInput,
 };
 use datapilot::witness::{
     split_view, verify_witnessed, WitnessError, WitnessSigner, WitnessVerifier,
@@ -321,6 +321,16 @@ async fn the_server_gets_its_checkpoints_cosigned_and_publishes_them() {
     assert!(err.contains("expected URL=VKEY"), "{err}");
 }
 
+/// The SDK's native client for a server (admin token).
+fn sdk_client(base: &str) -> datapilot::Client {
+    datapilot::Client::builder()
+        .base_url(base)
+        .token(ADMIN)
+        .timeout(std::time::Duration::from_secs(20))
+        .build()
+        .unwrap()
+}
+
 /// The consistency proof hashes from `from` to `to` (the JSON endpoint).
 async fn consistency(api: &Api, from: u64, to: u64) -> Vec<String> {
     if from == to {
@@ -421,6 +431,8 @@ async fn a_bundle_is_held_to_a_witnessed_checkpoint_and_a_split_view_bundle_is_r
     let two = [w1.verifier().clone(), w2.verifier().clone()];
 
     let ds = admin.dataset("witnessed-bundle").await;
+    // A checkpoint a client kept from before the bundle (for the online consistency check).
+    let early = admin.get("/checkpoint").await.text();
     let digest = admin.version(&ds, "v").await;
     let (run, _) = admin.run(&[(&ds, &digest)]).await;
     let bundle = admin.get(&format!("/v1/runs/{run}/evidence")).await.body;
@@ -459,6 +471,38 @@ async fn a_bundle_is_held_to_a_witnessed_checkpoint_and_a_split_view_bundle_is_r
     );
     let (ok, _, why) = witnessed_check(&bundle, &keys, &later, vec![], &one, 1);
     assert!(!ok && why.contains("not a prefix"), "{why}");
+    // The SDK's online verification fetches the cosigned checkpoint and the proof itself and
+    // reaches the same verdicts (the path the Python SDK and the npm client take too).
+    let sdk = sdk_client(&srv.base);
+    let online = |policy: OnlinePolicy| {
+        let (sdk, bundle, keys) = (&sdk, &bundle, &keys);
+        async move {
+            sdk.verify_evidence_bundle(bundle, keys)
+                .policy(policy)
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    let r = online(OnlinePolicy::new().with_witnesses(one.to_vec(), 1)).await;
+    let c = r.check(checks::WITNESSED).unwrap();
+    assert!(r.ok && c.passed, "{r:?}");
+    assert!(
+        c.reason
+            .contains(&format!("prefix of the one at size {later_size}")),
+        "{}",
+        c.reason
+    );
+    let r = online(OnlinePolicy::new().with_witnesses(two.to_vec(), 2)).await;
+    assert!(!r.ok, "2 of 2 with one cosignature: {r:?}");
+    // A last trusted checkpoint: the bundle extends the (older) one the caller kept.
+    let r = online(OnlinePolicy::new().with_last_checkpoint(early.clone())).await;
+    let c = r.check(checks::CONSISTENCY).unwrap();
+    assert!(r.ok && c.passed, "{r:?}");
+    assert!(open_checkpoint(&early, &keys).unwrap().0.tree_size < size);
+    // No policy: the offline checks only.
+    let r = online(OnlinePolicy::new()).await;
+    assert!(r.ok && r.check(checks::WITNESSED).is_none(), "{r:?}");
     // A witnessed checkpoint older than the bundle says nothing about it.
     let newer = admin.get(&format!("/v1/runs/{run}/evidence")).await.body;
     let (ok, _, why) = witnessed_check(&newer, &keys, &note, vec![], &one, 1);

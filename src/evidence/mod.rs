@@ -55,6 +55,7 @@
 
 pub mod archive;
 mod consistency;
+pub mod online;
 mod verify;
 
 use serde::Serialize;
@@ -63,6 +64,7 @@ pub use crate::checkpoint::Verifier;
 pub use crate::witness::WitnessVerifier;
 pub use archive::{Archive, Limits};
 pub use consistency::{verify_consistency_from, ConsistencyError, ConsistencyInput};
+pub use online::{verify_bundle_online, OnlinePolicy};
 pub use verify::{verify_bundle, verify_bundle_with};
 
 /// Stable check names, in report order.

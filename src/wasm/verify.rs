@@ -184,9 +184,8 @@ mod verifier {
     use super::super::{from_js, opt, to_js};
     use super::{strings, VerifiedCheckpoint};
     use crate::checkpoint::{open_checkpoint, Verifier};
-    use crate::evidence::{
-        self, ConsistencyInput, VerificationReport, VerifyOptions, WitnessedInput,
-    };
+    use crate::evidence::online::verify_bundle_parts;
+    use crate::evidence::{verify_bundle_online, OnlinePolicy, WitnessedInput};
     use crate::witness::WitnessVerifier;
 
     /// Parses pinned verifier key strings.
@@ -218,27 +217,6 @@ mod verifier {
             .collect()
     }
 
-    /// Verifies a bundle with decoded options (the offline and the online export).
-    pub(crate) fn verify_bundle_report(
-        bytes: &[u8],
-        verifiers: &[Verifier],
-        last_checkpoint: Option<String>,
-        proof: Vec<String>,
-        witnessed: Option<WitnessedInput>,
-    ) -> VerificationReport {
-        let mut options = VerifyOptions::default();
-        if let Some(trusted_checkpoint) = last_checkpoint {
-            options = options.with_consistency(ConsistencyInput {
-                trusted_checkpoint,
-                proof,
-            });
-        }
-        if let Some(w) = witnessed {
-            options = options.with_witnessed(w);
-        }
-        evidence::verify_bundle_with(bytes, verifiers, &options)
-    }
-
     /// The witness policy of an options object: `witnesses` (cosignature/v1 vkeys) and
     /// `witnessQuorum` (default: all of them).
     fn witness_policy(options: &JsValue) -> Result<(Vec<WitnessVerifier>, usize), JsValue> {
@@ -259,13 +237,6 @@ mod verifier {
             }
         };
         Ok((witnesses, quorum))
-    }
-
-    /// The tree size of a trusted checkpoint note, if it verifies.
-    pub(crate) fn checkpoint_size(note: &str, verifiers: &[Verifier]) -> Option<u64> {
-        open_checkpoint(note, verifiers)
-            .ok()
-            .map(|(c, _)| c.tree_size)
     }
 
     /// A settled promise: the entries' API is async (the module itself loads on first use),
@@ -314,7 +285,7 @@ mod verifier {
                     ))
                 }
             };
-            to_js(&verify_bundle_report(bytes, &keys, last, proof, witnessed))
+            to_js(&verify_bundle_parts(bytes, &keys, last, proof, witnessed))
         })())
     }
 
@@ -396,7 +367,10 @@ mod verifier {
             Err(e) => return Promise::reject(&e),
         };
         future_to_promise(async move {
-            let fetch = |from: u64, to: u64| {
+            let mut policy = OnlinePolicy::new().with_witnesses(witnesses, quorum);
+            policy.last_checkpoint = last;
+            policy.witnessed_checkpoint = given_note;
+            let fetch_proof = |from: u64, to: u64| {
                 let fetch_proof = fetch_proof.clone();
                 async move {
                     let pending = fetch_proof.call2(
@@ -408,42 +382,14 @@ mod verifier {
                     strings(hashes, "consistency proof")
                 }
             };
-            let wants_witnesses = !witnesses.is_empty();
-            if last.is_none() && !wants_witnesses {
-                return to_js(&verify_bundle_report(&bytes, &keys, None, Vec::new(), None));
-            }
-            let offline = verify_bundle_report(&bytes, &keys, None, Vec::new(), None);
-            let bundle_size = offline.summary.tree_size;
-            let mut proof = Vec::new();
-            if let Some(note) = &last {
-                if let (Some(from), Some(to)) = (checkpoint_size(note, &keys), bundle_size) {
-                    if from > 0 && from < to {
-                        proof = fetch(from, to).await?;
-                    }
-                }
-            }
-            let mut witnessed = None;
-            if wants_witnesses {
-                let note = match given_note {
-                    Some(n) => n,
-                    None => {
-                        let pending = fetch_checkpoint.call0(&JsValue::UNDEFINED)?;
-                        JsFuture::from(Promise::resolve(&pending))
-                            .await?
-                            .as_string()
-                            .ok_or_else(|| invalid_argument("the checkpoint is not text"))?
-                    }
-                };
-                let mut witness_proof = Vec::new();
-                if let (Some(from), Some(to)) = (bundle_size, checkpoint_size(&note, &keys)) {
-                    if from > 0 && from < to {
-                        witness_proof = fetch(from, to).await?;
-                    }
-                }
-                witnessed =
-                    Some(WitnessedInput::new(note, witness_proof, witnesses).with_quorum(quorum));
-            }
-            to_js(&verify_bundle_report(&bytes, &keys, last, proof, witnessed))
+            let fetch_note = || async move {
+                let pending = fetch_checkpoint.call0(&JsValue::UNDEFINED)?;
+                JsFuture::from(Promise::resolve(&pending))
+                    .await?
+                    .as_string()
+                    .ok_or_else(|| invalid_argument("the checkpoint is not text"))
+            };
+            to_js(&verify_bundle_online(&bytes, &keys, policy, fetch_proof, fetch_note).await?)
         })
     }
 }

@@ -17,7 +17,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
-from typing import Iterator, List, Optional
+from typing import Iterator, List, Optional, Sequence
 
 import pytest
 
@@ -40,7 +40,7 @@ class Server:
     """A ``datapilot-server`` on 127.0.0.1 with its own data dir; ``kill`` and ``restart`` keep
     the data dir and the port (what a crash and a supervisor restart do)."""
 
-    def __init__(self, data_dir: Path) -> None:
+    def __init__(self, data_dir: Path, args: Sequence[str] = ()) -> None:
         self.bin = os.environ.get("DATAPILOT_SERVER_BIN") or str(ROOT / "target/debug/datapilot-server")
         if not Path(self.bin).is_file():
             raise RuntimeError(
@@ -48,6 +48,7 @@ class Server:
                 "`cargo build --workspace --features datapilot/native --bins` or set DATAPILOT_SERVER_BIN"
             )
         self.data_dir = data_dir
+        self.args = list(args)
         self.proc: Optional[subprocess.Popen[str]] = None
         self.url = ""
         self.start("127.0.0.1:0")
@@ -55,7 +56,7 @@ class Server:
     def start(self, listen: str) -> None:
         env = dict(os.environ, DATAPILOT_BOOTSTRAP_TOKEN=ADMIN, DATAPILOT_LOG="warn")
         proc = subprocess.Popen(
-            [self.bin, "--data-dir", str(self.data_dir), "--listen", listen],
+            [self.bin, "--data-dir", str(self.data_dir), "--listen", listen, *self.args],
             env=env,
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,

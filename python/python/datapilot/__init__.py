@@ -55,6 +55,7 @@ __all__ = [
     "DatasetDigest",
     "hash_directory",
     "verify_evidence_bundle",
+    "verify_checkpoint",
     "DataPilotError",
     "ApiError",
     "TransportError",
@@ -205,6 +206,15 @@ class VerificationReport(TypedDict):
     summary: BundleSummary
 
 
+class VerifiedCheckpoint(TypedDict):
+    origin: str
+    tree_size: int
+    #: Standard base64, as the note spells it.
+    root_hash: str
+    #: The trusted witnesses whose cosignatures verified (empty without a witness policy).
+    cosigned_by: List[str]
+
+
 class MetricStats(TypedDict, total=False):
     """Counters of a run's metric logger (points unless said otherwise)."""
 
@@ -275,20 +285,16 @@ def hash_directory(
     return _native.hash_directory(path, symlinks, threads, progress, ignore)
 
 
-def verify_evidence_bundle(
-    bundle: Union[bytes, PathLike], *, trusted_keys: Sequence[str]
-) -> VerificationReport:
-    """Verifies an evidence bundle (its bytes or a path to the zip) offline against the
-    verifier keys you pinned, and returns the report of every check.
-
-    Raises :class:`VerificationError` (with ``.report``) when a check fails, so a tampered
-    bundle cannot be mistaken for a good one by a caller that ignores the result.
-    """
+def _keys(trusted_keys: Sequence[str], what: str = "trusted_keys") -> List[str]:
     if isinstance(trusted_keys, str):
         raise InvalidArgumentError(
-            "trusted_keys must be a list of verifier key strings, not one string", code="invalid_request"
+            f"{what} must be a list of key strings, not one string", code="invalid_request"
         )
-    report = cast(VerificationReport, _native.verify_evidence_bundle(bundle, list(trusted_keys)))
+    return list(trusted_keys)
+
+
+def _checked(report: VerificationReport) -> VerificationReport:
+    """The report, or :class:`VerificationError` (with ``.report``) naming the first failed check."""
     if not report["ok"]:
         failed = next(c for c in report["checks"] if not c["passed"])
         err = VerificationError(
@@ -299,6 +305,55 @@ def verify_evidence_bundle(
         err.report = cast(Dict[str, object], report)
         raise err
     return report
+
+
+def verify_evidence_bundle(
+    bundle: Union[bytes, PathLike],
+    *,
+    trusted_keys: Sequence[str],
+    witnesses: Sequence[str] = (),
+    witness_quorum: Optional[int] = None,
+    witnessed_checkpoint: Optional[str] = None,
+    witness_proof: Sequence[str] = (),
+) -> VerificationReport:
+    """Verifies an evidence bundle (its bytes or a path to the zip) offline against the
+    verifier keys you pinned, and returns the report of every check.
+
+    With ``witnesses`` (C2SP cosignature/v1 vkeys of witnesses you trust), the bundle must also
+    be part of a history they cosigned: ``witnessed_checkpoint`` (a checkpoint note of the same
+    log at the bundle's size or later, with their cosignature lines) must carry cosignatures of
+    ``witness_quorum`` of them (default: all), and ``witness_proof`` is the consistency proof
+    from the bundle's size to the note's (empty when equal). :meth:`Client.verify_evidence_bundle`
+    fetches both from the server.
+
+    Raises :class:`VerificationError` (with ``.report``) when a check fails, so a tampered
+    bundle cannot be mistaken for a good one by a caller that ignores the result.
+    """
+    report = _native.verify_evidence_bundle(
+        bundle,
+        _keys(trusted_keys),
+        _keys(witnesses, "witnesses"),
+        witness_quorum,
+        witnessed_checkpoint,
+        _keys(witness_proof, "witness_proof"),
+    )
+    return _checked(cast(VerificationReport, report))
+
+
+def verify_checkpoint(
+    note: str,
+    *,
+    trusted_keys: Sequence[str],
+    witnesses: Sequence[str] = (),
+    witness_quorum: Optional[int] = None,
+) -> VerifiedCheckpoint:
+    """Opens a signed checkpoint note (``Client.checkpoint()``) with the pinned log keys; with
+    ``witnesses``, it must also carry valid cosignatures of ``witness_quorum`` of them (default:
+    all). Raises :class:`VerificationError` otherwise."""
+    return cast(
+        VerifiedCheckpoint,
+        _native.verify_checkpoint(note, _keys(trusted_keys), _keys(witnesses, "witnesses"), witness_quorum),
+    )
 
 
 # ---- client ----------------------------------------------------------------------------------
@@ -343,6 +398,40 @@ class Client:
     def with_token(self, token: str) -> Client:
         """A client acting with ``token`` (sharing connections and the retry budget)."""
         return Client._wrap(self._native.with_token(token))
+
+    def checkpoint(self) -> str:
+        """The server's current signed checkpoint note (with the cosignatures of its witnesses).
+        Check it with :func:`verify_checkpoint` and your pinned keys before trusting it."""
+        return self._native.get_checkpoint()
+
+    def verify_evidence_bundle(
+        self,
+        bundle: Union[bytes, PathLike],
+        *,
+        trusted_keys: Sequence[str],
+        last_checkpoint: Optional[str] = None,
+        witnesses: Sequence[str] = (),
+        witness_quorum: Optional[int] = None,
+        witnessed_checkpoint: Optional[str] = None,
+    ) -> VerificationReport:
+        """Verifies a bundle with this server's help; nothing it sends is trusted.
+
+        ``last_checkpoint`` (a note you kept from earlier) adds the ``consistency`` check: the
+        bundle's tree must extend it (the proof is fetched), which catches a rollback or fork.
+        ``witnesses`` adds the ``witnessed`` check against the server's current checkpoint (or
+        ``witnessed_checkpoint``): cosigned by ``witness_quorum`` of them (default: all) and
+        extending the bundle's tree, which catches a split view. Raises
+        :class:`VerificationError` (with ``.report``) when a check fails.
+        """
+        report = self._native.verify_evidence_bundle(
+            bundle,
+            _keys(trusted_keys),
+            last_checkpoint,
+            _keys(witnesses, "witnesses"),
+            witness_quorum,
+            witnessed_checkpoint,
+        )
+        return _checked(cast(VerificationReport, report))
 
     def verifier_keys(self) -> List[str]:
         """The server's ledger verifier keys. Only for bootstrapping a pin: verification must
