@@ -168,7 +168,8 @@ pub async fn published(
     let (head, note) = signed(store, key, size).await?;
     let note = key
         .witnesses()
-        .with_cosignatures(head.size, &head.root, note);
+        .with_cosignatures(store, head.size, &head.root, note)
+        .await?;
     Ok((head, note))
 }
 

@@ -8,9 +8,10 @@
 //! for that size (`/checkpoint`, `GET /v1/ledger/checkpoint`) carry them as extra signature
 //! lines, which verifiers that do not know the witnesses ignore. A witness that is down or
 //! refuses does not stop the log: its cosignature is missing, which clients requiring it see.
-//! Cosignatures are kept in memory per process, for the latest published size only (a replica
-//! that did not publish a size serves it without cosignatures); evidence bundles carry the
-//! log's signature only, so that they stay deterministic.
+//! Cosignatures are kept in the database (`checkpoint_cosignatures`, insert-only, one line per
+//! witness and size), so every replica serves the cosignatures any replica collected and a
+//! restart keeps them; the latest published size's are also held in memory, so serving it needs
+//! no read. Evidence bundles carry the log's signature only, so that they stay deterministic.
 
 use std::sync::Mutex;
 use std::time::Duration;
@@ -154,12 +155,28 @@ impl Witnesses {
         Ok(())
     }
 
-    /// `note` with the cosignatures held for its size and root, if any.
-    pub fn with_cosignatures(&self, size: u64, root: &Hash, note: String) -> String {
-        match &*self.latest.lock().unwrap_or_else(|p| p.into_inner()) {
-            Some((s, r, lines)) if *s == size && r == root => note + lines,
-            _ => note,
+    /// `note` (the log-signed checkpoint of `size`, `root`) with the cosignatures kept for it:
+    /// from memory for the size this process published last, else from the database (another
+    /// replica's, or from before a restart). Without configured witnesses, the note as is.
+    pub async fn with_cosignatures(
+        &self,
+        store: &Store,
+        size: u64,
+        root: &Hash,
+        note: String,
+    ) -> Result<String, crate::store::StoreError> {
+        if self.witnesses.is_empty() {
+            return Ok(note);
         }
+        if let Some((s, r, lines)) = &*self.latest.lock().unwrap_or_else(|p| p.into_inner()) {
+            if *s == size && r == root {
+                return Ok(note + lines);
+            }
+        }
+        // The database holds one root per size (`checkpoints`), so lines kept for this size
+        // cosign this note.
+        let kept = store.cosignatures(size).await?;
+        Ok(kept.into_iter().fold(note, |n, (_, line)| n + &line))
     }
 
     /// Submit the newly published checkpoint `note` (of `size`, `root`) to every witness at
@@ -179,7 +196,16 @@ impl Witnesses {
                 .map(|w| submit_one(http, store, log_key, w, size, note)),
         )
         .await;
-        let lines: String = results.into_iter().flatten().collect();
+        let mut lines = String::new();
+        for (w, got) in self.witnesses.iter().zip(results) {
+            let Some(got) = got else { continue };
+            // Kept for every replica and restart; a failure to keep it only costs those their
+            // copy (this process still serves it), so it is logged, not fatal.
+            if let Err(e) = store.record_cosignature(size, &w.key.vkey(), &got).await {
+                tracing::warn!(witness = %w.url, error = %e, size, "could not keep a cosignature");
+            }
+            lines.push_str(&got);
+        }
         *self.latest.lock().unwrap_or_else(|p| p.into_inner()) = Some((size, root, lines));
     }
 }

@@ -600,3 +600,42 @@ async fn a_size_is_never_signed_with_two_roots() {
         );
     }
 }
+
+/// Witness cosignatures: one line per witness and size, the first kept, readable by every store
+/// on the database (a replica, or the server after a restart), and never edited or deleted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cosignatures_are_kept_once_per_witness_and_size() {
+    for b in backends() {
+        let name = b.name();
+        let store = fresh_store(&b).await;
+        store.record_cosignature(5, "w2", "— w2 B\n").await.unwrap();
+        store.record_cosignature(5, "w1", "— w1 A\n").await.unwrap();
+        store
+            .record_cosignature(5, "w1", "— w1 again\n")
+            .await
+            .unwrap();
+        store.record_cosignature(6, "w1", "— w1 C\n").await.unwrap();
+        let replica = Store::new(b.repo().await);
+        assert_eq!(
+            replica.cosignatures(5).await.unwrap(),
+            vec![
+                ("w1".to_owned(), "— w1 A\n".to_owned()),
+                ("w2".to_owned(), "— w2 B\n".to_owned())
+            ],
+            "{name}"
+        );
+        assert!(replica.cosignatures(4).await.unwrap().is_empty(), "{name}");
+        let repo = b.repo().await;
+        for sql in [
+            "DELETE FROM checkpoint_cosignatures",
+            "UPDATE checkpoint_cosignatures SET line = 'forged'",
+        ] {
+            let mut tx = repo.write().await.unwrap();
+            let e = tx.execute(sql, &[]).await.unwrap_err();
+            assert!(
+                matches!(e, StoreError::Conflict("immutable", _)),
+                "{name}: {sql}: {e}"
+            );
+        }
+    }
+}

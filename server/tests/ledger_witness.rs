@@ -314,6 +314,21 @@ async fn the_server_gets_its_checkpoints_cosigned_and_publishes_them() {
         .await;
     assert_eq!(b1.body, b2.body);
 
+    // Cosignatures outlive the process that collected them (and serve every replica): after a
+    // restart with the witness unreachable, the checkpoint of the same size still carries w1's.
+    let before = admin.get("/v1/ledger/checkpoint").await.text();
+    drop(srv);
+    let down = format!("http://127.0.0.1:9={}", w.verifier().vkey());
+    let srv = Server::start_in(&dir, &["--witness", &down]);
+    let after = srv.client(ADMIN).get("/v1/ledger/checkpoint").await.text();
+    assert_eq!(
+        after, before,
+        "the same note, cosignature included, after a restart"
+    );
+    let ok = verify_witnessed(&after, std::slice::from_ref(&log_key), &trusted, 1)
+        .unwrap_or_else(|e| panic!("after a restart: {e}\n{after}"));
+    assert_eq!(ok.cosigned_by[0].0, "witness.test/w1");
+
     // A bad --witness value is a refusal to start.
     drop(srv);
     let (status, err) = start_fails(&dir, &["--witness", "http://127.0.0.1:9/=nonsense"]);

@@ -265,7 +265,12 @@ END $$;
             .replace("path TEXT NOT NULL", "path TEXT COLLATE \"C\" NOT NULL")
     );
     let v5 = super::sqlite::DASHBOARD_INDEXES_SQL.to_string();
-    vec![v1, v2, v3, v4, v5]
+    let v6 = format!(
+        "{}CREATE TRIGGER checkpoint_cosignatures_immutable BEFORE UPDATE OR DELETE ON checkpoint_cosignatures FOR EACH ROW EXECUTE FUNCTION datapilot_immutable();\n\
+         CREATE TRIGGER checkpoint_cosignatures_no_truncate BEFORE TRUNCATE ON checkpoint_cosignatures FOR EACH STATEMENT EXECUTE FUNCTION datapilot_immutable();\n",
+        super::sqlite::COSIGNATURES_SQL
+    );
+    vec![v1, v2, v3, v4, v5, v6]
 }
 
 /// The number of migrations this build knows.

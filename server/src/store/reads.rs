@@ -899,6 +899,23 @@ impl Store {
             .await
     }
 
+    /// The witness cosignature lines kept for the checkpoint of `tree_size`, by witness.
+    pub async fn cosignatures(&self, tree_size: u64) -> StoreResult<Vec<(String, String)>> {
+        self.read(move |tx| {
+            Box::pin(async move {
+                tx.query(
+                    "SELECT witness, line FROM checkpoint_cosignatures WHERE tree_size = $1 ORDER BY witness",
+                    params![int("tree_size", tree_size)?],
+                )
+                .await?
+                .into_iter()
+                .map(|r| Ok((r.text(0)?, r.text(1)?)))
+                .collect()
+            })
+        })
+        .await
+    }
+
     /// The largest checkpoint this server has signed: `(size, note)`.
     pub async fn latest_checkpoint(&self) -> StoreResult<Option<(u64, String)>> {
         self.read(|tx| {

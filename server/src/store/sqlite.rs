@@ -195,7 +195,21 @@ BEGIN SELECT RAISE(ABORT, 'immutable: runs (a finished run is sealed)'); END;
 "#,
     MANIFEST_UPLOADS_SQL,
     DASHBOARD_INDEXES_SQL,
+    COSIGNATURES_SQL,
+    r#"
+CREATE TRIGGER checkpoint_cosignatures_no_update BEFORE UPDATE ON checkpoint_cosignatures BEGIN SELECT RAISE(ABORT, 'immutable: checkpoint_cosignatures'); END;
+CREATE TRIGGER checkpoint_cosignatures_no_delete BEFORE DELETE ON checkpoint_cosignatures BEGIN SELECT RAISE(ABORT, 'immutable: checkpoint_cosignatures'); END;
+"#,
 ];
+
+/// Witness cosignatures of published checkpoints (C2SP tlog-cosignature lines), one per witness
+/// and size, insert-only: every replica serves the cosignatures any replica collected, and a
+/// restart keeps them (docs/server.md, "Witnesses"). The same SQL serves both backends.
+pub(crate) const COSIGNATURES_SQL: &str = r#"
+CREATE TABLE checkpoint_cosignatures (
+    tree_size BIGINT NOT NULL, witness TEXT NOT NULL, line TEXT NOT NULL,
+    received_at TEXT NOT NULL, PRIMARY KEY (tree_size, witness));
+"#;
 
 /// Indexes behind the run list's filters (`listRuns?status=…&created_by=…`; docs/api.md,
 /// "Dashboard queries"), each ending in the list's key so a filtered, ordered page is a range

@@ -349,6 +349,31 @@ impl Store {
             .await
     }
 
+    /// Keep `witness`'s cosignature line of the checkpoint of `tree_size` (the first one kept
+    /// for that witness and size stays; a later one is ignored).
+    pub async fn record_cosignature(
+        &self,
+        tree_size: u64,
+        witness: &str,
+        line: &str,
+    ) -> StoreResult<()> {
+        let (witness, line) = (witness.to_owned(), line.to_owned());
+        self.committer
+            .write(move |cx| {
+                Box::pin(async move {
+                    cx.tx
+                        .execute(
+                            "INSERT INTO checkpoint_cosignatures (tree_size, witness, line, received_at)
+                             VALUES ($1, $2, $3, $4) ON CONFLICT (tree_size, witness) DO NOTHING",
+                            params![int("tree_size", tree_size)?, &witness, &line, util::now_str()],
+                        )
+                        .await?;
+                    Ok(())
+                })
+            })
+            .await
+    }
+
     /// Record that the server signs `root` for `tree_size`, or return the note it already
     /// signed for that size. Signing a different root for a size already signed would be
     /// equivocation: refused, whichever replica asks.
