@@ -45,7 +45,9 @@ try {
     .filter((f) => f.endsWith('.test.mjs') && (only.length === 0 || only.includes(f)))
     .sort();
   if (files.length === 0) throw new Error(`no test files match ${only.join(' ')}`);
-  const r = spawnSync(process.execPath, ['--test', '--test-concurrency=1', ...files], { cwd: project, env, stdio: 'inherit' });
+  // DATAPILOT_TEST_NAME_PATTERN runs only the tests whose names match (node --test-name-pattern).
+  const pattern = process.env.DATAPILOT_TEST_NAME_PATTERN ? [`--test-name-pattern=${process.env.DATAPILOT_TEST_NAME_PATTERN}`] : [];
+  const r = spawnSync(process.execPath, ['--test', '--test-concurrency=1', ...pattern, ...files], { cwd: project, env, stdio: 'inherit' });
   process.exitCode = r.status ?? 1;
 } finally {
   if (!process.env.KEEP_TEST_PROJECT) rmSync(project, { recursive: true, force: true });

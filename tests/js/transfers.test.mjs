@@ -118,6 +118,22 @@ test('a 2 GiB artifact goes up and down with flat memory; a damaged blob is refu
   rmSync(blob, { force: true });
 });
 
+/**
+ * Runs one phase of a test under a time limit of its own, so a phase that hangs fails naming
+ * itself (a CI run once timed out the whole stall test after 120 s without saying where).
+ */
+async function phase(name, ms, fn) {
+  let timer;
+  const limit = new Promise((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`phase "${name}" did not finish within ${ms} ms`)), ms);
+  });
+  try {
+    return await Promise.race([fn(), limit]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 function findFile(dir, name) {
   for (const e of readdirSync(dir, { withFileTypes: true })) {
     const p = join(dir, e.name);
@@ -144,33 +160,39 @@ test('a stalled link fails an upload and a download after the stall timeout; a c
     try {
       const dp = new DataPilot({ baseUrl: deadUp.url, token: runToken, maxAttempts: 1, stallTimeoutMs: stallMs });
       const started = Date.now();
-      await assert.rejects(dp.uploadArtifact(runId, 'stalled.bin', await openFileBlob(file), { sha256: 'a'.repeat(64) }), isStall);
+      const blob = await openFileBlob(file);
+      await phase('upload over a stalled link', 30_000, () =>
+        assert.rejects(dp.uploadArtifact(runId, 'stalled.bin', blob, { sha256: 'a'.repeat(64) }), isStall),
+      );
       const took = Date.now() - started;
       assert.ok(took >= stallMs && took < 10 * stallMs, `gave up after ${took} ms`);
     } finally {
-      await deadUp.stop();
+      await phase('stop the stalled upload link', 15_000, () => deadUp.stop());
     }
 
     // Download: stored directly, read over a link that passes 1 MiB of the answer.
     const direct = new DataPilot({ baseUrl: server.url, token: runToken });
-    const artifact = await direct.uploadArtifact(runId, 'stall-64m.bin', await openFileBlob(file));
+    const blob = await openFileBlob(file);
+    const artifact = await phase('upload directly', 60_000, () => direct.uploadArtifact(runId, 'stall-64m.bin', blob));
     const deadDown = await startFaultProxy(server.url, ['--link-down-stall-after', String(MIB)]);
     try {
       const dp = new DataPilot({ baseUrl: deadDown.url, token: runToken, maxAttempts: 1 });
       const started = Date.now();
-      const { stream } = await dp.downloadArtifactStream(runId, artifact.id, { stallTimeoutMs: stallMs });
       let received = 0;
-      await assert.rejects(
-        (async () => {
-          for await (const chunk of stream) received += chunk.byteLength;
-        })(),
-        isStall,
-      );
+      await phase('download over a stalled link', 30_000, async () => {
+        const { stream } = await dp.downloadArtifactStream(runId, artifact.id, { stallTimeoutMs: stallMs });
+        await assert.rejects(
+          (async () => {
+            for await (const chunk of stream) received += chunk.byteLength;
+          })(),
+          isStall,
+        );
+      });
       const took = Date.now() - started;
       assert.ok(took >= stallMs && took < 10 * stallMs, `gave up after ${took} ms`);
       assert.ok(received < artifact.size);
     } finally {
-      await deadDown.stop();
+      await phase('stop the stalled download link', 15_000, () => deadDown.stop());
     }
 
     // A link that flips one byte of the answer: the stream errors with kind `verification`
@@ -178,17 +200,19 @@ test('a stalled link fails an upload and a download after the stall timeout; a c
     const corrupting = await startFaultProxy(server.url, ['--link-down-corrupt-at', String(5 * MIB)]);
     try {
       const dp = new DataPilot({ baseUrl: corrupting.url, token: runToken });
-      const { stream } = await dp.downloadArtifactStream(runId, artifact.id);
       let received = 0;
-      await assert.rejects(
-        (async () => {
-          for await (const chunk of stream) received += chunk.byteLength;
-        })(),
-        (e) => isDataPilotError(e) && e.kind === 'verification' && e.message.includes(artifact.sha256),
-      );
+      await phase('download over a corrupting link', 60_000, async () => {
+        const { stream } = await dp.downloadArtifactStream(runId, artifact.id);
+        await assert.rejects(
+          (async () => {
+            for await (const chunk of stream) received += chunk.byteLength;
+          })(),
+          (e) => isDataPilotError(e) && e.kind === 'verification' && e.message.includes(artifact.sha256),
+        );
+      });
       assert.ok(received < artifact.size, 'the last chunk was held back');
     } finally {
-      await corrupting.stop();
+      await phase('stop the corrupting link', 15_000, () => corrupting.stop());
     }
   } finally {
     rmSync(file, { force: true });
