@@ -618,6 +618,8 @@ impl TransferProgress {
         )
     }
 
+    /// Enters `phase` with `total` bytes to go (the native upload's hashing and sending).
+    #[cfg(feature = "native")]
     fn start(&self, phase: Phase, total: u64) {
         self.bytes.store(0, Ordering::Relaxed);
         self.total.store(total, Ordering::Relaxed);
