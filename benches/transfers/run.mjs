@@ -6,8 +6,8 @@
 //
 //   node benches/transfers/run.mjs            # 4 GiB, target/release/datapilot-server
 //
-// Env: DP_BENCH_GIB (artifact size, default 4), DATAPILOT_SERVER_BIN (default the release
-// build). The source is a sparse file with marked regions (reads cost no disk, for curl and
+// Env: DP_BENCH_GIB (artifact size, default 4), DP_BENCH_ROUNDS (default 3; medians are
+// reported), DATAPILOT_SERVER_BIN (default the release build). The source is a sparse file with marked regions (reads cost no disk, for curl and
 // Node alike); the server's copy (one blob, same digest for every upload) is real and is
 // removed with the server. Every client runs as its own process under /usr/bin/time -v, whose
 // "Maximum resident set size" is the peak RSS.
@@ -63,8 +63,13 @@ try {
   truncateSync(file, size);
   const sha = execFileSync('sha256sum', [file], { encoding: 'utf8' }).slice(0, 64);
 
-  /** Runs argv under /usr/bin/time -v: wall seconds and peak RSS in MiB. */
+  /**
+   * Runs argv under /usr/bin/time -v: wall seconds and peak RSS in MiB. `sync` first, outside
+   * the timing: every upload ends with the server's fsync of its 4 GiB copy, so dirty pages
+   * left by the previous transfer would otherwise be paid by the next one.
+   */
   const timed = (argv) => {
+    execFileSync('sync');
     const started = process.hrtime.bigint();
     const r = spawnSync('/usr/bin/time', ['-v', ...argv], { encoding: 'utf8', maxBuffer: 16 << 20 });
     const secs = Number(process.hrtime.bigint() - started) / 1e9;
@@ -73,35 +78,27 @@ try {
     return { secs, rssMiB: kib / 1024, stdout: r.stdout };
   };
   const auth = ['-H', `authorization: Bearer ${token}`];
-  const results = [];
+  const rounds = Number(process.env.DP_BENCH_ROUNDS ?? 3);
+  /** what -> [{ secs, rssMiB }], one per round. */
+  const samples = new Map();
   const record = (what, t) => {
-    const mibps = size / MIB / t.secs;
-    results.push({ what, secs: t.secs, mibps, rssMiB: t.rssMiB });
-    console.error(`${what}: ${t.secs.toFixed(1)} s, ${mibps.toFixed(0)} MiB/s, peak RSS ${t.rssMiB.toFixed(0)} MiB`);
+    if (!samples.has(what)) samples.set(what, []);
+    samples.get(what).push(t);
+    console.error(`${what}: ${t.secs.toFixed(1)} s, ${(size / MIB / t.secs).toFixed(0)} MiB/s, peak RSS ${t.rssMiB.toFixed(0)} MiB`);
   };
-
-  // curl: the baseline (sha256 given, no hashing on the client; download not verified).
-  const up = timed(['curl', '-sS', '-f', '-o', '/dev/null', ...auth, '-H', 'content-type: application/octet-stream', '-T', file, '-X', 'POST',
-    `${url}/v1/runs/${runId}/artifacts?name=curl.bin&sha256=${sha}`]);
-  record('curl upload', up);
-  const list = await new DataPilot({ baseUrl: url, token }).listArtifacts(runId).all();
-  const artifactId = list.find((x) => x.name === 'curl.bin').id;
-  record('curl download (not verified)', timed(['curl', '-sS', '-f', '-o', '/dev/null', ...auth, `${url}/v1/runs/${runId}/artifacts/${artifactId}/content`]));
-  // The same download checked as the SDK checks it: curl piped into sha256sum (peak RSS of the
-  // shell, curl and sha256sum each, the largest counted).
-  const verified = timed(['sh', '-c', `curl -sS -f -H 'authorization: Bearer ${token}' '${url}/v1/runs/${runId}/artifacts/${artifactId}/content' | sha256sum`]);
-  if (!verified.stdout.startsWith(sha)) throw new Error(`curl | sha256sum: ${verified.stdout}`);
-  record('curl download piped to sha256sum (verified)', verified);
+  const curlUpload = (name, extra = []) =>
+    timed(['curl', '-sS', '-f', '-o', '/dev/null', ...auth, '-H', 'content-type: application/octet-stream', ...extra, '-T', file, '-X', 'POST',
+      `${url}/v1/runs/${runId}/artifacts?name=${name}&sha256=${sha}`]);
 
   // Node: the npm package in a process of its own per transfer.
   const child = join(work, 'child.mjs');
   writeFileSync(child, `
 import { DataPilot, openFileBlob } from ${JSON.stringify(pkg)};
-const [mode, url, token, runId, arg, sha] = process.argv.slice(2);
+const [mode, url, token, runId, arg, name, sha] = process.argv.slice(2);
 const dp = new DataPilot({ baseUrl: url, token });
 if (mode === 'upload') {
   const opts = sha ? { sha256: sha } : {};
-  const a = await dp.uploadArtifact(runId, sha ? 'node.bin' : 'node-hashed.bin', await openFileBlob(arg), opts);
+  const a = await dp.uploadArtifact(runId, name, await openFileBlob(arg), opts);
   console.log(a.id);
 } else {
   const { stream } = await dp.downloadArtifactStream(runId, arg);
@@ -110,19 +107,41 @@ if (mode === 'upload') {
   console.log(n);
 }
 `);
-  record('npm uploadArtifact (sha256 given)', timed([process.execPath, child, 'upload', url, token, runId, file, sha]));
-  record('npm uploadArtifact (hashes first)', timed([process.execPath, child, 'upload', url, token, runId, file]));
-  record('npm downloadArtifactStream (verified)', timed([process.execPath, child, 'download', url, token, runId, artifactId]));
+  // Rounds, each in the same order; the table gives the median of each (a name is a new
+  // artifact each time, the blob is the same).
+  let artifactId;
+  for (let round = 0; round < rounds; round++) {
+    record('curl upload', curlUpload(`curl-${round}.bin`));
+    record('curl upload (chunked)', curlUpload(`curl-chunked-${round}.bin`, ['-H', 'transfer-encoding: chunked']));
+    record('npm uploadArtifact (sha256 given)', timed([process.execPath, child, 'upload', url, token, runId, file, `node-${round}.bin`, sha]));
+    record('npm uploadArtifact (hashes first)', timed([process.execPath, child, 'upload', url, token, runId, file, `node-hashed-${round}.bin`]));
+    if (!artifactId) {
+      const list = await new DataPilot({ baseUrl: url, token }).listArtifacts(runId).all();
+      artifactId = list.find((x) => x.name === 'curl-0.bin').id;
+    }
+    record('curl download (not verified)', timed(['curl', '-sS', '-f', '-o', '/dev/null', ...auth, `${url}/v1/runs/${runId}/artifacts/${artifactId}/content`]));
+    // The same download checked as the SDK checks it: curl piped into sha256sum (peak RSS of
+    // the shell, curl and sha256sum each, the largest counted).
+    const verified = timed(['sh', '-c', `curl -sS -f -H 'authorization: Bearer ${token}' '${url}/v1/runs/${runId}/artifacts/${artifactId}/content' | sha256sum`]);
+    if (!verified.stdout.startsWith(sha)) throw new Error(`curl | sha256sum: ${verified.stdout}`);
+    record('curl download piped to sha256sum (verified)', verified);
+    record('npm downloadArtifactStream (verified)', timed([process.execPath, child, 'download', url, token, runId, artifactId]));
+  }
   rmSync(file, { force: true });
 
-  const curlUp = results[0].mibps;
-  const curlDown = results[1].mibps;
-  const curlVerified = results[2].mibps;
-  console.log(`| transfer of ${size / GIB} GiB | wall | throughput | vs curl (downloads: verified vs verified) | peak RSS |`);
-  console.log('| --- | --- | --- | --- | --- |');
-  for (const r of results) {
-    const base = r.what.includes('download') ? (r.what.includes('verified)') && !r.what.includes('not') ? curlVerified : curlDown) : curlUp;
-    console.log(`| ${r.what} | ${r.secs.toFixed(1)} s | ${r.mibps.toFixed(0)} MiB/s | ${(r.mibps / base).toFixed(2)}x | ${r.rssMiB.toFixed(0)} MiB |`);
+  const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+  const row = (what) => {
+    const ts = samples.get(what);
+    const secs = median(ts.map((t) => t.secs));
+    return { what, secs, mibps: size / MIB / secs, rssMiB: Math.max(...ts.map((t) => t.rssMiB)), all: ts.map((t) => t.secs.toFixed(1)).join(' / ') };
+  };
+  const rows = [...samples.keys()].map(row);
+  const base = (what) =>
+    row(what.includes('download') ? (what.includes('(verified)') ? 'curl download piped to sha256sum (verified)' : 'curl download (not verified)') : 'curl upload');
+  console.log(`| transfer of ${size / GIB} GiB (median of ${rounds}) | wall | each round | throughput | vs curl (downloads: verified vs verified) | peak RSS |`);
+  console.log('| --- | --- | --- | --- | --- | --- |');
+  for (const r of rows) {
+    console.log(`| ${r.what} | ${r.secs.toFixed(1)} s | ${r.all} s | ${r.mibps.toFixed(0)} MiB/s | ${(r.mibps / base(r.what).mibps).toFixed(2)}x | ${r.rssMiB.toFixed(0)} MiB |`);
   }
 } finally {
   server.kill('SIGTERM');

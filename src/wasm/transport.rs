@@ -653,8 +653,21 @@ async fn exchange(
                 let stream =
                     counting_stream(&blob, on_progress, beat).map_err(|e| io(js_message(&e)))?;
                 let _ = body(stream.into());
+                // The size is known, so it is said (as the native transport does): the server
+                // refuses a body over its limit before a byte is sent, and reads a sized body
+                // rather than chunks (a chunked 4 GiB upload was 1.6-2x slower end to end).
+                // A copy: `hdrs` may be the cache's shared object.
+                let sized = js_sys::Object::assign(&js_sys::Object::new(), &hdrs);
                 INTERNED
-                    .with(|k| Reflect::set(&init, &k.duplex, &k.half))
+                    .with(|k| {
+                        Reflect::set(
+                            &sized,
+                            &"content-length".into(),
+                            &blob.size().to_string().into(),
+                        )?;
+                        Reflect::set(&init, &k.headers, &sized)?;
+                        Reflect::set(&init, &k.duplex, &k.half)
+                    })
                     .map_err(|e| io(js_message(&e)))?;
             }
             Some(RegisteredBlob { blob, .. }) => {
@@ -725,7 +738,8 @@ fn registered_blob(src: &Arc<dyn BodySource>) -> Option<RegisteredBlob> {
 const UPLOAD_PROGRESS_STEP: f64 = (1 << 20) as f64;
 
 /// The `Blob` as a stream that reports `{ phase: "uploading", bytes, totalBytes }` as `fetch`
-/// pulls it. Node's `fetch` sends a stream body chunked over HTTP/1.1 (`duplex: "half"`);
+/// pulls it. Node's `fetch` sends a stream body over HTTP/1.1 (`duplex: "half"`; the caller
+/// sets `Content-Length`, else it goes chunked);
 /// Chromium refuses stream bodies without HTTP/2, so browsers send the `Blob` itself and see
 /// only the start and the end of the upload.
 fn counting_stream(

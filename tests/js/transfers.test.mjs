@@ -8,6 +8,7 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
+import { createServer } from 'node:http';
 import { closeSync, mkdtempSync, openSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -249,5 +250,39 @@ test('the CLI downloads into a file only once verified; a damaged blob leaves no
     assert.deepEqual(readdirSync(dir), ['ok.bin'], 'no file and no part file after a failed download');
   } finally {
     rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('a Node upload states its size: Content-Length, not a chunked body', async () => {
+  // A capture server (what the SDK sends, not what the reference server does with it): the
+  // size lets a server refuse a body over its limit before it is sent, and read it unchunked.
+  const file = join(tmpdir(), `datapilot-cl-${process.pid}.bin`);
+  writeFileSync(file, Buffer.alloc(3 * MIB + 17, 7));
+  const seen = [];
+  const fake = createServer((req, res) => {
+    let n = 0;
+    req.on('data', (d) => (n += d.length));
+    req.on('end', () => {
+      seen.push({ length: req.headers['content-length'], encoding: req.headers['transfer-encoding'], received: n });
+      res.writeHead(201, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({
+        id: 'art_01M8YM768PCVC5WW57KBE731ST', run_id: 'run_01M8YM768PCVC5WW57KBE731SA', name: 'm.bin',
+        sha256: 'b'.repeat(64), size: n, created_at: '2026-12-03T00:00:00.000Z', created_by: 'tok_x', audit_seq: 1,
+      }));
+    });
+  }).listen(0, '127.0.0.1');
+  try {
+    await new Promise((r) => fake.once('listening', r));
+    const dp = new DataPilot({ baseUrl: `http://127.0.0.1:${fake.address().port}`, token: 'dpt_fakefakefakefake1234' });
+    const progress = [];
+    await dp.uploadArtifact('run_01M8YM768PCVC5WW57KBE731SA', 'm.bin', await openFileBlob(file), {
+      sha256: 'b'.repeat(64),
+      onProgress: (p) => progress.push(p.bytes),
+    });
+    assert.deepEqual(seen, [{ length: String(3 * MIB + 17), encoding: undefined, received: 3 * MIB + 17 }]);
+    assert.equal(progress.at(-1), 3 * MIB + 17, 'progress still counted as the body streams');
+  } finally {
+    fake.close();
+    rmSync(file, { force: true });
   }
 });
