@@ -260,6 +260,9 @@ impl ClientBuilder {
     }
 
     /// Validates the configuration and builds the client.
+    // On wasm32 the transport and clock are JS objects, neither Send nor Sync; the Arc is
+    // shared by clones within the one JS thread, so it is Send + Sync natively only.
+    #[cfg_attr(target_arch = "wasm32", allow(clippy::arc_with_non_send_sync))]
     pub fn build(self) -> Result<Client> {
         let base_url = validate_base_url(
             self.base_url

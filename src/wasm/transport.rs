@@ -600,7 +600,7 @@ async fn exchange(
 ) -> Result<(web_sys::Response, crate::transport::Headers, AbortGuard), TransportError> {
     let controller = web_sys::AbortController::new().map_err(|e| io(js_message(&e)))?;
     let init = js_sys::Object::new();
-    let hdrs = cache.borrow_mut().headers_for(&request, node);
+    let hdrs = cache.borrow_mut().headers_for(request, node);
     let guard = INTERNED.with(|k| {
         // `controller.abort(TIMEOUT_REASON)` as a plain bound JS function: no Rust closure.
         let on_timeout: js_sys::Function = k
